@@ -1,0 +1,24 @@
+"""The one error type Equiscope raises for bad input.
+
+Anything a user can fix (a wrong column name, an unreadable file, a target with one class)
+raises `InputError`. The CLI turns it into exit code 2 and one line on stderr; the dashboard
+shows it in an `st.error`. Any other exception is a bug in Equiscope.
+"""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """Bad input that the user can fix.
+
+    `message` says what is wrong; `hint` says how to fix it. `str(error)` joins both into
+    the single line shown to users.
+    """
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        self.message = message.rstrip(".")
+        self.hint = hint.rstrip(".")
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.message}. {self.hint}." if self.hint else f"{self.message}."
