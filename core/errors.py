@@ -21,4 +21,5 @@ class InputError(ValueError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        return f"{self.message}. {self.hint}." if self.hint else f"{self.message}."
+        hint = self.hint if self.hint.endswith(("?", "!")) else f"{self.hint}." if self.hint else ""
+        return f"{self.message}. {hint}" if hint else f"{self.message}."

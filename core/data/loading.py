@@ -1,0 +1,315 @@
+"""Read a user's table (CSV, Parquet, Excel) into a DataFrame, or refuse with a clear reason.
+
+Every failure a user can cause raises `InputError`. The loader never unpickles anything: CSV
+is parsed as text, Parquet by pyarrow, Excel (.xlsx) by openpyxl.
+
+CSV handling, in order:
+1. encoding: a byte-order mark decides (UTF-8, UTF-16 LE/BE); otherwise strict UTF-8, then
+   UTF-16 without BOM (detected by NUL bytes at alternating positions), then Windows-1252,
+   then Latin-1 (which decodes any byte string, so it is last);
+2. binary content (NUL or many control characters after decoding) is refused;
+3. delimiter: `csv.Sniffer` among `, ; TAB |`, falling back to the candidate that splits the
+   first lines into the most consistent number of fields.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.errors import InputError
+
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+"""Largest file accepted (200 MB). Bigger tables should be sampled before an audit."""
+
+MISSING_MARKERS = ["?", "", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "#N/A"]
+"""Cell values read as missing. '?' is how UCI datasets such as Adult mark missing values."""
+
+DELIMITERS = [",", ";", "\t", "|"]
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+SUPPORTED_SUFFIXES = {".csv", ".tsv", ".txt", ".parquet", ".pq", ".xlsx", ".xlsm"}
+
+
+@dataclass
+class LoadedTable:
+    """A table read from a file, with what a report needs to say where it came from."""
+
+    frame: pd.DataFrame
+    name: str
+    sha256: str
+    file_format: str
+    notes: list[str] = field(default_factory=list)
+
+
+def read_table(data: bytes | Path | str, name: str | None = None,
+               max_bytes: int = MAX_UPLOAD_BYTES) -> LoadedTable:
+    """Read CSV, Parquet or Excel bytes (or a file path) into a cleaned DataFrame.
+
+    `name` is the file name used for messages and to pick the format by extension; the
+    content's magic bytes take precedence over the extension.
+    """
+    if isinstance(data, (str, Path)):
+        path = Path(data)
+        name = name or path.name
+        data = _read_file_bytes(path, max_bytes)
+    name = name or "upload"
+    if len(data) > max_bytes:
+        raise InputError(
+            f"'{name}' is {_human_size(len(data))}; the limit is {_human_size(max_bytes)}",
+            "Sample the rows (or drop unused columns) and load the smaller file")
+    if len(data) == 0 or not data.strip():
+        raise InputError(f"'{name}' is empty", "Choose a file that holds a table with a header row")
+
+    file_format = _detect_format(data, name)
+    notes: list[str] = []
+    if file_format == "parquet":
+        frame = _read_parquet(data, name)
+    elif file_format == "excel":
+        frame = _read_excel(data, name, notes)
+    else:
+        frame = _read_csv(data, name, notes)
+    frame = _clean(frame, name, notes)
+    return LoadedTable(frame=frame, name=name, sha256=hashlib.sha256(data).hexdigest(),
+                       file_format=file_format, notes=notes)
+
+
+def _read_file_bytes(path: Path, max_bytes: int) -> bytes:
+    if not path.exists():
+        raise InputError(f"File '{path}' does not exist",
+                         "Check the path, or run 'equiscope datasets' for the bundled names")
+    if path.is_dir():
+        raise InputError(f"'{path}' is a folder, not a file", "Give the path of a CSV, Parquet or Excel file")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise InputError(f"'{path.name}' is {_human_size(size)}; the limit is {_human_size(max_bytes)}",
+                         "Sample the rows (or drop unused columns) and load the smaller file")
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise InputError(f"Cannot read '{path}': {error.strerror}", "Check the file's permissions") from None
+
+
+def _human_size(n_bytes: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n_bytes < 1024 or unit == "GB":
+            return f"{n_bytes:.0f} {unit}" if unit == "bytes" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    raise AssertionError("unreachable")
+
+
+def _detect_format(data: bytes, name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    if data[:4] == b"PAR1":
+        return "parquet"
+    if data[:4] == b"PK\x03\x04":
+        if suffix in {".xlsx", ".xlsm", ""} or suffix not in SUPPORTED_SUFFIXES:
+            return "excel"
+        raise InputError(f"'{name}' is a zip archive, not a table",
+                         "Unzip it and load the CSV, Parquet or Excel file inside")
+    if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+        raise InputError(f"'{name}' is an old Excel .xls file, which Equiscope cannot read",
+                         "Save it as .xlsx or CSV and load that")
+    if suffix in {".parquet", ".pq"}:
+        raise InputError(f"'{name}' has a Parquet extension but is not a Parquet file",
+                         "Export the table again as Parquet, or save it as CSV")
+    if suffix in {".xlsx", ".xlsm"}:
+        raise InputError(f"'{name}' has an Excel extension but is not an .xlsx workbook",
+                         "Open it in a spreadsheet program and save it as .xlsx or CSV")
+    if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"):
+        raise InputError(f"'{name}' looks like a Python pickle, which Equiscope never opens",
+                         "Export the table as CSV or Parquet")
+    return "csv"
+
+
+def _read_parquet(data: bytes, name: str) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except Exception as error:  # pyarrow raises several types for corrupt files
+        raise InputError(f"'{name}' is not a readable Parquet file ({_first_line(error)})",
+                         "Export the table again, or save it as CSV") from None
+    try:
+        return table.to_pandas()
+    except Exception as error:
+        raise InputError(f"'{name}' holds column types Equiscope cannot read ({_first_line(error)})",
+                         "Save plain numeric and text columns, or use CSV") from None
+
+
+def _read_excel(data: bytes, name: str, notes: list[str]) -> pd.DataFrame:
+    try:
+        sheets = pd.read_excel(io.BytesIO(data), sheet_name=None, engine="openpyxl",
+                               na_values=MISSING_MARKERS, keep_default_na=True)
+    except Exception as error:  # openpyxl / zipfile raise many types for broken workbooks
+        raise InputError(f"'{name}' is not a readable Excel workbook ({_first_line(error)})",
+                         "Open it in a spreadsheet program and save it as .xlsx or CSV") from None
+    non_empty = {sheet: frame for sheet, frame in sheets.items() if not frame.empty}
+    if not non_empty:
+        raise InputError(f"'{name}' has no sheet with data", "Put the table on the first sheet with a header row")
+    first = next(iter(non_empty))
+    if len(sheets) > 1:
+        notes.append(f"Used sheet '{first}' of {len(sheets)} sheets.")
+    return non_empty[first]
+
+
+def _read_csv(data: bytes, name: str, notes: list[str]) -> pd.DataFrame:
+    text, encoding = _decode(data, name)
+    if encoding not in ("utf-8", "ascii"):
+        notes.append(f"Read the file as {encoding}.")
+    delimiter = _sniff_delimiter(text)
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=delimiter, na_values=MISSING_MARKERS,
+                            keep_default_na=True, skipinitialspace=True, low_memory=False,
+                            on_bad_lines="error")
+    except pd.errors.EmptyDataError:
+        raise InputError(f"'{name}' has no columns", "Load a file with a header row") from None
+    except (pd.errors.ParserError, csv.Error, ValueError) as error:
+        raise InputError(
+            f"'{name}' is not a consistent {_DELIMITER_NAMES[delimiter]}-separated table "
+            f"({_first_line(error)})",
+            "Check that every row has as many fields as the header and that quotes are closed") from None
+    if delimiter != ",":
+        notes.append(f"Columns are separated by {_DELIMITER_NAMES[delimiter]}s.")
+    return frame
+
+
+def _decode(data: bytes, name: str) -> tuple[str, str]:
+    if data.startswith(b"\xef\xbb\xbf"):
+        text, encoding = data[3:].decode("utf-8", errors="replace"), "utf-8 with BOM"
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text, encoding = _decode_utf16(data, name), "utf-16"
+    elif _looks_like_utf16(data):
+        text, encoding = _decode_utf16(data, name), "utf-16"
+    else:
+        for encoding in ("utf-8", "cp1252", "latin-1"):
+            try:
+                text = data.decode(encoding)
+                break
+            except UnicodeDecodeError:
+                continue
+    sample = text[:65536]
+    control = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\r\n")
+    if "\x00" in sample or control > 0.01 * max(len(sample), 1):
+        raise InputError(f"'{name}' looks like a binary file, not a table",
+                         "Load a CSV, Parquet or .xlsx file")
+    return text, encoding
+
+
+def _looks_like_utf16(data: bytes) -> bool:
+    head = data[:4096]
+    if len(head) < 4:
+        return False
+    zeros_even = head[0::2].count(0) / len(head[0::2])
+    zeros_odd = head[1::2].count(0) / len(head[1::2])
+    return max(zeros_even, zeros_odd) > 0.4 and min(zeros_even, zeros_odd) < 0.05
+
+
+def _decode_utf16(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else
+                           ("utf-16-le" if data[1:2] == b"\x00" else "utf-16-be"))
+    except UnicodeDecodeError:
+        raise InputError(f"'{name}' looks like UTF-16 text but does not decode",
+                         "Save the file as UTF-8 CSV") from None
+
+
+def _sniff_delimiter(text: str) -> str:
+    lines = [line for line in text[:65536].splitlines() if line.strip()][:50]
+    if not lines:
+        return ","
+    sample = "\n".join(lines)
+    try:
+        sniffed = csv.Sniffer().sniff(sample, delimiters="".join(DELIMITERS)).delimiter
+    except csv.Error:
+        sniffed = None
+    if sniffed in DELIMITERS and _fields_per_line(lines, sniffed) > 1:
+        return sniffed
+    # Fallback: the delimiter that gives the same number (> 1) of fields on most lines.
+    best, best_score = ",", (0.0, 0)
+    for delimiter in DELIMITERS:
+        counts = [len(next(csv.reader([line], delimiter=delimiter))) for line in lines]
+        modal = max(set(counts), key=counts.count)
+        score = (counts.count(modal) / len(counts) if modal > 1 else 0.0, modal)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def _fields_per_line(lines: list[str], delimiter: str) -> int:
+    return len(next(csv.reader([lines[0]], delimiter=delimiter)))
+
+
+def _clean(frame: pd.DataFrame, name: str, notes: list[str]) -> pd.DataFrame:
+    """Normalise column names and cell values so later steps see one consistent table."""
+    if frame.shape[1] == 0:
+        raise InputError(f"'{name}' has no columns", "Load a file with a header row")
+    frame = frame.copy()
+    frame.columns = _clean_column_names(list(frame.columns), notes)
+    if frame.shape[1] == 1 and len(frame) > 0:
+        header = str(frame.columns[0])
+        raise InputError(
+            f"'{name}' has a single column ('{header[:60]}'); an audit needs a target and features",
+            "Check the delimiter: Equiscope reads comma, semicolon, tab and pipe separated files")
+    if len(frame) == 0:
+        raise InputError(f"'{name}' has a header but no data rows", "Load a file with at least one data row")
+
+    for column in frame.columns:
+        series = frame[column]
+        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            values = series.to_numpy(dtype="float64", na_value=np.nan)
+            n_inf = int(np.isinf(values).sum())
+            if n_inf:
+                frame[column] = series.where(~np.isinf(values))
+                notes.append(f"Column '{column}': {n_inf} infinite value(s) read as missing.")
+        elif series.dtype == object or pd.api.types.is_string_dtype(series):
+            frame[column] = _clean_text_column(series)
+    return frame.reset_index(drop=True)
+
+
+def _clean_column_names(columns: list[object], notes: list[str]) -> list[str]:
+    cleaned: list[str] = []
+    seen: set[str] = set()
+    for position, column in enumerate(columns, start=1):
+        label = "" if column is None else str(column).strip()
+        if not label or re.fullmatch(r"Unnamed: \d+", label):
+            label = f"column_{position}"
+            notes.append(f"Column {position} has no name; called it '{label}'.")
+        original = label
+        suffix = 2
+        while label in seen:
+            label = f"{original}_{suffix}"
+            suffix += 1
+        if label != original:
+            notes.append(f"Column name '{original}' appears more than once; renamed a copy to '{label}'.")
+        # pandas itself renames duplicate CSV headers to 'x.1'; say so too.
+        elif re.fullmatch(r".+\.\d+", label) and label.rsplit(".", 1)[0] in seen:
+            notes.append(f"Column name '{label.rsplit('.', 1)[0]}' appears more than once; "
+                         f"a copy is called '{label}'.")
+        seen.add(label)
+        cleaned.append(label)
+    return cleaned
+
+
+def _clean_text_column(series: pd.Series) -> pd.Series:
+    """Strip surrounding whitespace; make strings that are missing markers into missing values."""
+    as_text = series.astype("string")
+    stripped = as_text.str.strip()
+    stripped = stripped.mask(stripped.isin(MISSING_MARKERS))
+    # Mixed columns (numbers and text in one column) become text; numbers that were
+    # stored as text become numbers, so a column keeps one type.
+    numeric = pd.to_numeric(stripped, errors="coerce")
+    if stripped.notna().any() and numeric.notna().sum() == stripped.notna().sum():
+        return numeric
+    return stripped.astype(object).where(stripped.notna(), None)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else type(error).__name__

@@ -1,0 +1,83 @@
+"""Features that stand in for a sensitive attribute (proxies).
+
+Dropping a sensitive attribute does not blind a model if another feature carries the same
+information (in Adult, `relationship = Husband` says `sex = Male`). For every pair of a
+sensitive attribute and a feature this module measures their association with Cramér's V,
+
+    V = sqrt( chi2 / (n * (min(r, c) - 1)) )
+
+where chi2 is Pearson's chi-squared statistic of the r x c contingency table of the two
+columns and n its total. Numeric features are first cut into `n_bins` quantile bins, so
+every feature is measured on the same 0..1 scale (0: independent, 1: one determines the
+other). Next to it: the normalised mutual information (arithmetic normalisation, as in
+scikit-learn) of the same table. Strength labels: V >= 0.5 strong, >= 0.3 moderate, else
+weak; only moderate and strong associations are reported as proxies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import normalized_mutual_info_score
+
+from core.data.spec import MISSING_GROUP
+
+MODERATE, STRONG = 0.3, 0.5
+
+
+@dataclass(frozen=True)
+class ProxyFinding:
+    """How strongly one feature is associated with one sensitive attribute."""
+
+    attribute: str
+    feature: str
+    cramers_v: float
+    mutual_information: float
+    strength: str
+
+    def to_dict(self) -> dict:
+        return {"attribute": self.attribute, "feature": self.feature, "cramers_v": self.cramers_v,
+                "mutual_information": self.mutual_information, "strength": self.strength}
+
+
+def cramers_v(a: pd.Series, b: pd.Series) -> float:
+    """Cramér's V of two categorical series (formula in the module docstring); 0 if either is constant."""
+    table = pd.crosstab(a, b).to_numpy(dtype=float)
+    r, c = table.shape
+    if min(r, c) < 2:
+        return 0.0
+    n = table.sum()
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / n
+    chi2 = float(np.sum((table - expected) ** 2 / expected))
+    return float(np.sqrt(chi2 / (n * (min(r, c) - 1))))
+
+
+def as_categories(series: pd.Series, n_bins: int = 10) -> pd.Series:
+    """Text categories of a column: numeric columns in quantile bins, missing as its own value."""
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series) and series.nunique() > n_bins:
+        binned = pd.qcut(series, q=n_bins, duplicates="drop")
+        return binned.astype(str).where(series.notna(), MISSING_GROUP)
+    return series.astype(str).where(series.notna(), MISSING_GROUP)
+
+
+def find_proxies(features: pd.DataFrame, groups: pd.DataFrame, *, n_bins: int = 10,
+                 threshold: float = MODERATE) -> list[ProxyFinding]:
+    """Every (attribute, feature) pair with Cramér's V >= `threshold`, strongest first.
+
+    `groups` holds the sensitive attributes as audited (one text column each); a feature
+    with the same name as an attribute is that attribute itself and is skipped.
+    """
+    findings = []
+    categories = {column: as_categories(features[column], n_bins) for column in features.columns}
+    for attribute in groups.columns:
+        for feature, values in categories.items():
+            if feature == attribute:
+                continue
+            v = cramers_v(groups[attribute], values)
+            if v >= threshold:
+                nmi = float(normalized_mutual_info_score(groups[attribute], values))
+                strength = "strong" if v >= STRONG else "moderate"
+                findings.append(ProxyFinding(attribute, feature, round(v, 4), round(nmi, 4), strength))
+    return sorted(findings, key=lambda f: -f.cramers_v)

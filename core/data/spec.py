@@ -1,0 +1,274 @@
+"""What to audit in a table: the target, its positive label, the sensitive attributes, the
+features — and the check that the table can support that audit.
+
+`prepare(frame, spec)` validates a `DatasetSpec` against a table and returns `PreparedData`:
+the binary label (1 = positive, 0 = negative, NaN = unlabelled), the sensitive attributes as
+text groups, the feature columns with their kinds, and the notes and warnings a reviewer
+should read. Every problem a user can fix raises `InputError` with the fix.
+
+Decisions (docs/decisions.md):
+- Sensitive attributes are features too, unless the spec lists features without them:
+  published SSL-fairness benchmarks train on them, and the attribute-flip counterfactual
+  needs a model that can see them.
+- A numeric sensitive attribute with more than `MAX_GROUPS_NUMERIC` distinct values (age) is
+  audited in bins: the spec's `bins` if given, otherwise quartiles with whole-number edges.
+  The numeric column itself stays a feature.
+- Missing sensitive values form their own group, "(missing)".
+- Rows whose target is missing stay, as unlabelled rows for pretraining only.
+- Without a positive label: values 1 / true / yes are positive; any other two-valued target
+  takes its less frequent value as positive, and a note says so.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from core.data.kinds import FEATURE_KINDS, infer_kinds
+from core.data.pii import PiiFinding, scan_pii
+from core.errors import InputError
+
+MISSING_GROUP = "(missing)"
+MAX_GROUPS_NUMERIC = 8
+MIN_LABELLED_PER_CLASS = 10
+_POSITIVE_WORDS = {"1", "1.0", "true", "yes", "y", "t"}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """The reviewer's choices for one table.
+
+    `features=None` means every usable column except the target (identifiers, dates, free
+    text, constant and empty columns, and personal data are left out). `bins` maps a numeric
+    sensitive attribute to its bin edges. `include_pii` lets flagged personal-data columns
+    into features and reports.
+    """
+
+    target: str
+    sensitive: tuple[str, ...]
+    positive_label: str | None = None
+    features: tuple[str, ...] | None = None
+    bins: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    include_pii: bool = False
+    min_group_size: int = 30
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "sensitive": list(self.sensitive),
+                "positive_label": self.positive_label,
+                "features": None if self.features is None else list(self.features),
+                "bins": {k: list(v) for k, v in self.bins.items()},
+                "include_pii": self.include_pii, "min_group_size": self.min_group_size}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DatasetSpec:
+        return cls(target=data["target"], sensitive=tuple(data["sensitive"]),
+                   positive_label=data.get("positive_label"),
+                   features=None if data.get("features") is None else tuple(data["features"]),
+                   bins={k: tuple(v) for k, v in (data.get("bins") or {}).items()},
+                   include_pii=bool(data.get("include_pii", False)),
+                   min_group_size=int(data.get("min_group_size", 30)))
+
+
+@dataclass
+class PreparedData:
+    """A validated table, ready to split and encode.
+
+    `frame` holds the original rows (index 0..n-1); `y` is 1.0 / 0.0 / NaN per row;
+    `groups` has one text column per sensitive attribute (binned where numeric);
+    `features` are the columns the models see, `kinds` the kind of every column.
+    """
+
+    spec: DatasetSpec
+    frame: pd.DataFrame
+    y: np.ndarray
+    groups: pd.DataFrame
+    features: list[str]
+    kinds: dict[str, str]
+    pii: list[PiiFinding]
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def labelled(self) -> np.ndarray:
+        return ~np.isnan(self.y)
+
+    @property
+    def withheld_columns(self) -> list[str]:
+        """Personal-data columns kept out of features, reports and exports."""
+        return [] if self.spec.include_pii else [finding.column for finding in self.pii]
+
+
+def prepare(frame: pd.DataFrame, spec: DatasetSpec) -> PreparedData:
+    """Validate `spec` against `frame` and build the audit's inputs (see the module docstring)."""
+    frame = frame.reset_index(drop=True)
+    columns = [str(c) for c in frame.columns]
+    _require_column(spec.target, columns, "target")
+    if not spec.sensitive:
+        raise InputError("No sensitive attribute chosen",
+                         "Name at least one column (such as sex or race) whose groups the audit compares")
+    for attribute in spec.sensitive:
+        _require_column(attribute, columns, "sensitive attribute")
+        if attribute == spec.target:
+            raise InputError(f"'{attribute}' is both the target and a sensitive attribute",
+                             "Choose a sensitive attribute other than the target")
+    if len(set(spec.sensitive)) != len(spec.sensitive):
+        raise InputError("A sensitive attribute is listed twice", "List each sensitive attribute once")
+
+    notes: list[str] = []
+    warnings: list[str] = []
+    kinds = infer_kinds(frame)
+    y, positive_label = _binary_target(frame[spec.target], spec.positive_label, spec.target, notes)
+    spec = replace(spec, positive_label=positive_label)
+    groups = pd.DataFrame({attribute: _groups_of(frame[attribute], attribute, spec.bins.get(attribute), notes)
+                           for attribute in spec.sensitive})
+    for attribute in spec.sensitive:
+        _check_groups(groups[attribute], attribute, spec.min_group_size, warnings)
+
+    pii = scan_pii(frame.drop(columns=[spec.target]))
+    features = _choose_features(frame, spec, kinds, pii, notes)
+    return PreparedData(spec=spec, frame=frame, y=y, groups=groups, features=features, kinds=kinds,
+                        pii=pii, notes=notes, warnings=warnings)
+
+
+def _require_column(name: str, columns: list[str], role: str) -> None:
+    if name in columns:
+        return
+    close = difflib.get_close_matches(name, columns, n=1)
+    hint = f"Did you mean '{close[0]}'?" if close else f"Columns are: {', '.join(columns[:30])}"
+    raise InputError(f"The {role} column '{name}' is not in the table", hint)
+
+
+def _binary_target(series: pd.Series, positive_label: str | None, target: str,
+                   notes: list[str]) -> tuple[np.ndarray, str]:
+    """Map the target to 1 (positive) / 0 / NaN (missing); return it and the positive label."""
+    labelled = series.dropna()
+    values = labelled.astype(str).str.strip()
+    if values.empty:
+        raise InputError(f"The target '{target}' has no values", "Choose a target column that is filled in")
+    counts = values.value_counts()
+    if positive_label is not None:
+        positive_label = str(positive_label).strip()
+        matches = [v for v in counts.index if v == positive_label or _same_number(v, positive_label)]
+        if not matches:
+            shown = ", ".join(f"'{v}'" for v in counts.index[:10])
+            raise InputError(f"The positive label '{positive_label}' does not occur in '{target}'",
+                             f"Its values are {shown}")
+        positive_value = matches[0]
+        if len(counts) > 2:
+            notes.append(f"Target '{target}' has {len(counts)} values; '{positive_value}' is positive and "
+                         "every other value negative.")
+    else:
+        if len(counts) > 2:
+            shown = ", ".join(f"'{v}'" for v in counts.index[:8])
+            raise InputError(f"The target '{target}' has {len(counts)} values ({shown}), not two",
+                             "Give a positive label (--positive) to audit that value against all others")
+        if len(counts) == 2:
+            words = [v for v in counts.index if v.lower() in _POSITIVE_WORDS]
+            positive_value = words[0] if len(words) == 1 else counts.index[-1]
+            if len(words) != 1:
+                notes.append(f"No positive label given; '{positive_value}', the less frequent value of "
+                             f"'{target}', is taken as positive.")
+        else:
+            positive_value = counts.index[0]
+    if len(counts) < 2:
+        raise InputError(f"The target '{target}' has one class only ('{counts.index[0]}')",
+                         "A fairness audit needs both outcomes; choose another target or add rows of the other class")
+    y = np.full(len(series), np.nan)
+    y[labelled.index.to_numpy()] = (values == positive_value).to_numpy(dtype=float)
+    n_positive, n_negative = int(np.nansum(y)), int(np.sum(y == 0))
+    if min(n_positive, n_negative) < MIN_LABELLED_PER_CLASS:
+        raise InputError(
+            f"The target '{target}' has {n_positive} positive and {n_negative} negative labelled rows",
+            f"Train/validation/test splits need at least {MIN_LABELLED_PER_CLASS} of each class")
+    n_missing = int(np.isnan(y).sum())
+    if n_missing:
+        notes.append(f"{n_missing} rows have no '{target}'; they are used, unlabelled, for pretraining only.")
+    return y, positive_value
+
+
+def _same_number(a: str, b: str) -> bool:
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return False
+
+
+def _groups_of(series: pd.Series, attribute: str, bins: tuple[float, ...] | None,
+               notes: list[str]) -> pd.Series:
+    """The group label of each row for one sensitive attribute, as text."""
+    numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    if numeric and (bins is not None or series.nunique() > MAX_GROUPS_NUMERIC):
+        edges = list(bins) if bins is not None else _quartile_edges(series)
+        labels = _bin_labels(edges)
+        binned = pd.cut(series, bins=[-np.inf, *edges, np.inf], labels=labels, right=False)
+        notes.append(f"Sensitive attribute '{attribute}' is numeric; audited in bins {', '.join(labels)}.")
+        groups = binned.astype(object)
+    elif numeric:
+        groups = series.map(lambda v: _format_number(v) if pd.notna(v) else None)
+    else:
+        groups = series.map(lambda v: str(v).strip() if pd.notna(v) else None)
+    return groups.where(groups.notna(), MISSING_GROUP).astype(str)
+
+
+def _quartile_edges(series: pd.Series) -> list[float]:
+    edges = sorted({float(np.round(q)) for q in series.quantile([0.25, 0.5, 0.75]).dropna()})
+    return edges or [float(series.median())]
+
+
+def _bin_labels(edges: list[float]) -> list[str]:
+    shown = [_format_number(e) for e in edges]
+    labels = [f"< {shown[0]}"]
+    labels += [f"{lo} to < {hi}" for lo, hi in zip(shown[:-1], shown[1:])]
+    labels.append(f">= {shown[-1]}")
+    return labels
+
+
+def _format_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _check_groups(groups: pd.Series, attribute: str, min_group_size: int, warnings: list[str]) -> None:
+    counts = groups.value_counts()
+    if len(counts) < 2:
+        raise InputError(f"The sensitive attribute '{attribute}' has one group only ('{counts.index[0]}')",
+                         "A fairness audit compares groups; choose an attribute with at least two values")
+    for group, size in counts.items():
+        if size < min_group_size:
+            warnings.append(f"Group '{group}' of '{attribute}' has only {size} rows (fewer than "
+                            f"{min_group_size}); its metrics will be very uncertain.")
+
+
+def _choose_features(frame: pd.DataFrame, spec: DatasetSpec, kinds: dict[str, str],
+                     pii: list[PiiFinding], notes: list[str]) -> list[str]:
+    flagged = {finding.column: finding for finding in pii}
+    if spec.features is not None:
+        for column in spec.features:
+            _require_column(column, list(frame.columns), "feature")
+        if spec.target in spec.features:
+            raise InputError(f"The target '{spec.target}' is also listed as a feature",
+                             "Remove it from the features")
+        candidates = list(spec.features)
+    else:
+        candidates = [c for c in frame.columns if c != spec.target]
+
+    features = []
+    for column in candidates:
+        kind = kinds[column]
+        if column in flagged and not spec.include_pii:
+            notes.append(f"'{column}' left out: personal data ({flagged[column].reason}).")
+        elif kind in ("empty", "constant"):
+            notes.append(f"'{column}' dropped: {'every value is missing' if kind == 'empty' else 'it has one value'}.")
+        elif kind not in FEATURE_KINDS:
+            notes.append(f"'{column}' left out of features: it looks like {_KIND_WORDS[kind]}.")
+        else:
+            features.append(column)
+    if not features:
+        raise InputError("No usable feature columns remain",
+                         "The table needs at least one numeric or categorical column besides the target")
+    return features
+
+
+_KIND_WORDS = {"datetime": "dates", "text": "free text", "id": "an identifier"}

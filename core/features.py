@@ -1,0 +1,190 @@
+"""Turn a table's feature columns into the float matrix models train on, and back.
+
+`TabularEncoder` follows scikit-learn's conventions: parameters in `__init__`, `fit` on
+training rows only, learned state with a trailing underscore, `transform` for any rows.
+
+Numeric column x (fit on training rows):
+    z = clip((x_imputed - mean) / std, -CLIP, CLIP),  x_imputed = x, or the training median where missing
+plus a missing indicator `x (missing)` if x had missing values in training. std = 0 -> 1.
+Categorical (and boolean) column: missing is its own category "(missing)"; categories seen
+fewer than `min_frequency` times in training are merged into "(other)"; at most
+`max_categories` categories are kept (the most frequent), the rest go to "(other)"; one
+one-hot feature per kept category. A category never seen in training maps to "(other)" if
+that bucket exists, else to an all-zero block.
+
+`inverse_transform` maps a matrix back to readable columns (the mean for numerics, the
+arg-max category for one-hot blocks), which explanations need.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from core.errors import InputError
+
+MISSING = "(missing)"
+OTHER = "(other)"
+CLIP = 10.0
+
+
+class TabularEncoder:
+    """Encode numeric and categorical columns into one float32 matrix (see module docstring)."""
+
+    def __init__(self, numeric: list[str] | None = None, categorical: list[str] | None = None,
+                 max_categories: int = 30, min_frequency: int = 5) -> None:
+        self.numeric = numeric
+        self.categorical = categorical
+        self.max_categories = max_categories
+        self.min_frequency = min_frequency
+
+    def fit(self, frame: pd.DataFrame) -> TabularEncoder:
+        """Learn imputation values, scales and categories from the training rows in `frame`."""
+        numeric = list(self.numeric or [])
+        categorical = list(self.categorical or [])
+        if not numeric and not categorical:
+            raise InputError("No feature columns to encode", "Choose at least one feature column")
+        self.columns_ = numeric + categorical
+        self.kinds_ = {c: "numeric" for c in numeric} | {c: "categorical" for c in categorical}
+        self.medians_, self.means_, self.stds_, self.has_missing_ = {}, {}, {}, {}
+        self.categories_: dict[str, list[str]] = {}
+        for column in numeric:
+            values = _as_float(frame[column], column)
+            finite = values[np.isfinite(values)]
+            self.medians_[column] = float(np.median(finite)) if finite.size else 0.0
+            self.means_[column], self.stds_[column] = _mean_std(finite)
+            self.has_missing_[column] = bool(np.isnan(values).any())
+        for column in categorical:
+            self.categories_[column] = self._learn_categories(_as_text(frame[column]))
+        self._build_layout()
+        return self
+
+    def _learn_categories(self, values: pd.Series) -> list[str]:
+        counts = values.value_counts()
+        frequent = counts[counts >= self.min_frequency]
+        if frequent.empty:  # tiny tables: keep the commonest values rather than one bucket
+            frequent = counts
+        kept = list(frequent.index[: self.max_categories])
+        if len(kept) < len(counts):
+            kept.append(OTHER)
+        return [str(category) for category in kept]
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """Encode rows into a float32 matrix of shape (len(frame), n_features_out_)."""
+        self._check_fitted()
+        missing = [c for c in self.columns_ if c not in frame.columns]
+        if missing:
+            raise InputError(f"Columns {missing} are missing from the rows to encode",
+                             "Give rows with the same columns as the training table")
+        out = np.zeros((len(frame), self.n_features_out_), dtype=np.float32)
+        for column in self.columns_:
+            block = self.column_slices_[column]
+            if self.kinds_[column] == "numeric":
+                values = _as_float(frame[column], column)
+                is_missing = np.isnan(values)
+                imputed = np.where(is_missing, self.medians_[column], values)
+                standardised = (imputed - self.means_[column]) / self.stds_[column]
+                out[:, block.start] = np.clip(standardised, -CLIP, CLIP)
+                if self.has_missing_[column]:
+                    out[:, block.start + 1] = is_missing
+            else:
+                categories = self.categories_[column]
+                position = {category: i for i, category in enumerate(categories)}
+                fallback = position.get(OTHER, -1)
+                codes = _as_text(frame[column]).map(lambda v: position.get(v, fallback)).to_numpy()
+                rows = np.flatnonzero(codes >= 0)
+                out[rows, block.start + codes[rows]] = 1.0
+        return out
+
+    def fit_transform(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.fit(frame).transform(frame)
+
+    def inverse_transform(self, matrix: np.ndarray) -> pd.DataFrame:
+        """Readable columns from an encoded matrix: numerics un-standardised (NaN where the
+        missing indicator is on), categoricals as their arg-max category."""
+        self._check_fitted()
+        matrix = np.asarray(matrix, dtype=np.float64)
+        columns = {}
+        for column in self.columns_:
+            block = self.column_slices_[column]
+            if self.kinds_[column] == "numeric":
+                values = matrix[:, block.start] * self.stds_[column] + self.means_[column]
+                if self.has_missing_[column]:
+                    values = np.where(matrix[:, block.start + 1] > 0.5, np.nan, values)
+                columns[column] = values
+            else:
+                categories = np.asarray(self.categories_[column], dtype=object)
+                columns[column] = categories[np.argmax(matrix[:, block], axis=1)]
+        return pd.DataFrame(columns)
+
+    def get_feature_names_out(self) -> np.ndarray:
+        self._check_fitted()
+        return np.asarray(self.feature_names_, dtype=object)
+
+    def to_dict(self) -> dict:
+        """Learned state as plain JSON-able data (no pickle)."""
+        self._check_fitted()
+        return {"params": {"numeric": self.numeric, "categorical": self.categorical,
+                           "max_categories": self.max_categories, "min_frequency": self.min_frequency},
+                "medians": self.medians_, "means": self.means_, "stds": self.stds_,
+                "has_missing": self.has_missing_, "categories": self.categories_}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TabularEncoder:
+        """Rebuild a fitted encoder from `to_dict` output."""
+        encoder = cls(**data["params"])
+        encoder.columns_ = list(encoder.numeric or []) + list(encoder.categorical or [])
+        encoder.kinds_ = ({c: "numeric" for c in encoder.numeric or []}
+                          | {c: "categorical" for c in encoder.categorical or []})
+        encoder.medians_, encoder.means_, encoder.stds_ = data["medians"], data["means"], data["stds"]
+        encoder.has_missing_, encoder.categories_ = data["has_missing"], data["categories"]
+        encoder._build_layout()
+        return encoder
+
+    def _build_layout(self) -> None:
+        """Name the output features and record which column each comes from."""
+        self.column_slices_: dict[str, slice] = {}
+        names: list[str] = []
+        column_index: list[int] = []
+        is_numeric: list[bool] = []
+        for index, column in enumerate(self.columns_):
+            start = len(names)
+            if self.kinds_[column] == "numeric":
+                names.append(column)
+                is_numeric.append(True)
+                if self.has_missing_[column]:
+                    names.append(f"{column} (missing)")
+                    is_numeric.append(False)
+            else:
+                names.extend(f"{column} = {category}" for category in self.categories_[column])
+                is_numeric.extend([False] * len(self.categories_[column]))
+            column_index.extend([index] * (len(names) - start))
+            self.column_slices_[column] = slice(start, len(names))
+        self.feature_names_ = names
+        self.feature_to_column_ = np.asarray(column_index, dtype=np.int64)
+        self.numeric_features_ = np.asarray(is_numeric, dtype=bool)
+        self.n_features_out_ = len(names)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "columns_"):
+            raise RuntimeError("TabularEncoder is not fitted; call fit() first")
+
+
+def _as_float(series: pd.Series, column: str) -> np.ndarray:
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    values[~np.isfinite(values)] = np.nan
+    return values
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    return series.map(lambda v: MISSING if pd.isna(v) else str(v))
+
+
+def _mean_std(values: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation that do not overflow for values near the float64 limit."""
+    if values.size == 0:
+        return 0.0, 1.0
+    scale = float(np.max(np.abs(values))) or 1.0
+    scaled = values / scale
+    mean, std = float(np.mean(scaled)) * scale, float(np.std(scaled)) * scale
+    return mean, (std if np.isfinite(std) and std > 0 else 1.0)
