@@ -101,6 +101,24 @@ class PreparedData:
         return [] if self.spec.include_pii else [finding.column for finding in self.pii]
 
 
+_SENSITIVE_NAMES = ("sex", "gender", "race", "ethnicity", "ethnic_group", "age", "age_cat", "age_group",
+                    "religion", "nationality", "native_country", "country_of_birth", "disability",
+                    "marital_status", "sexual_orientation", "pregnancy", "foreign_worker")
+
+
+def suggest_sensitive(frame: pd.DataFrame) -> list[str]:
+    """Columns whose names match attributes commonly protected by anti-discrimination law.
+
+    A suggestion for a reviewer to confirm, never a decision: the name list is
+    `_SENSITIVE_NAMES`, matched after lower-casing and turning separators into underscores.
+    """
+    from core.data.pii import normalise_name
+
+    wanted = {name: rank for rank, name in enumerate(_SENSITIVE_NAMES)}
+    found = [c for c in frame.columns if normalise_name(c) in wanted]
+    return sorted(found, key=lambda c: wanted[normalise_name(c)])
+
+
 def prepare(frame: pd.DataFrame, spec: DatasetSpec) -> PreparedData:
     """Validate `spec` against `frame` and build the audit's inputs (see the module docstring)."""
     frame = frame.reset_index(drop=True)
