@@ -1,0 +1,441 @@
+"""What an encoder's representation reveals, and whom it serves: UMAP, leakage, CKA, kNN.
+
+Every function takes plain arrays: `embeddings` (n, k) float, sensitive attributes as a 1-D
+array of group labels (one attribute, or an intersection joined with " & "), labels 0/1.
+None needs the model object. Results meant for report.json are dicts of Python scalars;
+a value that is undefined (a probe with one group, CKA of a constant representation) is
+`None`, never 0. Decisions and their reasons are in docs/representation.md.
+
+umap-learn is imported inside `project_umap` only: importing it compiles numba code
+(12 s on an empty cache), which pages that only need leakage or CKA should not pay.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from core.errors import InputError
+
+#: Label of the pooled group that too-small groups are merged into for the leakage probe.
+OTHER_GROUP = "(other)"
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _as_matrix(values: Any, name: str, n: int | None = None) -> np.ndarray:
+    """Return `values` as a finite 2-D float array; raise InputError otherwise."""
+    array = np.asarray(values)
+    if array.ndim != 2:
+        raise InputError(
+            f"{name} must be a 2-D array (rows x dimensions), got shape {array.shape}",
+            "pass one row per example",
+        )
+    if not np.issubdtype(array.dtype, np.number):
+        raise InputError(f"{name} must be numeric, got dtype {array.dtype}", "encode it first")
+    if n is not None and array.shape[0] != n:
+        raise InputError(
+            f"{name} has {array.shape[0]} rows but the other inputs have {n}",
+            "pass arrays computed on the same rows, in the same order",
+        )
+    if not np.all(np.isfinite(array)):
+        raise InputError(f"{name} contains NaN or infinite values", "check the encoder output")
+    return array
+
+
+def _as_groups(values: Any, name: str, n: int) -> np.ndarray:
+    """Return group labels as a 1-D array of str of length `n`."""
+    if isinstance(values, pd.DataFrame):
+        if values.shape[1] != 1:
+            raise InputError(
+                f"{name} must be one column, got {values.shape[1]}",
+                "pass one attribute at a time, or join an intersection with ' & '",
+            )
+        values = values.iloc[:, 0]
+    array = np.asarray(values, dtype=object)
+    if array.ndim != 1 or array.shape[0] != n:
+        raise InputError(
+            f"{name} must be a 1-D array of {n} group labels, got shape {array.shape}",
+            "pass one label per row",
+        )
+    # Object dtype, not numpy's fixed-width '<U': relabelling a row "(other)" must not be
+    # truncated to the width of the longest original label.
+    return pd.Series(array).astype(str).to_numpy(dtype=object)
+
+
+# ----------------------------------------------------------------------------- UMAP
+
+
+def stratified_subsample(
+    strata: Any,
+    max_rows: int,
+    *,
+    min_group_rows: int = 500,
+    random_state: int = 0,
+) -> np.ndarray:
+    """Row positions of a display subsample of at most `max_rows` rows, stratified by group.
+
+    With n rows in groups of sizes n_g, each group first gets a floor of
+    f_g = min(n_g, f) rows, where f = min(min_group_rows, max_rows // G) for G groups;
+    the remaining R = max_rows - sum_g f_g rows are shared in proportion to what is left
+    of each group, q_g = R * (n_g - f_g) / sum_h (n_h - f_h), rounded down with the
+    leftover rows going to the largest remainders. Rows are drawn uniformly without
+    replacement within each group. A small group therefore keeps all its rows up to f, and
+    beyond that its share of the population; no group disappears from the plot.
+
+    Returns the sorted int64 positions (all rows when n <= max_rows).
+    """
+    strata = np.asarray(strata, dtype=object)
+    n = strata.shape[0]
+    if max_rows < 1:
+        raise InputError(f"max_rows must be at least 1, got {max_rows}", "pass a positive number")
+    if n <= max_rows:
+        return np.arange(n, dtype=np.int64)
+    rng = np.random.default_rng(random_state)
+    codes = pd.factorize(pd.Series(strata).astype(str), sort=True)[0]
+    sizes = np.bincount(codes)
+    floor_rows = max(1, min(min_group_rows, max_rows // len(sizes)))
+    quota = np.minimum(sizes, floor_rows)
+    remaining = max_rows - int(quota.sum())
+    rest = sizes - quota
+    if remaining > 0 and rest.sum() > 0:
+        share = remaining * rest / rest.sum()
+        extra = np.floor(share).astype(np.int64)
+        leftover = remaining - int(extra.sum())
+        # Largest-remainder rounding; ties broken by group order so the result is stable.
+        order = np.argsort(-(share - extra), kind="stable")
+        extra[order[:leftover]] += 1
+        quota = quota + np.minimum(extra, rest)
+    picked = [
+        rng.choice(np.flatnonzero(codes == g), size=int(quota[g]), replace=False)
+        for g in range(len(sizes))
+    ]
+    return np.sort(np.concatenate(picked)).astype(np.int64)
+
+
+def project_umap(
+    embeddings: Any,
+    *,
+    random_state: int = 0,
+    max_rows: int = 50_000,
+    strata: Any = None,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    min_group_rows: int = 500,
+) -> tuple[np.ndarray, np.ndarray]:
+    """2-D UMAP of the embeddings (umap-learn, Euclidean metric).
+
+    Above `max_rows` rows, a display subsample is embedded instead: stratified by `strata`
+    (one group label per row) with `stratified_subsample`, or uniform when `strata` is None.
+
+    Determinism: with `random_state` set, umap-learn runs its optimisation on one thread
+    (`n_jobs=1`), which makes the coordinates reproducible for a given seed at the price of
+    not using the other cores (see docs/representation.md for timings). `transform_seed` is
+    set to the same seed although no `transform` is called here. With m embedded rows,
+    n_neighbors is capped at m - 1, and below 2 * n_neighbors rows the layout starts from a
+    random rather than a spectral initialisation (which fails on tiny graphs).
+
+    Returns `(coords, row_index)`: coords float32 of shape (m, 2), and the int64 positions
+    (sorted) of the m embedded rows in the input.
+    """
+    x = _as_matrix(embeddings, "embeddings")
+    n = x.shape[0]
+    if n < 3:
+        raise InputError(f"UMAP needs at least 3 rows, got {n}", "embed more rows")
+    if strata is not None:
+        strata = _as_groups(strata, "strata", n)
+        row_index = stratified_subsample(
+            strata, max_rows, min_group_rows=min_group_rows, random_state=random_state
+        )
+    elif n > max_rows:
+        rng = np.random.default_rng(random_state)
+        row_index = np.sort(rng.choice(n, size=max_rows, replace=False)).astype(np.int64)
+    else:
+        row_index = np.arange(n, dtype=np.int64)
+
+    import umap  # noqa: PLC0415 - costly numba import, see module docstring
+
+    sample = np.ascontiguousarray(x[row_index], dtype=np.float32)
+    reducer = umap.UMAP(
+        n_components=2,
+        n_neighbors=int(min(n_neighbors, len(row_index) - 1)),
+        min_dist=min_dist,
+        # The spectral initialisation fails on graphs of a handful of points (k >= N).
+        init="spectral" if len(row_index) > 2 * n_neighbors else "random",
+        random_state=random_state,
+        transform_seed=random_state,
+        n_jobs=1,
+    )
+    coords = reducer.fit_transform(sample)
+    return np.asarray(coords, dtype=np.float32), row_index
+
+
+# ----------------------------------------------------------------------------- leakage
+
+
+def _probe_targets(
+    attribute: np.ndarray, min_group_rows: int, n_splits: int
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Merge groups under `min_group_rows` into OTHER_GROUP; leave out what is < n_splits.
+
+    Returns (kept row mask, probe target for kept rows, names of merged groups, names of
+    groups left out).
+    """
+    values, counts = np.unique(attribute, return_counts=True)
+    small = values[counts < min_group_rows]
+    target = attribute.copy()
+    merged: list[str] = []
+    if len(small) > 1:
+        merged = [str(v) for v in small]
+        target[np.isin(attribute, small)] = OTHER_GROUP
+    # A lone small group, or a merged pool, still under n_splits rows cannot be stratified
+    # into the folds; its rows leave the probe (reported, never silently).
+    values, counts = np.unique(target, return_counts=True)
+    too_small = values[counts < n_splits]
+    keep = ~np.isin(target, too_small)
+    excluded = sorted({str(v) for v in attribute[~keep]})
+    return keep, target[keep], merged, excluded
+
+
+def _probe(x: np.ndarray, y: np.ndarray, n_splits: int, random_state: int) -> list[float]:
+    """Per-fold balanced accuracy of a standardised logistic probe predicting y from x."""
+    folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
+    scores = []
+    for train, test in folds.split(x, y):
+        probe = make_pipeline(
+            StandardScaler(),
+            LogisticRegression(class_weight="balanced", max_iter=2000),
+        )
+        probe.fit(x[train], y[train])
+        scores.append(float(balanced_accuracy_score(y[test], probe.predict(x[test]))))
+    return scores
+
+
+def attribute_leakage(
+    embeddings: Any,
+    attribute_values: Any,
+    *,
+    n_splits: int = 5,
+    random_state: int = 0,
+    min_group_rows: int | None = None,
+) -> dict[str, Any]:
+    """How well a linear probe recovers a sensitive attribute from the embeddings.
+
+    Probe: StandardScaler + LogisticRegression(class_weight='balanced', lbfgs; multinomial
+    when there are more than two groups), fitted inside each of `n_splits` stratified,
+    shuffled folds (`random_state`). Score: balanced accuracy on the held-out fold,
+    BA = (1/G) sum_g recall_g, averaged over folds. A constant predictor scores
+    chance = 1/G whatever the group sizes, so BA well above 1/G means the attribute is
+    linearly decodable.
+
+    Groups with fewer than `min_group_rows` rows (default 2 * n_splits) are merged into
+    one group "(other)" when there are at least two of them; a group (or merged pool) still
+    under `n_splits` rows is left out of the probe (`excluded_groups`, `n_excluded`). G counts the groups after
+    merging. With fewer than two groups left, leakage is undefined: BA, chance and std are
+    None and `note` says why.
+
+    Returns {"balanced_accuracy", "chance", "std" (across folds), "n_splits", "n",
+    "n_groups", "merged_groups", "excluded_groups", "n_excluded", "note"}.
+    """
+    x = _as_matrix(embeddings, "embeddings")
+    attribute = _as_groups(attribute_values, "attribute_values", x.shape[0])
+    if n_splits < 2:
+        raise InputError(f"n_splits must be at least 2, got {n_splits}", "use 5")
+    threshold = 2 * n_splits if min_group_rows is None else min_group_rows
+    keep, target, merged, excluded = _probe_targets(attribute, threshold, n_splits)
+    n_groups = len(np.unique(target))
+    result: dict[str, Any] = {
+        "balanced_accuracy": None,
+        "chance": None,
+        "std": None,
+        "n_splits": n_splits,
+        "n": int(keep.sum()),
+        "n_groups": n_groups,
+        "merged_groups": merged,
+        "excluded_groups": excluded,
+        "n_excluded": int((~keep).sum()),
+        "note": "",
+    }
+    if n_groups < 2:
+        result["note"] = (
+            f"fewer than two groups with at least {n_splits} rows; leakage is undefined"
+        )
+        return result
+    scores = _probe(x[keep].astype(np.float64), target, n_splits, random_state)
+    result.update(
+        balanced_accuracy=float(np.mean(scores)),
+        chance=1.0 / n_groups,
+        std=float(np.std(scores)),
+    )
+    return result
+
+
+def leakage_report(
+    embeddings: Any,
+    raw_features: Any,
+    sensitive_df: pd.DataFrame,
+    *,
+    n_splits: int = 5,
+    random_state: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Attribute leakage of the embeddings next to the same probe on the raw features.
+
+    For each column of `sensitive_df`, `attribute_leakage` on `embeddings` (model leakage)
+    and on `raw_features` (dataset leakage: the encoded input matrix X), with the same folds.
+    A model whose BA is well above the raw features' BA has made the attribute *more*
+    decodable than the data it was given; below it, the encoder discarded some of it.
+    If the raw features contain the attribute itself, their BA is trivially near 1.
+
+    Returns {attribute: {**attribute_leakage(embeddings, ...),
+    "raw_features_balanced_accuracy", "raw_features_std"}}; the raw entries are None when
+    `raw_features` is None.
+    """
+    if not isinstance(sensitive_df, pd.DataFrame):
+        raise InputError(
+            "sensitive attributes must be a pandas DataFrame, one column per attribute",
+            "pass df[sensitive_columns]",
+        )
+    x = _as_matrix(embeddings, "embeddings")
+    if len(sensitive_df) != x.shape[0]:
+        raise InputError(
+            f"sensitive attributes have {len(sensitive_df)} rows but embeddings have "
+            f"{x.shape[0]}",
+            "pass the sensitive columns of the same rows",
+        )
+    raw = None if raw_features is None else _as_matrix(raw_features, "raw_features", x.shape[0])
+    report: dict[str, dict[str, Any]] = {}
+    for column in sensitive_df.columns:
+        values = sensitive_df[column].to_numpy()
+        entry = attribute_leakage(x, values, n_splits=n_splits, random_state=random_state)
+        entry["raw_features_balanced_accuracy"] = None
+        entry["raw_features_std"] = None
+        if raw is not None:
+            base = attribute_leakage(raw, values, n_splits=n_splits, random_state=random_state)
+            entry["raw_features_balanced_accuracy"] = base["balanced_accuracy"]
+            entry["raw_features_std"] = base["std"]
+        report[str(column)] = entry
+    return report
+
+
+# ----------------------------------------------------------------------------- CKA
+
+
+def linear_cka(X: Any, Y: Any) -> float:
+    """Linear centred kernel alignment of two representations of the same n rows.
+
+    Kornblith et al. (2019), feature-space form: with column-centred X_c (n, k1), Y_c (n, k2),
+
+        CKA(X, Y) = ||Y_c^T X_c||_F^2 / (||X_c^T X_c||_F * ||Y_c^T Y_c||_F)
+
+    in [0, 1]; 1 when Y is an orthogonal transform of X times a scalar (plus a shift).
+    Invariant to orthogonal rotation and isotropic scaling, not to arbitrary linear maps.
+    Computed in float64 in O(n k^2). This is the plain (biased) estimator: for independent
+    representations it is about sqrt(k1 k2) / n rather than 0, so compare groups of
+    similar size, with n well above k. NaN when either representation is constant.
+    """
+    x = _as_matrix(X, "X").astype(np.float64)
+    y = _as_matrix(Y, "Y", x.shape[0]).astype(np.float64)
+    if x.shape[0] < 2:
+        raise InputError("CKA needs at least 2 rows", "pass more rows")
+    x = x - x.mean(axis=0)
+    y = y - y.mean(axis=0)
+    cross = np.linalg.norm(y.T @ x) ** 2
+    denominator = np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)
+    if denominator == 0.0:
+        return float("nan")
+    return float(cross / denominator)
+
+
+def _or_none(value: float) -> float | None:
+    return None if not np.isfinite(value) else float(value)
+
+
+def per_group_cka(X: Any, Y: Any, groups: Any) -> dict[str, Any]:
+    """Linear CKA between X and Y overall and within each group's rows.
+
+    Centring is within the group, so a group's CKA says whether the two encoders arrange
+    *that group's* rows alike, not whether they place the group at the same spot.
+
+    Returns {"overall": float | None, "groups": [{"group", "n", "cka"}]} sorted by group;
+    `cka` is None for a group with fewer than 2 rows or constant embeddings.
+    """
+    x = _as_matrix(X, "X")
+    y = _as_matrix(Y, "Y", x.shape[0])
+    labels = _as_groups(groups, "groups", x.shape[0])
+    records = []
+    for group in np.unique(labels):
+        rows = labels == group
+        n = int(rows.sum())
+        value = linear_cka(x[rows], y[rows]) if n >= 2 else float("nan")
+        records.append({"group": str(group), "n": n, "cka": _or_none(value)})
+    return {"overall": _or_none(linear_cka(x, y)), "groups": records}
+
+
+# ----------------------------------------------------------------------------- kNN
+
+
+def knn_accuracy_by_group(
+    embeddings: Any,
+    labels: Any,
+    groups: Any,
+    *,
+    k: int = 10,
+    n_splits: int = 5,
+    random_state: int = 0,
+) -> dict[str, Any]:
+    """Cross-validated k-nearest-neighbour accuracy of the label, overall and per group.
+
+    Each row's label is predicted by a majority vote of its k nearest neighbours (Euclidean,
+    on the embeddings as they are: the encoder's geometry is what is being judged) among the
+    training folds of `n_splits` shuffled folds stratified by label x group
+    (`random_state`), fitted and scored fold by fold. Accuracy_g = mean over rows of group g of 1[pred == label]; a low
+    value means the representation places that group's positives and negatives close
+    together. Strata too small for the folds fall back to stratifying by label alone.
+
+    Returns {"overall", "k", "n_splits", "groups": [{"group", "n", "accuracy"}]}.
+    """
+    x = _as_matrix(embeddings, "embeddings").astype(np.float32)
+    n = x.shape[0]
+    y = np.asarray(labels)
+    if y.shape != (n,):
+        raise InputError(f"labels must have shape ({n},), got {y.shape}", "one label per row")
+    labels_of_groups = _as_groups(groups, "groups", n)
+    if n < n_splits or n_splits < 2:
+        raise InputError(
+            f"kNN accuracy needs at least n_splits={n_splits} >= 2 rows, got {n}",
+            "embed more rows",
+        )
+    # Stratify by label x group so every fold holds each group's positives and negatives;
+    # fall back to the label alone, then to plain folds, when strata are too small.
+    strata = pd.Series(y.astype(str)).str.cat(pd.Series(labels_of_groups), sep="|").to_numpy()
+    if np.unique(strata, return_counts=True)[1].min() < n_splits:
+        strata = y.astype(str)
+    if np.unique(strata, return_counts=True)[1].min() < n_splits:
+        splits = KFold(n_splits=n_splits, shuffle=True, random_state=random_state).split(x)
+    else:
+        folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
+        splits = folds.split(x, strata)
+    predicted = np.empty_like(y)
+    for train, test in splits:
+        model = KNeighborsClassifier(n_neighbors=int(min(k, len(train))))
+        model.fit(x[train], y[train])
+        predicted[test] = model.predict(x[test])
+    correct = predicted == y
+    records = [
+        {
+            "group": str(group),
+            "n": int((labels_of_groups == group).sum()),
+            "accuracy": float(correct[labels_of_groups == group].mean()),
+        }
+        for group in np.unique(labels_of_groups)
+    ]
+    return {"overall": float(correct.mean()), "k": k, "n_splits": n_splits, "groups": records}

@@ -1,0 +1,215 @@
+"""Representation audit: leakage probe, CKA, per-group kNN, UMAP projection and subsample."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# umap-learn compiles with numba on first use; reuse the project's cache as `make test` does.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[2] / ".cache/numba"))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from core.audit.representation import (  # noqa: E402
+    attribute_leakage,
+    knn_accuracy_by_group,
+    leakage_report,
+    linear_cka,
+    per_group_cka,
+    project_umap,
+    stratified_subsample,
+)
+from core.errors import InputError  # noqa: E402
+
+
+def _groups(n: int, seed: int, names=("a", "b", "c"), p=(0.6, 0.3, 0.1)) -> np.ndarray:
+    return np.random.default_rng(seed).choice(list(names), size=n, p=list(p)).astype(object)
+
+
+# ----------------------------------------------------------------------------- leakage
+
+
+def test_planted_leak_is_found():
+    rng = np.random.default_rng(0)
+    groups = _groups(600, 1)
+    embeddings = rng.normal(size=(600, 16)).astype(np.float32)
+    code = pd.factorize(pd.Series(groups), sort=True)[0]
+    embeddings[:, 3] = code + 0.2 * rng.normal(size=600)  # one dimension encodes the group
+    result = attribute_leakage(embeddings, groups)
+    assert result["chance"] == pytest.approx(1 / 3)
+    assert result["balanced_accuracy"] > 0.95
+    assert result["n_splits"] == 5 and result["std"] >= 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_leak_scores_near_chance(seed):
+    # 600 rows, two groups: the standard error of a balanced accuracy is about 0.5/sqrt(600)
+    # = 0.02, so 0.08 is a four-standard-error margin around chance.
+    rng = np.random.default_rng(seed)
+    groups = _groups(600, seed + 10, names=("F", "M"), p=(0.4, 0.6))
+    embeddings = rng.normal(size=(600, 16)).astype(np.float32)
+    result = attribute_leakage(embeddings, groups, random_state=seed)
+    assert result["chance"] == 0.5
+    assert abs(result["balanced_accuracy"] - 0.5) < 0.08
+
+
+def test_leakage_report_puts_model_and_dataset_leakage_side_by_side():
+    rng = np.random.default_rng(3)
+    sensitive = pd.DataFrame(
+        {"sex": _groups(500, 4, ("F", "M"), (0.5, 0.5)), "race": _groups(500, 5)}
+    ).astype(str)
+    embeddings = rng.normal(size=(500, 8)).astype(np.float32)
+    raw = np.c_[rng.normal(size=(500, 5)), (sensitive["sex"] == "F").to_numpy(float)]
+    report = leakage_report(embeddings, raw, sensitive)
+    assert set(report) == {"sex", "race"}
+    assert report["sex"]["raw_features_balanced_accuracy"] > 0.99  # the raw data holds sex
+    assert abs(report["sex"]["balanced_accuracy"] - 0.5) < 0.1  # the embeddings do not
+    assert report["race"]["chance"] == pytest.approx(1 / 3)
+    no_raw = leakage_report(embeddings, None, sensitive)
+    assert no_raw["sex"]["raw_features_balanced_accuracy"] is None
+    assert no_raw["sex"]["balanced_accuracy"] == report["sex"]["balanced_accuracy"]
+
+
+def test_small_groups_are_merged_or_left_out_never_a_crash():
+    rng = np.random.default_rng(6)
+    groups = _groups(400, 7, ("a", "b"), (0.5, 0.5))
+    groups[:7], groups[7:10] = "tiny1", "tiny2"  # 7 + 3 rows: merged into one pool of 10
+    embeddings = rng.normal(size=(400, 4))
+    result = attribute_leakage(embeddings, groups)
+    assert result["merged_groups"] == ["tiny1", "tiny2"]  # pooled as "(other)"
+    assert result["n_groups"] == 3 and result["chance"] == pytest.approx(1 / 3)
+    assert result["n_excluded"] == 0
+
+    groups = _groups(400, 7, ("a", "b"), (0.5, 0.5))
+    groups[:3] = "lonely"  # one group of 3 rows: too few for 5 folds, left out
+    result = attribute_leakage(embeddings, groups)
+    assert result["merged_groups"] == []
+    assert result["excluded_groups"] == ["lonely"] and result["n_excluded"] == 3
+    assert result["n_groups"] == 2 and result["n"] == 397
+    assert result["balanced_accuracy"] is not None
+
+
+def test_one_group_gives_undefined_leakage():
+    result = attribute_leakage(np.zeros((50, 3)), np.array(["x"] * 50))
+    assert result["balanced_accuracy"] is None and result["chance"] is None
+    assert "undefined" in result["note"]
+
+
+def test_leakage_rejects_mismatched_rows():
+    with pytest.raises(InputError, match="50 group labels"):
+        attribute_leakage(np.zeros((50, 3)), np.array(["x"] * 49))
+
+
+# ----------------------------------------------------------------------------- CKA
+
+
+def test_cka_of_a_representation_with_itself_is_one():
+    x = np.random.default_rng(0).normal(size=(300, 12))
+    assert linear_cka(x, x) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_cka_is_invariant_to_rotation_isotropic_scaling_and_shift():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 12)) @ rng.normal(size=(12, 12))  # correlated features
+    q, _ = np.linalg.qr(rng.normal(size=(12, 12)))
+    assert linear_cka(x, 7.5 * x @ q + 3.0) == pytest.approx(1.0, abs=1e-10)
+    y = x[:, :6] + 0.5 * rng.normal(size=(300, 6))
+    assert linear_cka(x @ q, y * 0.1) == pytest.approx(linear_cka(x, y), abs=1e-10)
+    # ...but not to anisotropic scaling: the test can tell the difference.
+    assert linear_cka(x, x * np.linspace(0.1, 3.0, 12)) < 0.99
+
+
+def test_cka_of_independent_representations_is_near_zero():
+    # Biased estimator: about sqrt(k1 k2) / n = 8 / 5000 for independent Gaussians.
+    rng = np.random.default_rng(2)
+    value = linear_cka(rng.normal(size=(5000, 8)), rng.normal(size=(5000, 8)))
+    assert 0 <= value < 0.01
+
+
+def test_cka_of_a_constant_representation_is_undefined():
+    assert np.isnan(linear_cka(np.ones((20, 3)), np.random.default_rng(0).normal(size=(20, 3))))
+
+
+def test_per_group_cka_separates_groups():
+    rng = np.random.default_rng(3)
+    groups = np.array(["same"] * 2000 + ["other"] * 2000, dtype=object)
+    x = rng.normal(size=(4000, 4))
+    y = x.copy()
+    y[2000:] = rng.normal(size=(2000, 4))  # the second encoder scrambles group "other"
+    result = per_group_cka(x, y, groups)
+    by_group = {r["group"]: r for r in result["groups"]}
+    assert by_group["same"]["cka"] == pytest.approx(1.0)
+    assert by_group["other"]["cka"] < 0.02
+    assert by_group["other"]["n"] == 2000
+    assert 0.2 < result["overall"] < 0.9
+
+
+# ----------------------------------------------------------------------------- kNN
+
+
+def test_knn_accuracy_is_high_where_the_embedding_separates_labels():
+    rng = np.random.default_rng(4)
+    n = 800
+    groups = np.where(np.arange(n) < 400, "served", "not served").astype(object)
+    labels = rng.integers(0, 2, size=n)
+    embeddings = rng.normal(size=(n, 4))
+    served = groups == "served"
+    embeddings[served, 1] += 10  # its own region, so its neighbours are its own rows
+    embeddings[served, 0] += 6 * labels[served]  # labels far apart for one group only
+    result = knn_accuracy_by_group(embeddings, labels, groups, k=10)
+    by_group = {r["group"]: r["accuracy"] for r in result["groups"]}
+    assert by_group["served"] > 0.95
+    assert by_group["not served"] < 0.65
+    assert result["overall"] == pytest.approx(np.mean(list(by_group.values())))
+    again = knn_accuracy_by_group(embeddings, labels, groups, k=10)
+    assert again == result
+
+
+# ----------------------------------------------------------------------------- UMAP
+
+
+def test_stratified_subsample_keeps_every_group():
+    groups = np.array(["big"] * 9000 + ["mid"] * 900 + ["tiny"] * 12, dtype=object)
+    index = stratified_subsample(groups, 1000, min_group_rows=100, random_state=0)
+    assert len(index) == 1000
+    assert np.all(np.diff(index) > 0)  # sorted, no duplicates
+    kept = pd.Series(groups[index]).value_counts()
+    assert kept["tiny"] == 12  # whole group under the floor is kept
+    assert kept["mid"] >= 100  # floor, then a proportional share
+    assert kept["big"] == 1000 - 12 - kept["mid"] and kept["big"] > 4 * kept["mid"]
+    assert np.array_equal(index, stratified_subsample(groups, 1000, min_group_rows=100))
+    assert np.array_equal(stratified_subsample(groups, 20_000), np.arange(len(groups)))
+
+
+def test_umap_shape_and_determinism():
+    rng = np.random.default_rng(5)
+    embeddings = rng.normal(size=(300, 8)).astype(np.float32)
+    coords, index = project_umap(embeddings, random_state=0)
+    assert coords.shape == (300, 2) and coords.dtype == np.float32
+    assert np.array_equal(index, np.arange(300))
+    assert np.all(np.isfinite(coords))
+    again, _ = project_umap(embeddings, random_state=0)
+    assert np.array_equal(coords, again)
+    other, _ = project_umap(embeddings, random_state=1)
+    assert not np.allclose(coords, other)
+
+
+def test_umap_subsample_above_max_rows_keeps_every_group():
+    rng = np.random.default_rng(6)
+    strata = np.array(["x"] * 1100 + ["y"] * 90 + ["z"] * 10, dtype=object)
+    embeddings = rng.normal(size=(1200, 6)).astype(np.float32)
+    coords, index = project_umap(
+        embeddings, random_state=0, max_rows=400, strata=strata, min_group_rows=50
+    )
+    assert coords.shape == (400, 2) and index.shape == (400,)
+    assert set(strata[index]) == {"x", "y", "z"}
+    assert (strata[index] == "z").sum() == 10
+
+
+def test_umap_rejects_bad_input():
+    with pytest.raises(InputError, match="NaN"):
+        project_umap(np.full((10, 2), np.nan))
+    with pytest.raises(InputError, match="2-D"):
+        project_umap(np.zeros(10))
