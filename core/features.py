@@ -171,7 +171,7 @@ class TabularEncoder:
 
 
 def _as_float(series: pd.Series, column: str) -> np.ndarray:
-    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    values = np.array(pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan))
     values[~np.isfinite(values)] = np.nan
     return values
 

@@ -1,0 +1,129 @@
+"""DatasetSpec validation: every bad choice named in the foundation issue gets a specific message."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.data.spec import DatasetSpec, prepare, suggest_sensitive
+from core.errors import InputError
+
+
+def table(n: int = 200, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "age": rng.integers(18, 80, size=n),
+        "sex": rng.choice(["Female", "Male"], size=n),
+        "race": rng.choice(["A", "B", "C"], size=n, p=[0.6, 0.3, 0.1]),
+        "job": rng.choice(["clerk", "nurse", "driver", "chef"], size=n),
+        "hours": rng.normal(40, 5, size=n),
+        "empty": [None] * n,
+        "same": ["x"] * n,
+        "income": rng.choice(["high", "low"], size=n),
+    })
+
+
+def test_a_good_spec_prepares_labels_groups_and_features():
+    data = prepare(table(), DatasetSpec("income", ("sex", "race"), positive_label="high"))
+    assert set(np.unique(data.y)) == {0.0, 1.0}
+    assert (data.y == 1).sum() == (table()["income"] == "high").sum()
+    assert list(data.groups.columns) == ["sex", "race"]
+    assert data.features == ["age", "sex", "race", "job", "hours"]
+    assert any("'empty' dropped" in n for n in data.notes) and any("'same' dropped" in n for n in data.notes)
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    (DatasetSpec("incme", ("sex",)), "Did you mean 'income'?"),
+    (DatasetSpec("income", ("gender",)), "sensitive attribute column 'gender' is not in the table"),
+    (DatasetSpec("income", ()), "No sensitive attribute chosen"),
+    (DatasetSpec("income", ("income",)), "both the target and a sensitive attribute"),
+    (DatasetSpec("income", ("sex", "sex")), "listed twice"),
+    (DatasetSpec("income", ("sex",), positive_label="rich"), "'rich' does not occur"),
+    (DatasetSpec("job", ("sex",)), "has 4 values"),
+    (DatasetSpec("income", ("sex",), features=("income",)), "also listed as a feature"),
+])
+def test_bad_specs_raise_specific_messages(spec, fragment):
+    with pytest.raises(InputError) as caught:
+        prepare(table(), spec)
+    assert fragment in str(caught.value)
+
+
+def test_one_class_target_and_one_group_attribute_are_refused():
+    frame = table()
+    frame["income"] = "low"
+    with pytest.raises(InputError, match="one class only"):
+        prepare(frame, DatasetSpec("income", ("sex",)))
+    frame = table()
+    frame["country"] = "NL"
+    with pytest.raises(InputError, match="one group only"):
+        prepare(frame, DatasetSpec("income", ("country",)))
+
+
+def test_too_few_labelled_rows_per_class_is_refused():
+    frame = table(40)
+    frame.loc[frame.index[:35], "income"] = "low"
+    frame.loc[frame.index[35:], "income"] = "high"
+    with pytest.raises(InputError, match="at least 10 of each class"):
+        prepare(frame, DatasetSpec("income", ("sex",), positive_label="high"))
+
+
+def test_small_groups_warn_and_a_group_of_one_still_prepares():
+    frame = table()
+    frame.loc[0, "race"] = "Z"
+    data = prepare(frame, DatasetSpec("income", ("race",), positive_label="high"))
+    assert any("'Z'" in w and "only 1 rows" in w for w in data.warnings)
+    assert any("'C'" in w for w in data.warnings)  # about 20 rows < 30
+
+
+def test_multivalue_target_with_positive_label_is_binarised_with_a_note():
+    data = prepare(table(), DatasetSpec("job", ("sex",), positive_label="nurse"))
+    assert data.y.sum() == (table()["job"] == "nurse").sum()
+    assert any("every other value negative" in n for n in data.notes)
+
+
+def test_positive_label_defaults():
+    frame = table()
+    frame["flag"] = np.where(frame["income"] == "high", 1, 0)
+    data = prepare(frame, DatasetSpec("flag", ("sex",)))
+    assert data.spec.positive_label == "1" and not any("No positive label" in n for n in data.notes)
+    data = prepare(table(), DatasetSpec("income", ("sex",)))
+    assert any("No positive label given" in n for n in data.notes)
+
+
+def test_missing_targets_become_unlabelled_rows_and_missing_groups_a_group():
+    frame = table()
+    frame.loc[:9, "income"] = None
+    frame.loc[10:14, "sex"] = None
+    data = prepare(frame, DatasetSpec("income", ("sex",), positive_label="high"))
+    assert np.isnan(data.y[:10]).all() and (~data.labelled).sum() == 10
+    assert (data.groups["sex"] == "(missing)").sum() == 5
+
+
+def test_numeric_sensitive_attribute_is_binned():
+    data = prepare(table(), DatasetSpec("income", ("age",), positive_label="high"))
+    groups = set(data.groups["age"])
+    assert 3 <= len(groups) <= 5 and any(g.startswith("<") for g in groups)
+    custom = prepare(table(), DatasetSpec("income", ("age",), positive_label="high", bins={"age": (25.0,)}))
+    assert set(custom.groups["age"]) == {"< 25", ">= 25"}
+    assert "age" in custom.features
+
+
+def test_pii_is_excluded_unless_opted_in():
+    frame = table()
+    frame["email"] = [f"p{i}@mail.com" for i in range(len(frame))]
+    data = prepare(frame, DatasetSpec("income", ("sex",), positive_label="high"))
+    assert "email" not in data.features and data.withheld_columns == ["email"]
+    opted = prepare(frame, DatasetSpec("income", ("sex",), positive_label="high", include_pii=True,
+                                       features=("age", "email")))
+    assert opted.withheld_columns == []
+
+
+def test_spec_round_trips_through_dict():
+    spec = DatasetSpec("income", ("sex", "race"), "high", ("age",), {"age": (30.0,)}, True, 20)
+    assert DatasetSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_suggest_sensitive():
+    frame = pd.DataFrame(columns=["Gender", "zip", "Race", "age", "income"])
+    assert suggest_sensitive(frame) == ["Gender", "Race", "age"]
