@@ -14,11 +14,13 @@ from core.errors import InputError
 
 @dataclass
 class DataSource:
-    """A table and where it came from. `card` is set for bundled datasets only."""
+    """A table and where it came from. `location` reopens it: a bundled name or an absolute
+    file path. `card` is set for bundled datasets only."""
 
     name: str
     frame: pd.DataFrame
     sha256: str
+    location: str = ""
     notes: list[str] = field(default_factory=list)
     card: DatasetCard | None = None
 
@@ -28,10 +30,12 @@ def open_source(name_or_path: str | Path, max_bytes: int = MAX_UPLOAD_BYTES) -> 
     text = str(name_or_path)
     bundled = {card.name: card for card in list_datasets()}
     if text in bundled:
-        return DataSource(name=text, frame=load_bundled(text), sha256=bundled[text].sha256, card=load_card(text))
+        return DataSource(name=text, frame=load_bundled(text), sha256=bundled[text].sha256, location=text,
+                          card=load_card(text))
     path = Path(text).expanduser()
     if not path.exists() and path.suffix == "" and "/" not in text:
         raise InputError(f"'{text}' is neither a bundled dataset nor a file",
                          f"Bundled datasets: {', '.join(sorted(bundled))}; or give a file path")
     loaded = read_table(path, max_bytes=max_bytes)
-    return DataSource(name=loaded.name, frame=loaded.frame, sha256=loaded.sha256, notes=loaded.notes)
+    return DataSource(name=loaded.name, frame=loaded.frame, sha256=loaded.sha256, notes=loaded.notes,
+                      location=str(path.resolve()))

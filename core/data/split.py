@@ -31,6 +31,8 @@ class Split:
     labelled_train: np.ndarray
     label_fraction: float
     seed: int
+    test_size: float = 0.2
+    validation_size: float = 0.1
 
     @property
     def pretrain(self) -> np.ndarray:
@@ -41,13 +43,15 @@ class Split:
         return {"train": self.train.tolist(), "validation": self.validation.tolist(),
                 "test": self.test.tolist(), "unlabelled": self.unlabelled.tolist(),
                 "labelled_train": self.labelled_train.tolist(),
-                "label_fraction": self.label_fraction, "seed": self.seed}
+                "label_fraction": self.label_fraction, "seed": self.seed,
+                "test_size": self.test_size, "validation_size": self.validation_size}
 
     @classmethod
     def from_dict(cls, data: dict) -> Split:
         arrays = {key: np.asarray(data[key], dtype=np.int64)
                   for key in ("train", "validation", "test", "unlabelled", "labelled_train")}
-        return cls(**arrays, label_fraction=float(data["label_fraction"]), seed=int(data["seed"]))
+        return cls(**arrays, label_fraction=float(data["label_fraction"]), seed=int(data["seed"]),
+                   test_size=float(data.get("test_size", 0.2)), validation_size=float(data.get("validation_size", 0.1)))
 
 
 def make_split(y: np.ndarray, groups: pd.DataFrame, *, test_size: float = 0.2,
@@ -84,7 +88,8 @@ def make_split(y: np.ndarray, groups: pd.DataFrame, *, test_size: float = 0.2,
     labelled_train = _subsample(parts[0], strata, label_fraction, rng)
     return Split(train=parts[0], validation=parts[1], test=parts[2],
                  unlabelled=np.flatnonzero(np.isnan(y)).astype(np.int64),
-                 labelled_train=labelled_train, label_fraction=float(label_fraction), seed=seed)
+                 labelled_train=labelled_train, label_fraction=float(label_fraction), seed=seed,
+                 test_size=test_size, validation_size=validation_size)
 
 
 def _strata(y: np.ndarray, groups: pd.DataFrame) -> np.ndarray:

@@ -85,3 +85,12 @@ def test_round_trip_through_dict():
     split = make_split(y, groups, label_fraction=0.5, seed=9)
     again = Split.from_dict(split.to_dict())
     assert np.array_equal(again.labelled_train, split.labelled_train) and again.seed == 9
+
+
+def test_changing_the_label_fraction_keeps_the_same_partition():
+    y, groups = labels_and_groups()
+    full = make_split(y, groups, seed=5)
+    few = make_split(y, groups, seed=5, label_fraction=0.05)
+    for part in ("train", "validation", "test", "unlabelled"):
+        assert np.array_equal(getattr(full, part), getattr(few, part))
+    assert len(few.labelled_train) < len(full.labelled_train)
