@@ -2,7 +2,7 @@
 
 Encoder
     x (n, input_dim) -> blocks[0] -> ... -> blocks[depth-1] -> h (n, embed_dim)
-    each block:  z = Dropout(ReLU(BatchNorm1d(Linear(x))))
+    each block:  z = Dropout(ReLU(BatchNorm1d(Linear(x))))   (Linear without bias: BN has one)
     residual:    block output = x + z when the block's input and output widths are equal
                  (the hidden-to-hidden blocks); the first and last blocks change width and
                  stay plain.
@@ -77,7 +77,9 @@ class Block(nn.Module):
     def __init__(self, in_dim: int, out_dim: int, dropout: float = 0.0,
                  residual: bool = False) -> None:
         super().__init__()
-        self.linear = nn.Linear(in_dim, out_dim)
+        # No bias: the BatchNorm right after removes it (its gradient is zero up to rounding,
+        # and Adam would turn that rounding noise into lr-sized steps).
+        self.linear = nn.Linear(in_dim, out_dim, bias=False)
         self.norm = nn.BatchNorm1d(out_dim)
         self.act = nn.ReLU()
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
@@ -130,7 +132,8 @@ class MLPHead(nn.Module):
         layers: list[nn.Module] = []
         width = in_dim
         for _ in range(depth - 1):
-            layers += [nn.Linear(width, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU()]
+            layers += [nn.Linear(width, hidden_dim, bias=False), nn.BatchNorm1d(hidden_dim),
+                       nn.ReLU()]
             width = hidden_dim
         layers.append(nn.Linear(width, out_dim))
         if last_bn:
