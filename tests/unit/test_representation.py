@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 
 from core.audit.representation import (  # noqa: E402
     attribute_leakage,
+    exact_neighbours,
     knn_accuracy_by_group,
     leakage_report,
     linear_cka,
@@ -181,6 +182,20 @@ def test_stratified_subsample_keeps_every_group():
     assert kept["big"] == 1000 - 12 - kept["mid"] and kept["big"] > 4 * kept["mid"]
     assert np.array_equal(index, stratified_subsample(groups, 1000, min_group_rows=100))
     assert np.array_equal(stratified_subsample(groups, 20_000), np.arange(len(groups)))
+
+
+def test_exact_neighbours_put_each_row_first_even_with_duplicates():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(50, 3)).astype(np.float32)
+    x[10] = x[11] = x[12]  # exact duplicates: each must still be its own first neighbour
+    indices, distances = exact_neighbours(x, 5)
+    assert indices.shape == distances.shape == (50, 5)
+    assert indices.dtype == np.int32 and distances.dtype == np.float32
+    assert np.array_equal(indices[:, 0], np.arange(50)) and np.all(distances[:, 0] == 0)
+    full = np.linalg.norm(x[:, None, :] - x[None, :, :], axis=2)
+    expected = np.sort(full, axis=1)[:, :5]
+    assert np.allclose(distances, expected, atol=1e-5)
+    assert set(indices[10, :3]) == {10, 11, 12}
 
 
 def test_umap_shape_and_determinism():
