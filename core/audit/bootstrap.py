@@ -223,6 +223,31 @@ def _used(point: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {m: ~np.isnan(point[m]) for m in ("accuracy", "selection_rate", "tpr", "fpr")}
 
 
+#: Gaps that are a max - min of one metric, whose extreme pair gets a signed interval.
+PAIR_GAPS = ("demographic_parity_difference", "equalized_odds_difference",
+             "equal_opportunity_difference", "fpr_difference", "accuracy_difference")
+
+
+def _add_pair_intervals(between: dict[str, dict[str, Any]], labels: tuple[str, ...],
+                        metric_reps: Mapping[str, np.ndarray] | None,
+                        confidence: float) -> None:
+    """Add the interval of the signed difference metric[max_group] - metric[min_group].
+
+    A max - min gap is never negative, so its percentile interval rarely reaches 0 even when
+    every group has the same true rate; the signed difference between the two named groups
+    can, and is the honest answer to "do these two groups differ?".
+    """
+    for k in PAIR_GAPS:
+        where = between[k]
+        where["pair_ci"], where["pair_ci_excluded"] = None, 0
+        if metric_reps is None or where["max_group"] is None:
+            continue
+        reps = metric_reps[where["metric"]]
+        diff = reps[:, labels.index(where["max_group"])] - reps[:, labels.index(where["min_group"])]
+        lo, hi, ex = percentile_interval(diff, confidence)
+        where["pair_ci"], where["pair_ci_excluded"] = _ci(0.0, lo, hi, ex)
+
+
 def partition_summary(y: np.ndarray, p: np.ndarray, s: np.ndarray | None, part: Partition, *,
                       n_boot: int, confidence: float,
                       reference_groups: Mapping[str, str] | None, min_group_size: int,
@@ -281,6 +306,7 @@ def partition_summary(y: np.ndarray, p: np.ndarray, s: np.ndarray | None, part: 
     for k, where in entry["between"].items():
         if entry.get(k) is None:  # no gap, so no pair of groups to name
             entry["between"][k] = {f: (v if f == "metric" else None) for f, v in where.items()}
+    _add_pair_intervals(entry["between"], labels, metric_reps if n_boot else None, confidence)
     entry["excluded_groups"] = {m: [labels[g] for g in np.flatnonzero(~used[m])]
                                 for m in ("tpr", "fpr")}
     entry["small_groups"] = [labels[g] for g in range(G) if sizes[g] < min_group_size]

@@ -376,8 +376,10 @@ def _extremes(values: np.ndarray, used: np.ndarray, labels: tuple[str, ...],
     if len(idx) == 0:
         return {"metric": metric, "max_group": None, "min_group": None}
     v = values[idx]
+    # first maximum, last minimum: two different groups even when all values tie
+    last_min = len(v) - 1 - int(np.argmin(v[::-1]))
     return {"metric": metric, "max_group": labels[idx[int(np.argmax(v))]],
-            "min_group": labels[idx[int(np.argmin(v))]]}
+            "min_group": labels[idx[last_min]]}
 
 
 def gap_extremes(metrics: dict[str, np.ndarray], used: Mapping[str, np.ndarray],

@@ -191,3 +191,17 @@ def test_group_replicates_shapes():
     assert reps.shape == (64, 3, 4)
     assert all(values.shape == (64, 3) for values in metrics.values())
     assert np.isfinite(metrics["roc_auc"]).all() and np.isfinite(metrics["calibration_error"]).all()
+
+
+def test_pair_interval_reaches_zero_when_groups_do_not_differ():
+    # equal true selection rates: the max - min gap's interval sits above 0 by construction,
+    # the signed difference between the two named groups covers 0
+    sensitive = pd.DataFrame({"g": np.repeat(["a", "b"], 1000)})
+    pred = np.tile(np.r_[np.ones(300, int), np.zeros(700, int)], 2)
+    y = np.tile([0, 1], 1000)
+    gaps = audit_fairness(y, pred, None, sensitive, n_boot=1000, random_state=0)["gaps"]["g"]
+    where = gaps["between"]["demographic_parity_difference"]
+    assert gaps["demographic_parity_difference"] == 0.0
+    assert gaps["ci"]["demographic_parity_difference"][0] > 0  # excludes its own point
+    assert (where["max_group"], where["min_group"]) == ("a", "b")
+    assert where["pair_ci"][0] < 0 < where["pair_ci"][1]
