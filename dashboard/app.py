@@ -1,0 +1,45 @@
+"""Equiscope dashboard: one page per step of a fairness audit (`equiscope serve` starts it).
+
+The workspace comes from EQUISCOPE_WORKSPACE and the start-up dataset from EQUISCOPE_DATASET
+(see dashboard/components/state.py).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.errors import InputError
+from dashboard.components import sidebar, state, studies
+from dashboard.components.data_setup import FORM_KEYS
+from dashboard.components.messages import show_input_error
+
+st.set_page_config(layout="wide", page_title="Equiscope", page_icon=":material/balance:")
+state.keep_widget_state(FORM_KEYS)
+
+PAGES = [
+    st.Page("app_pages/data.py", title="Data", icon=":material/table_chart:", default=True),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("app_pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+    st.Page("app_pages/fairness.py", title="Fairness", icon=":material/balance:"),
+    st.Page("app_pages/explain.py", title="Explain", icon=":material/lightbulb:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("app_pages/review.py", title="Review & report", icon=":material/rate_review:"),
+]
+
+
+def main() -> None:
+    page = st.navigation(PAGES)
+    try:
+        ws = state.workspace()
+    except InputError as error:
+        show_input_error(error)
+        return
+    if state.CURRENT_STUDY not in st.session_state:
+        st.session_state["startup_problem"] = studies.choose_startup_study(ws)
+    slot = st.sidebar.container()
+    page.run()
+    with slot:
+        sidebar.render(ws)
+
+
+main()

@@ -1,0 +1,157 @@
+"""Data page, step 2: what to audit — target, positive label, sensitive attributes, features.
+
+The widgets hold their values in session state under keys named after what they hold.
+Defaults are written into session state (never passed as `default=`) when the table or the
+target changes, so a choice the reviewer made is kept until its context changes:
+- a new table (sha256) resets the target, the sensitive attributes and the personal-data
+  opt-in to the dataset card's values, or to suggestions for an uploaded file;
+- a new target resets the positive label and the features.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.data import DatasetSpec
+from core.data.pii import normalise_name
+from core.data.spec import suggest_sensitive
+from dashboard.components import tables
+from dashboard.components.format import md, words
+
+MAX_LABEL_OPTIONS = 50
+_TARGET_NAMES = ("target", "label", "outcome", "y", "class")
+_POSITIVE_WORDS = ("1", "1.0", "true", "yes", "y", "t")
+FORM_KEYS = ["data_source", "bundled_dataset", "target_column", "positive_label", "sensitive_attributes",
+             "include_pii", "features", "study_name"]
+
+
+def load_study_into_form(study: dict, stash: dict | None) -> None:
+    """Show a saved study's choices in the form (at the session's start, or on switching study)."""
+    spec = study["spec"]
+    state = st.session_state
+    if study["settings"].get("source") == "upload":
+        state["data_source"] = "upload"
+        state["uploaded_table"] = stash
+    else:
+        state["data_source"] = "bundled"
+        state["bundled_dataset"] = study["dataset"]
+    state["target_column"] = spec["target"]
+    state["positive_label"] = spec["positive_label"]
+    state["sensitive_attributes"] = list(spec["sensitive"])
+    state["include_pii"] = bool(spec.get("include_pii"))
+    if spec.get("features") is not None:
+        state["features"] = list(spec["features"])
+    state["study_name"] = study["name"]
+    state["_form_table"] = study["dataset_sha256"]
+    state["_form_target"] = f"{study['dataset_sha256']}:{spec['target']}"
+
+
+def choose_spec(table: tables.Table, facts: tables.ColumnFacts) -> DatasetSpec:
+    """Draw the set-up widgets; return the spec they describe (validated later by `prepare`)."""
+    frame = table.frame
+    columns = [str(c) for c in frame.columns]
+    state = st.session_state
+    if state.get("_form_table") != table.sha256:
+        state["_form_table"] = table.sha256
+        state["target_column"] = default_target(table, facts)
+        state["sensitive_attributes"] = (list(table.card.sensitive) if table.card else suggest_sensitive(frame))
+        state["include_pii"] = False
+        state.pop("study_name", None)
+    if state.get("target_column") not in columns:
+        state["target_column"] = default_target(table, facts)
+
+    left, right = st.columns(2)
+    target = left.selectbox("Target: the outcome the model predicts", columns, key="target_column",
+                            help="A column with two outcomes (for example approved / refused). With more than "
+                                 "two values, the one you pick below is positive and all others negative.")
+    labels = target_values(frame[target])
+    if state.get("_form_target") != f"{table.sha256}:{target}":
+        state["_form_target"] = f"{table.sha256}:{target}"
+        state["positive_label"] = default_positive(labels, table, target)
+        state["features"] = tables.usable_features(facts, target, bool(state.get("include_pii")))
+    if state.get("positive_label") not in labels:
+        state["positive_label"] = labels[0] if labels else None
+    left.selectbox("Positive label: the outcome the model predicts as 1", labels, key="positive_label",
+                   help="Usually the outcome that is good for the person (a loan granted, income above a line); "
+                        "fairness metrics such as the selection rate count this outcome.")
+    if len(frame[target].dropna().unique()) > len(labels):
+        left.caption(f"'{md(target)}' has many values; the {MAX_LABEL_OPTIONS} most frequent are listed.")
+
+    options = [c for c in columns if c != target]
+    state["sensitive_attributes"] = [c for c in state.get("sensitive_attributes") or [] if c in options]
+    right.multiselect("Sensitive attributes: the groups to compare", options, key="sensitive_attributes",
+                      help="Columns such as sex, race or age whose groups should be treated alike. Choose one or "
+                           "more; numeric columns such as age are compared in bands.")
+    if not table.card:
+        suggested = [c for c in suggest_sensitive(frame) if c != target]
+        if suggested:
+            right.caption(f"Suggested from the column names: {md(words(suggested))}. Please confirm.")
+
+    include_pii = _personal_data(facts, target)
+    feature_options = [c for c in options if include_pii or c not in facts.pii]
+    state["features"] = [c for c in state.get("features") or [] if c in feature_options]
+    st.multiselect("Features: the columns the model may use", feature_options, key="features",
+                   help="By default every usable column. Sensitive attributes are features too unless you "
+                        "remove them here. Identifiers, dates and free text are never used.")
+    return DatasetSpec(target=target, sensitive=tuple(state["sensitive_attributes"]),
+                       positive_label=state.get("positive_label"), features=tuple(state["features"]),
+                       include_pii=include_pii)
+
+
+def _personal_data(facts: tables.ColumnFacts, target: str) -> bool:
+    """Say which columns are withheld as personal data and offer the opt-in; return it."""
+    flagged = {column: finding for column, finding in facts.pii.items() if column != target}
+    if not flagged:
+        st.session_state["include_pii"] = False
+        return False
+    lines = [f"**{md(column)}**: {md(finding['reason'])}" for column, finding in flagged.items()]
+    opted_in = bool(st.session_state.get("include_pii"))
+    if opted_in:
+        st.warning("Personal data **included** at your request:\n\n" + "\n".join(f"- {line}" for line in lines),
+                   icon=":material/lock_open:")
+    else:
+        st.warning(f"Personal data found. Withheld from the model, reports and exports: "
+                   f"{md(words(list(flagged)))}.\n\n" + "\n".join(f"- {line}" for line in lines),
+                   icon=":material/lock:")
+    st.checkbox("Use these personal-data columns anyway (only with a lawful reason, e.g. consent)",
+                key="include_pii", on_change=_on_pii_toggle, args=(list(flagged),))
+    return bool(st.session_state.get("include_pii"))
+
+
+def _on_pii_toggle(flagged: list[str]) -> None:
+    """Opting in adds the flagged columns to the features; opting out removes them."""
+    state = st.session_state
+    current = list(state.get("features") or [])
+    if state.get("include_pii"):
+        state["features"] = current + [c for c in flagged if c not in current]
+    else:
+        state["features"] = [c for c in current if c not in flagged]
+
+
+def target_values(series: pd.Series) -> list[str]:
+    """The target's values as text (as `prepare` reads them), most frequent first."""
+    values = series.dropna().astype(str).str.strip()
+    return [str(v) for v in values.value_counts().index[:MAX_LABEL_OPTIONS]]
+
+
+def default_target(table: tables.Table, facts: tables.ColumnFacts) -> str:
+    """The card's target; else a column named like a target; else the last two-valued column."""
+    columns = [str(c) for c in table.frame.columns]
+    if table.card and table.card.target in columns:
+        return table.card.target
+    named = [c for c in columns if normalise_name(c) in _TARGET_NAMES]
+    if named:
+        return named[0]
+    two_valued = [c for c in columns if facts.kinds.get(c) == "boolean" and c not in facts.pii]
+    return two_valued[-1] if two_valued else columns[-1]
+
+
+def default_positive(labels: list[str], table: tables.Table, target: str) -> str | None:
+    """The card's positive label; else a yes/true/1 value; else the less frequent value."""
+    if table.card and target == table.card.target and str(table.card.positive_label) in labels:
+        return str(table.card.positive_label)
+    yes = [v for v in labels if v.lower() in _POSITIVE_WORDS]
+    if len(yes) == 1:
+        return yes[0]
+    return labels[-1] if labels else None

@@ -1,0 +1,94 @@
+"""Data page, step 1: which table to audit — a bundled example or the reviewer's own file.
+
+An upload is kept in `st.session_state["uploaded_table"]` (name, bytes, sha256) so it
+survives a visit to another page (Streamlit clears a file uploader that is not drawn). It
+reaches the workspace folder only when the reviewer saves a study (`core.uploads`), so a bad
+file leaves the workspace unchanged.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.errors import InputError
+from dashboard.components import tables
+from dashboard.components.format import bullets, md
+from dashboard.components.messages import show_input_error
+
+SOURCE_LABELS = {"bundled": "A bundled example dataset", "upload": "My own file (CSV, Parquet or Excel)"}
+UPLOAD_TYPES = ["csv", "tsv", "txt", "parquet", "pq", "xlsx", "xlsm"]
+STASH = "uploaded_table"
+
+
+def upload_limit_mb() -> int:
+    return max(1, tables.UPLOAD_LIMIT_BYTES // 2**20)
+
+
+def choose_table() -> tables.Table | None:
+    """Draw the source choice; return the loaded table, or None (after saying why)."""
+    st.radio("Where is the data?", list(SOURCE_LABELS), format_func=SOURCE_LABELS.get, key="data_source",
+             horizontal=True)
+    if st.session_state.get("data_source", "bundled") == "bundled":
+        return _bundled()
+    return _upload()
+
+
+def _bundled() -> tables.Table | None:
+    cards = {card.name: card for card in tables.bundled_cards()}
+    if not cards:
+        st.error("No bundled datasets were found next to the Equiscope code. Upload a file instead.")
+        return None
+    if st.session_state.get("bundled_dataset") not in cards:
+        st.session_state["bundled_dataset"] = "adult" if "adult" in cards else next(iter(cards))
+    st.selectbox("Dataset", list(cards), format_func=lambda name: cards[name].title, key="bundled_dataset")
+    table = tables.bundled_table(st.session_state["bundled_dataset"])
+    _show_card(table)
+    return table
+
+
+def _show_card(table: tables.Table) -> None:
+    card = table.card
+    st.markdown(card.description)
+    st.caption(f"{table.frame.shape[0]:,} rows × {table.frame.shape[1]} columns · Source: {card.source} · "
+               f"Licence: {card.licence}")
+    left, right = st.columns(2)
+    with left.expander(f"Known issues with this dataset ({len(card.known_issues)})", icon=":material/warning:"):
+        st.markdown(bullets(card.known_issues))
+    with right.expander("How to cite it", icon=":material/format_quote:"):
+        st.markdown(card.citation)
+        st.markdown(f"[{card.url}]({card.url})")
+
+
+def _remember_upload() -> None:
+    """on_change of the uploader: the reviewer added or removed a file."""
+    uploaded = st.session_state.get("upload_file")
+    st.session_state[STASH] = None if uploaded is None else _as_stash(uploaded)
+
+
+def _as_stash(uploaded) -> dict:
+    data = uploaded.getvalue()
+    return {"name": uploaded.name, "data": data, "sha256": tables.sha256_of(data), "file_id": uploaded.file_id}
+
+
+def _upload() -> tables.Table | None:
+    st.file_uploader(f"Upload a table (CSV, Parquet or Excel .xlsx; at most {upload_limit_mb()} MB)",
+                     type=UPLOAD_TYPES, key="upload_file", on_change=_remember_upload,
+                     max_upload_size=upload_limit_mb(),
+                     help="The first row must hold the column names. The file is copied into the workspace "
+                          "folder only when you save a study.")
+    uploaded = st.session_state.get("upload_file")
+    stash = st.session_state.get(STASH)
+    if uploaded is not None and (stash is None or stash.get("file_id") != uploaded.file_id):
+        stash = st.session_state[STASH] = _as_stash(uploaded)
+    if not stash:
+        st.info("Upload a file to start. One row per person (or case), one column per attribute, and a column "
+                "with the outcome the model predicts.", icon=":material/upload_file:")
+        return None
+    try:
+        table = tables.uploaded_table(stash["sha256"], stash["name"], tables.UPLOAD_LIMIT_BYTES, stash["data"])
+    except InputError as error:
+        show_input_error(error)
+        return None
+    st.caption(f"Using **{md(table.name)}**: {table.frame.shape[0]:,} rows × {table.frame.shape[1]} columns "
+               f"({table.file_format}, sha256 {table.sha256[:12]}…)")
+    return table

@@ -1,0 +1,71 @@
+"""Session and workspace state shared by every page.
+
+- The workspace folder comes from `EQUISCOPE_WORKSPACE` (set by `equiscope serve`), read at
+  call time so tests can point each run at a temporary folder; it is opened once per folder
+  per server process (`st.cache_resource`).
+- The current study is `st.session_state["current_study_id"]`: per browser session, so two
+  reviewers on one server never change each other's selection.
+- Streamlit forgets a widget's value when a run does not draw that widget (another page is
+  shown). `keep_widget_state` re-assigns the listed keys at the top of every run, which turns
+  them into plain session values that survive a visit to another page.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from core.store import DEFAULT_WORKSPACE, Workspace
+
+WORKSPACE_ENV = "EQUISCOPE_WORKSPACE"
+DATASET_ENV = "EQUISCOPE_DATASET"
+CURRENT_STUDY = "current_study_id"
+
+
+def workspace_root() -> Path:
+    """The workspace folder this server uses."""
+    return Path(os.environ.get(WORKSPACE_ENV) or DEFAULT_WORKSPACE).expanduser().resolve()
+
+
+@st.cache_resource(show_spinner=False)
+def _open_workspace(root: str) -> Workspace:
+    return Workspace(root)
+
+
+def workspace() -> Workspace:
+    """The open workspace (InputError if it cannot be created or written)."""
+    return _open_workspace(str(workspace_root()))
+
+
+def startup_dataset() -> str | None:
+    """The bundled dataset the server was asked to open first (`equiscope serve --dataset`)."""
+    name = os.environ.get(DATASET_ENV, "").strip()
+    return name.lower() or None
+
+
+def current_study_id() -> str | None:
+    return st.session_state.get(CURRENT_STUDY)
+
+
+def set_current_study(study_id: str | None) -> None:
+    st.session_state[CURRENT_STUDY] = study_id
+
+
+def current_study(ws: Workspace) -> dict | None:
+    """The current study's record, or None if none is selected (or it no longer exists)."""
+    study_id = current_study_id()
+    if not study_id:
+        return None
+    for study in ws.list_studies():
+        if study["id"] == study_id:
+            return study
+    return None
+
+
+def keep_widget_state(keys: list[str]) -> None:
+    """Keep these widget values across page switches (see the module docstring)."""
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
