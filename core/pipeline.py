@@ -1,0 +1,375 @@
+"""The end-to-end audit, shared by `equiscope audit` and the dashboard's jobs.
+
+    study (fixed split)  ->  SSL pretraining on unlabelled rows  ->  every fine-tuning
+    strategy on the pretrained encoder + a supervised baseline of the same shape  ->
+    on the same test rows: fairness (per group, intersections, bootstrap CIs, gaps),
+    representation (leakage, UMAP, per-group CKA and kNN), paired gap comparisons
+    against the supervised baseline  ->  report.json, predictions.parquet, report.html.
+
+Everything is seeded: the same inputs and seed give an identical report.json on CPU
+(timings go to timings.json, never into report.json). Files are written atomically;
+`run_audit` writes into `out_dir` as it goes, so a caller that needs all-or-nothing output
+(the CLI) gives it a temporary folder and renames it when the audit succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core import __version__
+from core.data import DatasetSpec, open_source
+from core.data.source import DataSource
+from core.errors import InputError
+from core.store import atomic_write
+from core.study import Study
+
+STRATEGIES = ("linear", "bn-stats", "bn-affine", "gradual", "full")
+SUPERVISED = "supervised"
+Event = Callable[[dict], None]
+
+# Share of the progress bar each stage fills.
+_STAGE_WEIGHTS = {"study": 0.02, "pretrain": 0.43, "finetune": 0.35, "audit": 0.20}
+
+
+@dataclass
+class AuditConfig:
+    """Every knob of one audit; JSON-able (it is stored with the run and in the report)."""
+
+    data: str
+    target: str
+    sensitive: list[str]
+    positive: str | None = None
+    features: list[str] | None = None
+    include_pii: bool = False
+    method: str = "scarf"
+    strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
+    label_fraction: float = 1.0
+    epochs: int = 20
+    finetune_epochs: int = 30
+    batch_size: int = 256
+    encoder: dict[str, Any] = field(default_factory=dict)
+    method_params: dict[str, Any] = field(default_factory=dict)
+    n_boot: int = 1000
+    confidence: float = 0.95
+    min_group_size: int = 30
+    umap: bool = True
+    seed: int = 0
+
+    def validate(self) -> None:
+        from core.ssl import get_method
+
+        get_method(self.method)
+        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        if unknown:
+            raise InputError(f"Unknown strategy '{unknown[0]}'", f"Choose from: {', '.join(STRATEGIES)}")
+        if not self.strategies:
+            raise InputError("No fine-tuning strategy chosen", f"Choose from: {', '.join(STRATEGIES)}")
+        if int(self.epochs) < 1 or int(self.finetune_epochs) < 1:
+            raise InputError(f"Epochs must be at least 1, got {self.epochs}", "Use --epochs 1 or more")
+        if not 0 < float(self.label_fraction) <= 1:
+            raise InputError(f"Label fraction {self.label_fraction} is outside (0, 1]",
+                             "Give a fraction such as 0.1 for 10% of the labels, or 1 for all")
+        if not self.sensitive:
+            raise InputError("No sensitive attribute chosen", "Give --sensitive, e.g. --sensitive sex,race")
+
+    def spec(self) -> DatasetSpec:
+        return DatasetSpec(target=self.target, sensitive=tuple(self.sensitive), positive_label=self.positive,
+                           features=None if self.features is None else tuple(self.features),
+                           include_pii=self.include_pii, min_group_size=self.min_group_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuditConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class _Progress:
+    """Turns stage-local progress into one overall fraction and forwards events."""
+
+    def __init__(self, on_event: Event | None) -> None:
+        self.on_event = on_event
+        self.done = 0.0
+
+    def stage(self, name: str, fraction: float, **event: Any) -> None:
+        if self.on_event is not None:
+            overall = self.done + _STAGE_WEIGHTS[name] * min(max(fraction, 0.0), 1.0)
+            self.on_event({"stage": name, "fraction": round(overall, 4), **event})
+
+    def finish(self, name: str) -> None:
+        self.done += _STAGE_WEIGHTS[name]
+
+
+def run_audit(config: AuditConfig, out_dir: Path, *, on_event: Event | None = None,
+              should_stop: Callable[[], bool] | None = None, source: DataSource | None = None) -> dict:
+    """Run the whole audit into `out_dir` and return the report (also in report.json)."""
+    from core.checkpoint import save_encoder
+    from core.ssl.views import FeatureLayout
+    from core.train import PretrainConfig, pretrain
+
+    config.validate()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    progress = _Progress(on_event)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+
+    progress.stage("study", 0.0, message="Preparing the data and the split")
+    source = source or open_source(config.data)
+    study = Study.create(source, config.spec(), label_fraction=config.label_fraction, seed=config.seed)
+    study.save(out_dir)
+    timings["study_s"] = time.perf_counter() - started
+    progress.finish("study")
+
+    X = study.X
+    split = study.split
+    pretrain_config = PretrainConfig(method=config.method, method_params=dict(config.method_params),
+                                     encoder=dict(config.encoder), epochs=config.epochs,
+                                     batch_size=config.batch_size, seed=config.seed, device="cpu")
+    t0 = time.perf_counter()
+
+    def pretrain_event(event: dict) -> None:
+        fraction = event.get("step", 0) / max(event.get("total_steps", 1), 1)
+        progress.stage("pretrain", fraction, message=f"Pretraining {config.method}",
+                       **{k: event[k] for k in ("epoch", "epochs", "step", "total_steps", "loss", "val_loss",
+                                                 "rows_per_second") if k in event})
+
+    pretrained = pretrain(X[split.pretrain], X[split.validation], FeatureLayout.from_encoder(study.encoder),
+                          pretrain_config, on_event=pretrain_event, should_stop=should_stop,
+                          checkpoint_dir=out_dir / "checkpoints")
+    _stop_if_cancelled(pretrained.cancelled)
+    save_encoder(out_dir / "encoder", pretrained.encoder, pretrain_config.to_dict())
+    timings["pretrain_s"] = time.perf_counter() - t0
+    progress.finish("pretrain")
+
+    t0 = time.perf_counter()
+    models = _finetune_all(config, study, pretrained.encoder, progress, should_stop)
+    for model in models:
+        model.save(out_dir / "models" / model.name)
+    timings["finetune_s"] = time.perf_counter() - t0
+    progress.finish("finetune")
+
+    t0 = time.perf_counter()
+    report = audit_models(config, study, models, pretrained, out_dir, progress, should_stop)
+    timings["audit_s"] = time.perf_counter() - t0
+    atomic_write(out_dir / "report.json", json.dumps(report, indent=2, sort_keys=False))
+    try:
+        from core.report import write_html_report
+    except ImportError:  # the HTML report lands with its own module
+        write_html_report = None
+    if write_html_report is not None:
+        write_html_report(report, out_dir)
+    timings["total_s"] = time.perf_counter() - started
+    atomic_write(out_dir / "timings.json", json.dumps({k: round(v, 3) for k, v in timings.items()}, indent=2))
+    progress.finish("audit")
+    if on_event is not None:
+        on_event({"stage": "done", "fraction": 1.0, "message": "Audit finished"})
+    return report
+
+
+def _stop_if_cancelled(cancelled: bool) -> None:
+    if cancelled:
+        from core.jobs import Cancelled
+
+        raise Cancelled()
+
+
+def _finetune_all(config: AuditConfig, study: Study, encoder, progress: _Progress,
+                  should_stop: Callable[[], bool] | None) -> list:
+    from core.finetune.config import FinetuneConfig
+    from core.finetune.training import finetune, train_supervised
+
+    X, split = study.X, study.split
+    X_train, y_train = X[split.labelled_train], study.labels(split.labelled_train)
+    X_val, y_val = X[split.validation], study.labels(split.validation)
+    plan = list(config.strategies) + [SUPERVISED]
+    models = []
+    for index, strategy in enumerate(plan):
+        def on_event(event: dict, index: int = index, strategy: str = strategy) -> None:
+            within = event.get("epoch", 0) / max(event.get("epochs", 1), 1)
+            progress.stage("finetune", (index + within) / len(plan), message=f"Fine-tuning: {strategy}",
+                           model=strategy, **{k: event[k] for k in ("epoch", "epochs", "loss", "val_loss")
+                                              if k in event})
+
+        finetune_config = FinetuneConfig(strategy=strategy, epochs=config.finetune_epochs,
+                                         batch_size=config.batch_size, seed=config.seed)
+        if strategy == SUPERVISED:
+            model = train_supervised(X_train, y_train, X_val, y_val, finetune_config, encoder.config,
+                                     on_event=on_event, should_stop=should_stop)
+        else:
+            model = finetune(encoder, X_train, y_train, X_val, y_val, finetune_config,
+                             pretraining=config.method, on_event=on_event, should_stop=should_stop)
+        models.append(model)
+    return models
+
+
+def audit_models(config: AuditConfig, study: Study, models: list, pretrained, out_dir: Path,
+                 progress: _Progress, should_stop: Callable[[], bool] | None) -> dict:
+    """Audit every model on the study's test rows; write predictions and embeddings; return the report."""
+    from core.audit.bootstrap import paired_gap_differences
+    from core.audit.fairness import audit_fairness
+    from core.audit.representation import attribute_leakage
+
+    X, split = study.X, study.split
+    test, validation = split.test, split.validation
+    y_test = study.labels(test)
+    groups_test = study.groups(test)
+    scores = {m.name: m.predict_proba(X[test]) for m in models}
+    preds = {name: (score >= 0.5).astype(np.int64) for name, score in scores.items()}
+    _write_predictions(out_dir / "predictions.parquet", study.row_ids(test), groups_test, y_test, scores, preds)
+    _write_predictions(out_dir / "validation_predictions.parquet", study.row_ids(validation),
+                       study.groups(validation), study.labels(validation),
+                       {m.name: m.predict_proba(X[validation]) for m in models},
+                       None)
+
+    raw_leakage = {attribute: attribute_leakage(X[test], groups_test[attribute], random_state=config.seed)
+                   for attribute in groups_test.columns}
+    embeddings = {m.name: m.embed(X[test]) for m in models}
+    supervised = embeddings[SUPERVISED]
+    entries, umap_frames = [], []
+    steps = len(models) * (2 if config.umap else 1)
+    for index, model in enumerate(models):
+        if should_stop is not None and should_stop():
+            _stop_if_cancelled(True)
+        progress.stage("audit", index / steps, message=f"Auditing {model.name}")
+        fairness = audit_fairness(y_test, preds[model.name], scores[model.name], groups_test,
+                                  n_boot=config.n_boot, confidence=config.confidence,
+                                  min_group_size=config.min_group_size, random_state=config.seed)
+        representation = _representation(embeddings[model.name], supervised, y_test, groups_test,
+                                         raw_leakage, config.seed, compare=model.name != SUPERVISED)
+        entry = {"name": model.name, "pretraining": model.pretraining, "strategy": model.strategy,
+                 "n_trainable_params": model.n_trainable_params,
+                 "overall": fairness["overall"], "groups": fairness["groups"], "gaps": fairness["gaps"],
+                 "representation": representation, "calibration": model.calibration}
+        if model.name != SUPERVISED:
+            entry["compared_with_supervised"] = paired_gap_differences(
+                y_test, preds[model.name], preds[SUPERVISED], groups_test, n_boot=config.n_boot,
+                confidence=config.confidence, random_state=config.seed)
+        entries.append(entry)
+    if config.umap:
+        umap_frames = _umap_all(embeddings, study, groups_test, config.seed, progress, len(models), steps)
+        atomic_write(out_dir / "embeddings.parquet", _parquet_bytes(pd.concat(umap_frames, ignore_index=True)))
+
+    return {
+        "equiscope_version": __version__,
+        "study": _study_summary(study, config),
+        "models": entries,
+        "pretraining": _pretraining_summary(pretrained),
+        "bootstrap": {"method": "percentile", "n_boot": config.n_boot, "confidence": config.confidence,
+                      "resampling": "within groups"},
+        "withheld_columns": study.data.withheld_columns,
+        "notes": study.source.notes + study.data.notes,
+        "warnings": study.data.warnings,
+        "config": config.to_dict(),
+        "versions": _versions(),
+    }
+
+
+def _representation(embedding: np.ndarray, supervised: np.ndarray, y: np.ndarray, groups: pd.DataFrame,
+                    raw_leakage: dict, seed: int, compare: bool) -> dict:
+    from core.audit.representation import attribute_leakage, knn_accuracy_by_group, per_group_cka
+
+    leakage, knn, cka = {}, {}, {}
+    for attribute in groups.columns:
+        probe = attribute_leakage(embedding, groups[attribute], random_state=seed)
+        raw = raw_leakage[attribute]
+        leakage[attribute] = {**probe, "raw_features_balanced_accuracy": raw["balanced_accuracy"],
+                              "raw_features_std": raw["std"]}
+        knn[attribute] = knn_accuracy_by_group(embedding, y, groups[attribute], random_state=seed)
+        if compare:
+            cka[attribute] = per_group_cka(embedding, supervised, groups[attribute])
+    result = {"leakage": leakage, "knn_accuracy": knn}
+    if compare:
+        result["cka_with_supervised"] = cka
+    return result
+
+
+def _umap_all(embeddings: dict[str, np.ndarray], study: Study, groups: pd.DataFrame, seed: int,
+              progress: _Progress, done: int, steps: int) -> list[pd.DataFrame]:
+    from core.audit.representation import project_umap
+
+    strata = groups.astype(str).agg(" & ".join, axis=1).to_numpy()
+    row_ids = study.row_ids(study.split.test)
+    frames = []
+    for index, (name, embedding) in enumerate(embeddings.items()):
+        progress.stage("audit", (done + index) / steps, message=f"UMAP projection: {name}")
+        coords, rows = project_umap(embedding, random_state=seed, strata=strata)
+        frames.append(pd.DataFrame({"row_id": row_ids[rows], "model": name,
+                                    "umap_x": coords[:, 0].astype(np.float32),
+                                    "umap_y": coords[:, 1].astype(np.float32)}))
+    return frames
+
+
+def _write_predictions(path: Path, row_ids: np.ndarray, groups: pd.DataFrame, y: np.ndarray,
+                       scores: dict[str, np.ndarray], preds: dict[str, np.ndarray] | None) -> None:
+    """The predictions.parquet contract: row_id, each sensitive column, y_true, score__NAME, pred__NAME."""
+    columns: dict[str, Any] = {"row_id": row_ids.astype(np.int64)}
+    columns.update({attribute: groups[attribute].astype(str).to_numpy() for attribute in groups.columns})
+    columns["y_true"] = y.astype(np.int64)
+    for name, score in scores.items():
+        columns[f"score__{name}"] = score.astype(np.float64)
+        columns[f"pred__{name}"] = (preds[name] if preds is not None else (score >= 0.5)).astype(np.int64)
+    atomic_write(path, _parquet_bytes(pd.DataFrame(columns)))
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def _study_summary(study: Study, config: AuditConfig) -> dict:
+    split = study.split
+    return {"dataset": study.source.name, "dataset_sha256": study.source.sha256, "target": study.spec.target,
+            "positive_label": study.spec.positive_label, "sensitive": list(study.spec.sensitive),
+            "n_train": int(len(split.labelled_train)), "n_test": int(len(split.test)),
+            "n_validation": int(len(split.validation)), "n_pretrain": int(len(split.pretrain)),
+            "label_fraction": float(config.label_fraction), "seed": int(config.seed),
+            "features": list(study.data.features), "n_encoded_features": int(study.encoder.n_features_out_)}
+
+
+def _pretraining_summary(pretrained) -> dict:
+    return {"method": pretrained.config.method, "epochs_completed": pretrained.epochs_completed,
+            "best_epoch": pretrained.best_epoch, "best_val_loss": pretrained.best_val_loss,
+            "initial_val_loss": pretrained.initial_val_loss, "stopped_early": pretrained.stopped_early,
+            "collapse": pretrained.collapse,
+            "history": [{k: v for k, v in epoch.items() if k in ("epoch", "loss", "val_loss")}
+                        for epoch in pretrained.history]}
+
+
+def _versions() -> dict[str, str]:
+    import sklearn
+    import torch
+
+    import fairlearn
+
+    return {"equiscope": __version__, "torch": torch.__version__.split("+")[0], "numpy": np.__version__,
+            "pandas": pd.__version__, "scikit-learn": sklearn.__version__, "fairlearn": fairlearn.__version__}
+
+
+def audit_job(context) -> dict:
+    """Job entry point (core.jobs): run the audit into the run's folder, return headline metrics."""
+    config = AuditConfig.from_dict(context.config)
+    report = run_audit(config, context.run_dir, on_event=context.report, should_stop=context.should_stop)
+    return headline(report)
+
+
+def headline(report: dict) -> dict:
+    """Per model: accuracy, worst-group accuracy and equalized-odds gap of the first attribute."""
+    first = report["study"]["sensitive"][0]
+    return {m["name"]: {"accuracy": m["overall"]["accuracy"],
+                        "worst_group_accuracy": m["gaps"][first]["worst_group_accuracy"],
+                        "equalized_odds_difference": m["gaps"][first]["equalized_odds_difference"]}
+            for m in report["models"]}
