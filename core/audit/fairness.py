@@ -383,8 +383,8 @@ def _extremes(values: np.ndarray, used: np.ndarray, labels: tuple[str, ...],
 
 
 def gap_extremes(metrics: dict[str, np.ndarray], used: Mapping[str, np.ndarray],
-             labels: tuple[str, ...], overall_accuracy: float, tpr_gap: float,
-             fpr_gap: float) -> dict[str, dict[str, Any]]:
+                 labels: tuple[str, ...], overall_accuracy: float, tpr_gap: float,
+                 fpr_gap: float) -> dict[str, dict[str, Any]]:
     """Which groups sit at the extremes of each gap ("between which groups")."""
     eo = "fpr" if (np.isnan(tpr_gap) or fpr_gap > tpr_gap) else "tpr"
     distance = np.abs(metrics["accuracy"] - overall_accuracy)
@@ -442,7 +442,11 @@ def check_predictions(y_true: Any, y_pred: Any,
                          "pass predictions for the same rows")
     s = None
     if y_score is not None:
-        s = np.asarray(y_score, dtype=np.float64).ravel()
+        try:
+            s = np.asarray(y_score, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            raise InputError("y_score must be numeric",
+                             "pass the predicted probability of the positive label") from None
         if len(s) != len(y):
             raise InputError(f"y_score has {len(s)} rows but y_true has {len(y)}",
                              "pass scores for the same rows")
