@@ -264,12 +264,12 @@ def _run(X_train, X_val, layout, config, device, rank, world, on_event, should_s
         [{"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
          {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}], lr=config.lr)
     generator = torch.Generator(device).manual_seed(config.seed)
-    X_train_t = None if streaming else torch.as_tensor(np.asarray(X_train, np.float32)).to(device)
+    X_train_t = None if streaming else torch.as_tensor(_finite(X_train, "training")).to(device)
     X_val_t = None
     if X_val is not None and len(X_val) > 0:
         if len(X_val) < 2:
             raise InputError("validation needs at least 2 rows", "Give more validation rows")
-        X_val_t = torch.as_tensor(np.asarray(X_val, np.float32)).to(device)
+        X_val_t = torch.as_tensor(_finite(X_val, "validation")).to(device)
 
     # -- state, fresh or from the checkpoint ------------------------------------------------
     s: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "best_epoch": 0,
@@ -332,6 +332,9 @@ def _run(X_train, X_val, layout, config, device, rank, world, on_event, should_s
         if cancelled:
             break  # a partial epoch is not checkpointed; resume repeats it
         train_loss = float(dist.mean_over_ranks(loss_sum)) / max(steps_per_epoch, 1)
+        if not math.isfinite(train_loss):
+            raise InputError(f"pretraining diverged: the {config.method} loss is {train_loss} "
+                             f"in epoch {epoch}", f"Lower the learning rate (now {config.lr})")
         entry: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "val_loss": None,
                                  "lr": lr, "embedding_std": None}
         if X_val_t is not None:
@@ -378,6 +381,14 @@ def _run(X_train, X_val, layout, config, device, rank, world, on_event, should_s
         elapsed_seconds=elapsed, collapse=collapse, stopped_early=s["stopped_early"],
         cancelled=cancelled, epochs_completed=s["epoch"], steps=s["step"],
         total_steps=total_steps, device=str(device), world_size=world)
+
+
+def _finite(X: np.ndarray, what: str) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2 or not np.isfinite(X).all():
+        raise InputError(f"the {what} matrix must be 2-d and finite (no NaN or inf)",
+                         "Encode the table with TabularEncoder, which imputes missing values")
+    return X
 
 
 def _agree(flag: bool, world: int, device: torch.device) -> bool:

@@ -98,7 +98,7 @@ def test_collapse_is_detected_on_a_constant_encoder_and_not_on_a_random_one(tabl
         torch.manual_seed(0)
         encoder = Encoder(EncoderConfig(X.shape[1], **ENCODER))
     healthy = collapse_report(embed(encoder, X))
-    assert not healthy["collapsed"] and healthy["relative_std"] > 10 * COLLAPSE_THRESHOLD
+    assert not healthy["collapsed"] and healthy["relative_std"] > 5 * COLLAPSE_THRESHOLD
     with torch.no_grad():  # last block: BN scale 0, shift 1 -> every row maps to the same vector
         encoder.blocks[-1].norm.weight.zero_()
         encoder.blocks[-1].norm.bias.fill_(1.0)

@@ -179,6 +179,13 @@ def test_input_errors(data):
         pretrain(data["train"][:, :5], None, layout, _config())
     with pytest.raises(InputError, match="too few"):
         pretrain(data["train"][:1], None, layout, _config())
+    broken = data["train"].copy()
+    broken[3, 2] = np.nan
+    with pytest.raises(InputError, match="finite"):
+        pretrain(broken, None, layout, _config())
+    with pytest.raises(InputError, match="diverged"):
+        pretrain(data["train"], None, layout, _config(method="vicreg", lr=1e30, epochs=1,
+                                                      warmup_fraction=0.0))
 
 
 def test_device_is_chosen_automatically():
