@@ -25,9 +25,13 @@ def sync_form_with_current_study(ws) -> None:
 def save_section(ws, table: tables.Table, data) -> None:
     spec = studies.saved_spec(data)
     current = state.current_study(ws)
+    just_saved = st.session_state.pop("_just_saved", None)
     if current and current["dataset_sha256"] == table.sha256 and current["spec"] == spec.to_dict():
-        st.success(f"This set-up is saved as the current study, **{md(current['name'])}**. "
-                   "Next, train models on it.", icon=":material/check_circle:")
+        if just_saved:
+            st.success(just_saved, icon=":material/check_circle:")
+        else:
+            st.success(f"This set-up is saved as the current study, **{md(current['name'])}**. "
+                       "Next, train models on it.", icon=":material/check_circle:")
         st.page_link("app_pages/train.py", label="Next: Train", icon=":material/arrow_forward:")
         return
     default = studies.default_name(table, spec)
@@ -48,8 +52,9 @@ def save_section(ws, table: tables.Table, data) -> None:
     st.session_state["_form_study"] = study_id
     saved = ws.get_study(study_id)
     verb = "Saved" if created else "This set-up was already saved as"
-    st.success(f"{verb} study **{md(saved['name'])}**; it is now the current study.", icon=":material/check_circle:")
-    st.page_link("app_pages/train.py", label="Next: Train", icon=":material/arrow_forward:")
+    st.session_state["_just_saved"] = (f"{verb} study **{md(saved['name'])}**; it is now the current study. "
+                                       "Next, train models on it.")
+    st.rerun()  # redraw the page and the sidebar with the new current study
 
 
 def render() -> None:
@@ -81,7 +86,7 @@ def render() -> None:
 
     st.header("3. Groups and base rates", divider="gray")
     data_views.show_overview(data)
-    data_views.show_groups(data, tables.group_profile(table.sha256, tables.spec_key(spec), table.frame))
+    data_views.show_groups(data, tables.group_profile(table.sha256, tables.spec_key(spec), table.frame), table.sha256)
 
     st.header("4. Proxies", divider="gray")
     data_views.show_proxies(tables.proxy_findings(table.sha256, tables.proxy_key(spec), table.frame,

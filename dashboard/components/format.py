@@ -17,6 +17,15 @@ def count(value: int) -> str:
     return f"{value:,}"
 
 
+def number(value: float) -> str:
+    """Readable number: 1,490,400 / 38.6 / 0.0123; whole numbers without decimals."""
+    if value != value:  # NaN
+        return "–"
+    if abs(value) >= 1000 or float(value).is_integer():
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
 def words(items: Sequence[str], conjunction: str = "and") -> str:
     """['a', 'b', 'c'] -> 'a, b and c'."""
     items = [str(item) for item in items]

@@ -10,7 +10,7 @@ import streamlit as st
 from core.data import DatasetSpec, PreparedData
 from core.errors import InputError
 from core.store import Workspace
-from core.uploads import save_upload
+from core.uploads import safe_file_name, save_upload
 from dashboard.components import state, tables
 from dashboard.components.format import words
 
@@ -45,12 +45,14 @@ def save_study(ws: Workspace, table: tables.Table, data: PreparedData, name: str
     if existing is not None:
         return existing["id"], False
     settings: dict = {"source": table.source, "file_format": table.file_format, "rows": int(len(table.frame))}
+    dataset = table.name
     if table.source == "upload":
+        dataset = safe_file_name(table.name)  # the browser's file name is untrusted text
         if upload is None or upload.get("sha256") != table.sha256:
             raise InputError("The uploaded file is no longer available", "Upload it again, then save the study")
         path = save_upload(ws.root, upload["data"], upload["name"], max_bytes=tables.UPLOAD_LIMIT_BYTES)
         settings.update(stored_path=path.relative_to(ws.root).as_posix(), file_name=path.name)
-    return ws.create_study(name, table.name, table.sha256, spec, settings), True
+    return ws.create_study(name, dataset, table.sha256, spec, settings), True
 
 
 def stored_upload(ws: Workspace, study: dict) -> dict | None:

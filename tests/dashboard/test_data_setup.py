@@ -112,7 +112,7 @@ def test_saving_an_uploaded_study_records_it_and_stores_the_file(make_app, works
     assert len(studies) == 1
     study = studies[0]
     digest = hashlib.sha256(data).hexdigest()
-    assert (study["name"], study["dataset"], study["dataset_sha256"]) == ("Loans 2024", "../../etc/my loans.csv", digest)
+    assert (study["name"], study["dataset"], study["dataset_sha256"]) == ("Loans 2024", "my_loans.csv", digest)
     assert study["spec"]["target"] == "approved" and study["spec"]["positive_label"] == "yes"
     assert study["spec"]["sensitive"] == ["sex", "age"] and "email" not in study["spec"]["features"]
     stored = workspace / study["settings"]["stored_path"]
