@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "datasets": "list the bundled example datasets",
     "inspect": "profile a table: columns, kinds, missing values, personal data, groups, proxies",
     "serve": "start the dashboard in the browser (binds 127.0.0.1 unless --host says otherwise)",
+    "pretrain": "build a study and pretrain an encoder with a self-supervised method (scarf, vime, ...)",
+    "finetune": "fine-tune a pretrained encoder with each strategy, next to a supervised baseline",
 }
 
 
