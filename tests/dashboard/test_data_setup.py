@@ -204,3 +204,44 @@ def test_small_groups_are_marked_in_the_chart_and_warned_about(make_app):
     assert any(f"Group 'C' of 'race' has only {n_small} rows" in w.value for w in app.warning)
     bars = figure(app, "race")["data"][0]
     assert values(bars["text"])[-1] == f"{n_small} (small)"
+
+
+def _as_format(csv: bytes, file_format: str) -> tuple[str, bytes]:
+    frame = pd.read_csv(io.BytesIO(csv))
+    buffer = io.BytesIO()
+    if file_format == "parquet":
+        frame.to_parquet(buffer, index=False)
+    elif file_format == "xlsx":
+        frame.to_excel(buffer, index=False, engine="openpyxl")
+    else:
+        buffer.write(frame.to_csv(index=False, sep=";").encode("cp1252"))
+    return f"loans.{'csv' if file_format == 'semicolon' else file_format}", buffer.getvalue()
+
+
+@pytest.mark.parametrize("file_format", ["parquet", "xlsx", "semicolon"])
+def test_parquet_excel_and_semicolon_csv_uploads_work(make_app, file_format):
+    name, data = _as_format(people_csv(120), file_format)
+    app = make_app(data_source="upload")
+    app.run()
+    upload(app, name, data)
+    assert not app.exception and not app.error
+    assert app.selectbox(key="target_column").value == "approved"
+    for attribute in ("sex", "age"):  # age is numeric: audited in bands
+        assert values(figure(app, attribute)["data"][0]["y"])
+
+
+def test_switching_study_in_the_sidebar_shows_its_set_up(make_app, workspace):
+    app = make_app(dataset="adult")
+    app.run()
+    adult = app.session_state["current_study_id"]
+    app.selectbox(key="bundled_dataset").set_value("german").run()
+    app.button(key="save_study").click().run()
+    german = app.session_state["current_study_id"]
+    assert german != adult and app.selectbox(key="study_picker").value == german
+
+    app.selectbox(key="study_picker").set_value(adult).run()
+    assert not app.exception
+    assert app.session_state["current_study_id"] == adult
+    assert app.selectbox(key="bundled_dataset").value == "adult"
+    assert app.multiselect(key="sensitive_attributes").value == ["sex", "race"]
+    assert any("saved as the current study, **Adult" in box.value for box in app.success)

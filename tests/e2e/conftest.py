@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path(os.environ.get("EQUISCOPE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
@@ -30,12 +30,18 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 START_TIMEOUT_S = 60.0
 
 
-def _require_chromium() -> None:
+def chromium_problem() -> str | None:
+    """Why the browser tests cannot run here, or None. In CI (CI=true) and everywhere else a
+    missing browser is a failure with this message, never a skip."""
     if CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK):
-        return
+        return None
     where = "in CI (CI=true)" if os.environ.get("CI", "").lower() == "true" else "on this machine"
-    pytest.fail(f"Chromium is not installed at {CHROMIUM} {where}; the browser tests need it: {INSTALL_HINT}",
-                pytrace=False)
+    return f"Chromium is not installed at {CHROMIUM} {where}; the browser tests need it: {INSTALL_HINT}"
+
+
+@pytest.fixture(scope="session")
+def missing_browser() -> str | None:
+    return chromium_problem()
 
 
 def _free_port() -> int:
@@ -89,7 +95,9 @@ def app_url(e2e_workspace, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
-    _require_chromium()
+    problem = chromium_problem()
+    if problem:
+        pytest.fail(problem, pytrace=False)
     return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS}
 
 
