@@ -231,6 +231,25 @@ class Workspace:
                         json.dumps(settings or {}), now_iso()))
         return study_id
 
+    def find_or_create_study(self, name: str, dataset: str, dataset_sha256: str, spec: dict,
+                             settings: dict | None = None) -> tuple[str, bool]:
+        """The newest study of this exact table and spec, or a new one; (id, created).
+
+        Check and insert happen in one transaction, so two processes opening the same
+        workspace at once cannot both create the study.
+        """
+        spec_json = json.dumps(spec, sort_keys=True)
+        with self._write() as db:
+            for row in db.execute("SELECT id, spec_json FROM studies WHERE dataset_sha256 = ? "
+                                  "ORDER BY created_at DESC, id", (dataset_sha256,)):
+                if json.dumps(json.loads(row["spec_json"]), sort_keys=True) == spec_json:
+                    return row["id"], False
+            study_id = _new_id("study")
+            db.execute("INSERT INTO studies VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (study_id, name, dataset, dataset_sha256, json.dumps(spec), json.dumps(settings or {}),
+                        now_iso()))
+        return study_id, True
+
     def get_study(self, study_id: str) -> dict:
         rows = self._read("SELECT * FROM studies WHERE id = ?", (study_id,))
         if not rows:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.data.loading import MAX_UPLOAD_BYTES
 from core.errors import InputError
 from core.store import DEFAULT_WORKSPACE, Workspace
 
@@ -38,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "streamlit", "run", str(APP),
                "--server.address", args.host, "--server.port", str(args.port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false",
-               "--server.fileWatcherType", "none", "--server.maxUploadSize", "200"]
+               "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal",
+               "--server.maxUploadSize", str(max(1, MAX_UPLOAD_BYTES // (1024 * 1024)))]
     print(f"Equiscope dashboard: http://{'localhost' if args.host in LOOPBACK else args.host}:{args.port} "
           f"(workspace {workspace.root}); stop with Ctrl+C", file=sys.stderr)
     try:

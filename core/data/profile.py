@@ -36,12 +36,22 @@ def profile_columns(frame: pd.DataFrame, kinds: dict[str, str] | None = None,
             row["summary"] = "withheld (personal data)"
         elif kinds[column] == "numeric":
             values = pd.to_numeric(series, errors="coerce")
-            row["summary"] = f"{values.min():.4g} to {values.max():.4g}, mean {values.mean():.4g}"
+            row["summary"] = (f"{readable_number(values.min())} to {readable_number(values.max())}, "
+                              f"mean {readable_number(values.mean())}")
         elif kinds[column] in ("categorical", "boolean"):
             top = series.value_counts().head(3)
             row["summary"] = ", ".join(f"{value} ({count})" for value, count in top.items())
         rows.append(row)
     return rows
+
+
+def readable_number(value: float) -> str:
+    """A number for reading: thousands separators, at most 3 significant decimals (13,492; 0.0123)."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    if abs(value) >= 1000 or float(value).is_integer():
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
 
 
 def profile_groups(data: PreparedData) -> dict[str, list[dict]]:

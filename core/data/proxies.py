@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import normalized_mutual_info_score
 
-from core.data.spec import MISSING_GROUP
 
 MODERATE, STRONG = 0.3, 0.5
 
@@ -42,9 +41,21 @@ class ProxyFinding:
                 "mutual_information": self.mutual_information, "strength": self.strength}
 
 
-def cramers_v(a: pd.Series, b: pd.Series) -> float:
-    """Cramér's V of two categorical series (formula in the module docstring); 0 if either is constant."""
-    table = pd.crosstab(a, b).to_numpy(dtype=float)
+def cramers_v(a: pd.Series | np.ndarray, b: pd.Series | np.ndarray) -> float:
+    """Cramér's V of two categorical columns (formula in the module docstring); 0 if either is constant."""
+    return _cramers_v_codes(_codes(a), _codes(b))
+
+
+def _codes(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Integer category codes, missing values as a category of their own."""
+    codes, _ = pd.factorize(pd.Series(values), use_na_sentinel=False)
+    return codes.astype(np.int64)
+
+
+def _cramers_v_codes(a: np.ndarray, b: np.ndarray) -> float:
+    r, c = int(a.max()) + 1, int(b.max()) + 1
+    table = np.bincount(a * c + b, minlength=r * c).reshape(r, c).astype(float)
+    table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
     r, c = table.shape
     if min(r, c) < 2:
         return 0.0
@@ -54,12 +65,12 @@ def cramers_v(a: pd.Series, b: pd.Series) -> float:
     return float(np.sqrt(chi2 / (n * (min(r, c) - 1))))
 
 
-def as_categories(series: pd.Series, n_bins: int = 10) -> pd.Series:
-    """Text categories of a column: numeric columns in quantile bins, missing as its own value."""
+def as_categories(series: pd.Series, n_bins: int = 10) -> np.ndarray:
+    """Integer category codes of a column: numeric columns in quantile bins, missing as its own code."""
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series) and series.nunique() > n_bins:
-        binned = pd.qcut(series, q=n_bins, duplicates="drop")
-        return binned.astype(str).where(series.notna(), MISSING_GROUP)
-    return series.astype(str).where(series.notna(), MISSING_GROUP)
+        binned = pd.qcut(series, q=n_bins, duplicates="drop", labels=False)
+        return np.where(series.isna(), -1, binned.fillna(-1)).astype(np.int64) + 1
+    return _codes(series)
 
 
 def find_proxies(features: pd.DataFrame, groups: pd.DataFrame, *, n_bins: int = 10,
@@ -72,12 +83,13 @@ def find_proxies(features: pd.DataFrame, groups: pd.DataFrame, *, n_bins: int = 
     findings = []
     categories = {column: as_categories(features[column], n_bins) for column in features.columns}
     for attribute in groups.columns:
+        attribute_codes = _codes(groups[attribute])
         for feature, values in categories.items():
             if feature == attribute:
                 continue
-            v = cramers_v(groups[attribute], values)
+            v = _cramers_v_codes(attribute_codes, values)
             if v >= threshold:
-                nmi = float(normalized_mutual_info_score(groups[attribute], values))
+                nmi = float(normalized_mutual_info_score(attribute_codes, values))
                 strength = "strong" if v >= STRONG else "moderate"
                 findings.append(ProxyFinding(attribute, feature, round(v, 4), round(nmi, 4), strength))
     return sorted(findings, key=lambda f: -f.cramers_v)

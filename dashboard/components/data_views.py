@@ -13,7 +13,7 @@ import streamlit as st
 from core.data import PreparedData
 from core.uploads import safe_file_name
 from dashboard.components import charts, tables
-from dashboard.components.downloads import csv_bytes
+from core.export import csv_bytes
 from dashboard.components.format import bullets, count, md, pct
 
 KIND_WORDS = {"numeric": "number", "boolean": "two values", "categorical": "category", "datetime": "date",
@@ -34,8 +34,7 @@ def show_columns(facts: tables.ColumnFacts, table: tables.Table, features: list[
         "Distinct values": profile["n_unique"],
         "Personal data": [PII_WORDS.get(kind, kind) if isinstance(kind, str) else "" for kind in profile["pii"]],
         "Model uses it": profile["column"].isin(used) if features is not None else False,
-        "Values": [facts.readable.get(column, summary) for column, summary in zip(profile["column"],
-                                                                                   profile["summary"])],
+        "Values": profile["summary"],
     })
     st.dataframe(shown, hide_index=True, width="stretch", height=min(36 * (len(shown) + 1) + 3, 420),
                  column_config={

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from core.data.profile import readable_number
+
 
 def pct(value: float | None, digits: int = 0) -> str:
     """0.3125 -> '31%' (or '31.2%' with digits=1); None -> '–'."""
@@ -18,12 +20,8 @@ def count(value: int) -> str:
 
 
 def number(value: float) -> str:
-    """Readable number: 1,490,400 / 38.6 / 0.0123; whole numbers without decimals."""
-    if value != value:  # NaN
-        return "–"
-    if abs(value) >= 1000 or float(value).is_integer():
-        return f"{value:,.0f}"
-    return f"{value:.3g}"
+    """Readable number: 1,490,400 / 38.6 / 0.0123; whole numbers without decimals; NaN -> '–'."""
+    return "–" if value != value else readable_number(value)
 
 
 def words(items: Sequence[str], conjunction: str = "and") -> str:

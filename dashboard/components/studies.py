@@ -26,14 +26,6 @@ def default_name(table: tables.Table, spec: DatasetSpec) -> str:
     return f"{title}: {spec.target} by {words(list(spec.sensitive))}"
 
 
-def find_study(ws: Workspace, sha256: str, spec: dict) -> dict | None:
-    """The newest study of this exact table and set-up, if one is saved."""
-    for study in ws.list_studies():  # newest first
-        if study["dataset_sha256"] == sha256 and study["spec"] == spec:
-            return study
-    return None
-
-
 def save_study(ws: Workspace, table: tables.Table, data: PreparedData, name: str,
                upload: dict | None) -> tuple[str, bool]:
     """Record the study (copying an upload into the workspace); return (id, newly created).
@@ -41,9 +33,6 @@ def save_study(ws: Workspace, table: tables.Table, data: PreparedData, name: str
     An identical study (same table and set-up) is reused rather than saved twice.
     """
     spec = saved_spec(data).to_dict()
-    existing = find_study(ws, table.sha256, spec)
-    if existing is not None:
-        return existing["id"], False
     settings: dict = {"source": table.source, "file_format": table.file_format, "rows": int(len(table.frame))}
     dataset = table.name
     if table.source == "upload":
@@ -52,7 +41,7 @@ def save_study(ws: Workspace, table: tables.Table, data: PreparedData, name: str
             raise InputError("The uploaded file is no longer available", "Upload it again, then save the study")
         path = save_upload(ws.root, upload["data"], upload["name"], max_bytes=tables.UPLOAD_LIMIT_BYTES)
         settings.update(stored_path=path.relative_to(ws.root).as_posix(), file_name=path.name)
-    return ws.create_study(name, dataset, table.sha256, spec, settings), True
+    return ws.find_or_create_study(name, dataset, table.sha256, spec, settings)
 
 
 def stored_upload(ws: Workspace, study: dict) -> dict | None:

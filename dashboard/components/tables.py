@@ -19,7 +19,6 @@ from core.data import (MAX_UPLOAD_BYTES, DatasetSpec, PreparedData, find_proxies
                        profile_groups, read_table, scan_pii)
 from core.data.kinds import FEATURE_KINDS, infer_kinds
 from core.datasets import DatasetCard, list_datasets, load_bundled, load_card
-from dashboard.components.format import number
 
 UPLOAD_LIMIT_BYTES = MAX_UPLOAD_BYTES
 """Largest upload the page accepts (the loader's limit); tests lower it to try a 'huge' file."""
@@ -45,7 +44,6 @@ class ColumnFacts:
     kinds: dict[str, str]
     pii: dict[str, dict]  # column -> PiiFinding.to_dict()
     profile: list[dict] = field(default_factory=list)
-    readable: dict[str, str] = field(default_factory=dict)  # numeric column -> "17 to 90, mean 38.6"
 
 
 def spec_key(spec: DatasetSpec) -> str:
@@ -81,15 +79,7 @@ def column_facts(sha256: str, _frame: pd.DataFrame) -> ColumnFacts:
     findings = scan_pii(_frame)
     pii = {finding.column: finding.to_dict() for finding in findings}
     profile = profile_columns(_frame, kinds, {finding.column: finding.kind for finding in findings})
-    readable = {column: _numeric_summary(_frame[column]) for column, kind in kinds.items()
-                if kind == "numeric" and column not in pii}
-    return ColumnFacts(kinds=kinds, pii=pii, profile=profile, readable=readable)
-
-
-def _numeric_summary(series: pd.Series) -> str:
-    """The profile's range and mean written for reading (13,492 rather than 1.349e+04)."""
-    values = pd.to_numeric(series, errors="coerce")
-    return f"{number(values.min())} to {number(values.max())}, mean {number(values.mean())}"
+    return ColumnFacts(kinds=kinds, pii=pii, profile=profile)
 
 
 def usable_features(facts: ColumnFacts, target: str, include_pii: bool) -> list[str]:

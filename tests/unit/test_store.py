@@ -141,3 +141,16 @@ def test_unwritable_workspace_is_a_clear_input_error(tmp_path):
         tmp_path.chmod(0o500)
         with pytest.raises(InputError):
             Workspace(tmp_path / "ws")
+
+
+def test_find_or_create_study_is_atomic_across_processes(tmp_path):
+    Workspace(tmp_path)
+    script = ("import sys; from core.store import Workspace\n"
+              "w = Workspace(sys.argv[1], recover=False)\n"
+              "print(w.find_or_create_study('Adult', 'adult', 'sha', {'target': 'income', 'sensitive': ['sex']})[0])")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    ids = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert len(ids) == 1 and len(Workspace(tmp_path).list_studies()) == 1
+    other, created = Workspace(tmp_path).find_or_create_study("Adult", "adult", "sha", {"target": "other"})
+    assert created and other not in ids

@@ -1,4 +1,4 @@
-"""Downloads: exact numbers, and CSV that a spreadsheet cannot execute.
+"""Exports that are safe to open: CSV that a spreadsheet cannot execute.
 
 A cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return is a formula to Excel
 and LibreOffice (CSV injection); such text cells get a leading apostrophe, which spreadsheets
@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import pandas as pd
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def neutralise(value: object) -> object:
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    """`value` with a leading apostrophe if it is text a spreadsheet would run as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return value
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """UTF-8 CSV of `frame` with formula-like text cells neutralised."""
+    """UTF-8 CSV of `frame` with formula-like text cells (and column names) neutralised."""
     safe = frame.copy()
     safe.columns = [neutralise(str(column)) for column in safe.columns]
     for column in safe.columns:
