@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "serve": "start the dashboard in the browser (binds 127.0.0.1 unless --host says otherwise)",
     "pretrain": "build a study and pretrain an encoder with a self-supervised method (scarf, vime, ...)",
     "finetune": "fine-tune a pretrained encoder with each strategy, next to a supervised baseline",
+    "audit": "run the whole audit: pretrain, fine-tune every strategy and a supervised baseline, audit",
 }
 
 

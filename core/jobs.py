@@ -43,6 +43,7 @@ CANCEL_CHECK_S = 0.5
 # kind -> "module:function". Modules are imported only when a job of that kind runs.
 JOB_KINDS: dict[str, str] = {
     "diagnostic": "core.jobs:diagnostic_job",
+    "audit": "core.pipeline:audit_job",
 }
 
 

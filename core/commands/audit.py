@@ -1,0 +1,95 @@
+"""`equiscope audit`: the whole audit from the command line, recorded in the workspace.
+
+Output is all or nothing: the audit writes into a temporary folder beside DIR and is renamed
+to DIR only when it succeeds (an earlier DIR is replaced). A failed or interrupted audit
+leaves no half-written DIR; its temporary folder is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from core.errors import InputError
+
+DEFAULT_STRATEGIES = "linear,bn-stats,bn-affine,gradual,full"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="a bundled dataset name or a CSV/Parquet/Excel path")
+    parser.add_argument("--target", required=True, help="the outcome column")
+    parser.add_argument("--sensitive", required=True, help="comma-separated sensitive attributes, e.g. sex,race")
+    parser.add_argument("--positive", help="the target value that counts as positive")
+    parser.add_argument("--method", default="scarf", help="SSL pretraining method (default scarf)")
+    parser.add_argument("--strategies", default=DEFAULT_STRATEGIES,
+                        help=f"comma-separated fine-tuning strategies (default {DEFAULT_STRATEGIES})")
+    parser.add_argument("--label-fraction", type=float, default=1.0, help="share of training labels used (0, 1]")
+    parser.add_argument("--epochs", type=int, default=20, help="pretraining epochs (default 20)")
+    parser.add_argument("--finetune-epochs", type=int, default=30, help="fine-tuning epochs (default 30)")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for CIs (default 1000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-umap", action="store_true", help="skip the UMAP projections")
+    parser.add_argument("--include-pii", action="store_true",
+                        help="let columns flagged as personal data into features and reports")
+    parser.add_argument("--workspace", default="equiscope-workspace",
+                        help="workspace where the run is recorded (default ./equiscope-workspace)")
+    parser.add_argument("--out", required=True, help="folder for report.json, predictions.parquet, report.html")
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.commands._progress import ProgressBar
+    from core.pipeline import AuditConfig, headline, run_audit
+    from core.store import Workspace
+
+    config = AuditConfig(data=args.data, target=args.target, positive=args.positive,
+                         sensitive=[s.strip() for s in args.sensitive.split(",") if s.strip()],
+                         method=args.method, strategies=[s.strip() for s in args.strategies.split(",") if s.strip()],
+                         label_fraction=args.label_fraction, epochs=args.epochs, finetune_epochs=args.finetune_epochs,
+                         n_boot=args.n_boot, seed=args.seed, umap=not args.no_umap, include_pii=args.include_pii)
+    config.validate()
+    if args.n_boot < 0:
+        raise InputError(f"--n-boot must be 0 or more, got {args.n_boot}", "Use 1000 for reporting, 0 to skip CIs")
+    out = Path(args.out).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out '{out}' is a file", "Give a folder path")
+    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
+    workspace = Workspace(args.workspace)
+    run_id = workspace.create_run("audit", f"{config.method} audit of {config.data}",
+                                  {**config.to_dict(), "out": str(out)})
+    workspace.start_run(run_id)
+    bar = ProgressBar()
+    try:
+        report = run_audit(config, partial, on_event=lambda event: (bar.update(event),
+                                                                    workspace.add_event(run_id, event)))
+        if out.exists():
+            shutil.rmtree(out)
+        partial.rename(out)
+    except BaseException as error:
+        bar.close()
+        shutil.rmtree(partial, ignore_errors=True)
+        status = "cancelled" if isinstance(error, KeyboardInterrupt) else "failed"
+        workspace.finish_run(run_id, status, error=str(error).splitlines()[0][:300] if str(error) else type(error).__name__)
+        raise
+    bar.close()
+    workspace.finish_run(run_id, "succeeded", metrics=headline(report))
+    _print_summary(report, out)
+    return 0
+
+
+def _print_summary(report: dict, out: Path) -> None:
+    from core.commands._format import text_table
+
+    first = report["study"]["sensitive"][0]
+    rows = []
+    for model in report["models"]:
+        gap = model["gaps"][first]
+        ci = gap.get("ci", {}).get("equalized_odds_difference") if isinstance(gap.get("ci"), dict) else None
+        rows.append([model["name"], f"{model['overall']['accuracy']:.3f}", f"{gap['worst_group_accuracy']:.3f}",
+                     f"{gap['equalized_odds_difference']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")])
+    print(text_table(rows, ["model", "accuracy", f"worst group ({first})", f"equalized odds gap ({first}) [95% CI]"],
+                     indent=""))
+    print(f"\nWrote {out}/report.json, predictions.parquet" +
+          (", report.html" if (out / "report.html").exists() else ""), file=sys.stderr)
