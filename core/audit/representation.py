@@ -26,6 +26,9 @@ from sklearn.preprocessing import StandardScaler
 
 from core.errors import InputError
 
+#: Above this many embedded rows `project_umap(neighbours="auto")` uses umap's NN-descent.
+EXACT_NEIGHBOURS_MAX_ROWS = 20_000
+
 #: Label of the pooled group that too-small groups are merged into for the leakage probe.
 OTHER_GROUP = "(other)"
 
@@ -127,9 +130,11 @@ def exact_neighbours(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact Euclidean k-nearest neighbours of every row, itself first, in umap's layout.
 
     Returns (indices int32 (n, k), distances float32 (n, k)) with column 0 the row itself at
-    distance 0, as umap-learn's `precomputed_knn` expects. Brute force with scikit-learn
-    (BLAS, O(n^2 d), about a second for 50,000 x 64 here): exact, deterministic, and it
-    spares pynndescent's numba compilation, which dominated the first UMAP fit in a process.
+    distance 0, as umap-learn's `precomputed_knn` expects. Brute force with scikit-learn,
+    O(n^2 d): exact and deterministic, and free of pynndescent's numba compilation (about
+    40 s once per process here). Measured on the 2 shared cores: 1.4-1.8 s for
+    15,000 x 64 and 17-19 s for 45,000 x 64, where NN-descent, once compiled, takes 0.6 s
+    and 3-3.6 s; hence `project_umap` uses it only up to EXACT_NEIGHBOURS_MAX_ROWS rows.
     """
     n = x.shape[0]
     search = NearestNeighbors(n_neighbors=k - 1, algorithm="brute").fit(x)
@@ -149,8 +154,9 @@ def project_umap(
     n_neighbors: int = 15,
     min_dist: float = 0.1,
     min_group_rows: int = 500,
+    neighbours: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """2-D UMAP of the embeddings (umap-learn, Euclidean metric, exact neighbours).
+    """2-D UMAP of the embeddings (umap-learn, Euclidean metric).
 
     Above `max_rows` rows, a display subsample is embedded instead: stratified by `strata`
     (one group label per row) with `stratified_subsample`, or uniform when `strata` is None.
@@ -160,12 +166,21 @@ def project_umap(
     not using the other cores (see docs/representation.md for timings). `transform_seed` is
     set to the same seed although no `transform` is called here. With m embedded rows,
     n_neighbors is capped at m - 1, and below 2 * n_neighbors rows the layout starts from a
-    random rather than a spectral initialisation (which fails on tiny graphs). Neighbours
-    are exact (`exact_neighbours`) rather than umap's approximate NN-descent: see there.
+    random rather than a spectral initialisation (which fails on tiny graphs).
+
+    Neighbour graph: `neighbours="exact"` computes it with `exact_neighbours` (no numba
+    compilation, cost growing as m^2); "approximate" leaves it to umap-learn (exact below
+    4,096 rows, pynndescent's NN-descent above, ~40 s of compilation on its first use in a
+    process); "auto" is exact up to EXACT_NEIGHBOURS_MAX_ROWS (20,000) rows. The choice
+    changes the coordinates slightly, not their reproducibility.
 
     Returns `(coords, row_index)`: coords float32 of shape (m, 2), and the int64 positions
     (sorted) of the m embedded rows in the input.
     """
+    if neighbours not in ("auto", "exact", "approximate"):
+        raise InputError(
+            f"unknown neighbours={neighbours!r}", "use 'auto', 'exact' or 'approximate'"
+        )
     x = _as_matrix(embeddings, "embeddings")
     n = x.shape[0]
     if n < 3:
@@ -185,6 +200,9 @@ def project_umap(
 
     sample = np.ascontiguousarray(x[row_index], dtype=np.float32)
     k = int(min(n_neighbors, len(row_index) - 1))
+    exact = neighbours == "exact" or (
+        neighbours == "auto" and len(row_index) <= EXACT_NEIGHBOURS_MAX_ROWS
+    )
     reducer = umap.UMAP(
         n_components=2,
         n_neighbors=k,
@@ -194,7 +212,7 @@ def project_umap(
         random_state=random_state,
         transform_seed=random_state,
         n_jobs=1,
-        precomputed_knn=exact_neighbours(sample, k),
+        precomputed_knn=exact_neighbours(sample, k) if exact else (None, None, None),
     )
     with warnings.catch_warnings():
         # Without pynndescent's index, `transform` is unavailable; we never call it.

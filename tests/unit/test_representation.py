@@ -228,3 +228,13 @@ def test_umap_rejects_bad_input():
         project_umap(np.full((10, 2), np.nan))
     with pytest.raises(InputError, match="2-D"):
         project_umap(np.zeros(10))
+    with pytest.raises(InputError, match="neighbours"):
+        project_umap(np.zeros((10, 2)), neighbours="fast")
+
+
+def test_umap_approximate_neighbours_path_runs():
+    # Below 4,096 rows umap-learn computes its own exact distances (no NN-descent compile).
+    embeddings = np.random.default_rng(8).normal(size=(120, 5)).astype(np.float32)
+    coords, index = project_umap(embeddings, neighbours="approximate")
+    assert coords.shape == (120, 2) and np.all(np.isfinite(coords))
+    assert np.array_equal(coords, project_umap(embeddings, neighbours="approximate")[0])
