@@ -8,12 +8,14 @@ rows_per_second, fraction):
 
 ETA = elapsed * (1 - fraction) / fraction, measured from the first event of the current
 stage and model. On a terminal the line is redrawn in place (at most every `min_interval`
-seconds); into a file or pipe one line is written per epoch (or per message change), so
-logs stay readable. Events with stage "warning" are printed on a line of their own.
+seconds) and cut to the terminal's width (a wrapped line cannot be redrawn); into a file or
+pipe a line is written for the first event of a stage, at the end of each epoch and for
+each new message, so logs stay readable. Events with stage "warning" get a line of their own.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import TextIO
@@ -55,13 +57,17 @@ class ProgressBar:
             final = fraction is not None and fraction >= 1.0
             if final or now - self._last_draw >= self.min_interval:
                 self._last_draw = now
+                line = line[:max(20, shutil.get_terminal_size().columns - 1)]
                 padding = " " * max(0, self._drawn - len(line))
                 self.stream.write("\r" + line + padding)
                 self.stream.flush()
                 self._drawn = len(line)
-        else:
+        else:  # a log, not a screen: the first event of a stage, each epoch's end, each new message
             line_key = (key, event.get("epoch"), event.get("message"))
-            if line_key != self._last_line_key:
+            first = self._last_line_key is None or line_key[0] != self._last_line_key[0]
+            epoch_end = event.get("val_loss") is not None or "val_loss" in event
+            message = event.get("epoch") is None and line_key != self._last_line_key
+            if first or epoch_end or message:
                 self._last_line_key = line_key
                 self.stream.write(line + "\n")
                 self.stream.flush()

@@ -28,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sensitive", help="comma-separated sensitive attributes "
                                             "(default: the dataset card's, or columns named like sex, race, age)")
     parser.add_argument("--positive", help="the target value that counts as positive")
-    parser.add_argument("--method", required=True, help="self-supervised objective, e.g. scarf "
-                                                        "(scarf, vime, dae, simclr, byol, simsiam, vicreg, barlow, swav)")
+    parser.add_argument("--method", required=True,
+                        help="self-supervised objective: scarf, vime, dae, simclr, byol, simsiam, vicreg, barlow, swav")
     parser.add_argument("--epochs", type=int, default=None, help="maximum pretraining epochs (default 50)")
     parser.add_argument("--batch-size", type=int, default=None, help="rows per step (default 256)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and of training (default 0)")

@@ -81,7 +81,8 @@ class FinetuneConfig:
         if self.probe_solver not in PROBE_SOLVERS:
             raise InputError(f"Unknown probe solver '{self.probe_solver}'", "Use 'lbfgs' or 'adamw'")
         if self.probe_l2 is not None and not self.probe_l2 >= 0:
-            raise InputError(f"probe_l2 must be >= 0, got {self.probe_l2!r}", "Leave it unset to choose it on validation")
+            raise InputError(f"probe_l2 must be >= 0, got {self.probe_l2!r}",
+                             "Leave it unset to choose it on validation")
         if self.class_weight not in CLASS_WEIGHTS:
             raise InputError(f"Unknown class weight '{self.class_weight}'", "Use 'balanced' or none")
 

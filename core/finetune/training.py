@@ -205,8 +205,9 @@ class _Run:
             else:
                 bad_epochs += 1
             self._emit({"epoch": epoch + 1, "step": steps_per_epoch, "total_steps": steps_per_epoch,
-                        "loss": record["train_loss"], "val_loss": val_loss, "rows_per_second": record["rows_per_second"],
-                        "fraction": (epoch + 1) / cfg.epochs, "message": f"{self.name}: epoch {epoch + 1}/{cfg.epochs}"})
+                        "loss": record["train_loss"], "val_loss": val_loss,
+                        "rows_per_second": record["rows_per_second"], "fraction": (epoch + 1) / cfg.epochs,
+                        "message": f"{self.name}: epoch {epoch + 1}/{cfg.epochs}"})
             last_stage = self.strategy != "gradual" or n_unfrozen == self.depth
             if cfg.early_stopping and last_stage and bad_epochs >= cfg.patience:
                 break

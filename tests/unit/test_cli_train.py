@@ -129,3 +129,17 @@ def test_finetune_is_reproducible(pretrained, tmp_path):
     for name in ("scarf+gradual", "supervised"):
         first = TrainedClassifier.load(tmp_path / "a" / "models" / name).predict_proba(X)
         assert np.array_equal(first, TrainedClassifier.load(tmp_path / "b" / "models" / name).predict_proba(X))
+
+
+def test_progress_bar_redraws_one_line_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    bar = ProgressBar(stream=stream, min_interval=0.0)
+    bar.update({"stage": "finetune", "model": "scarf+full", "epoch": 1, "epochs": 2, "fraction": 0.5})
+    bar.update({"stage": "finetune", "model": "scarf+full", "epoch": 2, "epochs": 2, "fraction": 1.0})
+    bar.close()
+    text = stream.getvalue()
+    assert text.count("\r") == 2 and text.count("\n") == 1 and text.endswith("100%\n")
