@@ -18,6 +18,7 @@ import csv
 import hashlib
 import io
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,15 +133,19 @@ def _read_parquet(data: bytes, name: str) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(io.BytesIO(data))
+        # ParquetFile.read, not pq.read_table: the dataset reader refuses duplicate column names.
+        table = pq.ParquetFile(io.BytesIO(data)).read()
     except Exception as error:  # pyarrow raises several types for corrupt files
         raise InputError(f"'{name}' is not a readable Parquet file ({_first_line(error)})",
                          "Export the table again, or save it as CSV") from None
     try:
-        return table.to_pandas()
+        frame = table.to_pandas()
     except Exception as error:
         raise InputError(f"'{name}' holds column types Equiscope cannot read ({_first_line(error)})",
                          "Save plain numeric and text columns, or use CSV") from None
+    if not isinstance(frame.index, pd.RangeIndex):  # a saved pandas index is data: keep it as columns
+        frame = frame.reset_index(allow_duplicates=True)
+    return frame
 
 
 def _read_excel(data: bytes, name: str, notes: list[str]) -> pd.DataFrame:
@@ -165,9 +170,15 @@ def _read_csv(data: bytes, name: str, notes: list[str]) -> pd.DataFrame:
         notes.append(f"Read the file as {encoding}.")
     delimiter = _sniff_delimiter(text)
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=delimiter, na_values=MISSING_MARKERS,
-                            keep_default_na=True, skipinitialspace=True, low_memory=False,
-                            on_bad_lines="error")
+        # index_col=False: rows with more fields than the header must not turn the first
+        # column into the index (that shifts every value one column to the left).
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            frame = pd.read_csv(io.StringIO(text), sep=delimiter, na_values=MISSING_MARKERS,
+                                keep_default_na=True, skipinitialspace=True, low_memory=False,
+                                on_bad_lines="error", index_col=False)
+        if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+            notes.append("Some rows have more fields than the header; the extra fields were ignored.")
     except pd.errors.EmptyDataError:
         raise InputError(f"'{name}' has no columns", "Load a file with a header row") from None
     except (pd.errors.ParserError, csv.Error, ValueError) as error:
@@ -262,14 +273,15 @@ def _clean(frame: pd.DataFrame, name: str, notes: list[str]) -> pd.DataFrame:
 
     for column in frame.columns:
         series = frame[column]
+        if series.dtype == object or pd.api.types.is_string_dtype(series):
+            # Text first: a text column of numbers becomes numeric here and may hold "inf".
+            series = frame[column] = _clean_text_column(series)
         if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
             values = series.to_numpy(dtype="float64", na_value=np.nan)
             n_inf = int(np.isinf(values).sum())
             if n_inf:
                 frame[column] = series.where(~np.isinf(values))
                 notes.append(f"Column '{column}': {n_inf} infinite value(s) read as missing.")
-        elif series.dtype == object or pd.api.types.is_string_dtype(series):
-            frame[column] = _clean_text_column(series)
     return frame.reset_index(drop=True)
 
 

@@ -219,7 +219,7 @@ def _groups_of(series: pd.Series, attribute: str, bins: tuple[float, ...] | None
     """The group label of each row for one sensitive attribute, as text."""
     numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
     if numeric and (bins is not None or series.nunique() > MAX_GROUPS_NUMERIC):
-        edges = list(bins) if bins is not None else _quartile_edges(series)
+        edges = _checked_edges(bins, attribute) if bins is not None else _quartile_edges(series)
         labels = _bin_labels(edges)
         binned = pd.cut(series, bins=[-np.inf, *edges, np.inf], labels=labels, right=False)
         notes.append(f"Sensitive attribute '{attribute}' is numeric; audited in bins {', '.join(labels)}.")
@@ -229,6 +229,19 @@ def _groups_of(series: pd.Series, attribute: str, bins: tuple[float, ...] | None
     else:
         groups = series.map(lambda v: str(v).strip() if pd.notna(v) else None)
     return groups.where(groups.notna(), MISSING_GROUP).astype(str)
+
+
+def _checked_edges(bins: tuple, attribute: str) -> list[float]:
+    """The reviewer's bin edges as floats; InputError unless finite and strictly increasing."""
+    try:
+        edges = [float(edge) for edge in bins]
+    except (TypeError, ValueError):
+        edges = []
+    if not edges or not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
+        shown = ", ".join(str(edge) for edge in list(bins)[:10]) or "none"
+        raise InputError(f"The bin edges of '{attribute}' must be finite numbers in increasing order "
+                         f"(got {shown})", "Give edges such as 25, 45, 65")
+    return edges
 
 
 def _quartile_edges(series: pd.Series) -> list[float]:
@@ -245,7 +258,7 @@ def _bin_labels(edges: list[float]) -> list[str]:
 
 
 def _format_number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
 
 
 def _check_groups(groups: pd.Series, attribute: str, min_group_size: int, warnings: list[str]) -> None:
