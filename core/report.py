@@ -130,7 +130,7 @@ def gap_figure(report: dict, partition: str, colours: dict[str, str], div_id: st
     fig.update_yaxes(_axis(rangemode="tozero", range=[0, min(1.05, top * 1.1)], title_text="gap (0 = equal)"),
                      row=1, col=1)
     fig.update_yaxes(_axis(rangemode="tozero"), row=1, col=2)
-    fig.update_xaxes(_axis(tickangle=-30))
+    fig.update_xaxes(_axis(tickangle=-35))
     fig.update_layout(_layout(bargap=0.35))
     return _fig_html(fig, div_id, 360)
 
@@ -217,7 +217,7 @@ def leakage_figure(report: dict, colours: dict[str, str], div_id: str) -> Markup
                                    bgcolor="rgba(255,255,255,0.85)")
     fig.update_yaxes(_axis(range=[0, 1.05]))
     fig.update_yaxes(title_text="balanced accuracy of the probe", row=1, col=1)
-    fig.update_xaxes(_axis(tickangle=-30))
+    fig.update_xaxes(_axis(tickangle=-35))
     fig.update_layout(_layout(bargap=0.35))
     return _fig_html(fig, div_id, 360)
 

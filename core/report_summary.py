@@ -13,7 +13,8 @@ order; the HTML report and the dashboard draw the same list. Rules (docs/report.
   bootstrap (`compared_with_supervised`): "narrowed" / "widened" only when the interval of
   the difference excludes 0, otherwise "no clear difference".
 - A model whose overall selection rate is 0 or 1 (or within `NEAR_DEGENERATE` of it) is
-  flagged: its gaps in selection rate are 0 by construction, which is not fairness.
+  flagged: its gaps in selection rate are 0 by construction, which is not fairness. So is a
+  model whose balanced accuracy is not clearly above chance (interval reaching 0.5).
 - Numbers are rounded for reading (rates as percentages with one decimal, gaps with two
   decimals, three when two would show 0.00); exact values stay in report.json. Undefined
   values read "n/a", never 0.
@@ -303,6 +304,24 @@ def _degenerate(report: dict, model: dict) -> dict | None:
     return _item("warning", "degenerate_model", text, model=model["name"])
 
 
+def _chance_level(report: dict, model: dict) -> dict | None:
+    """A model (not already flagged as one-label) whose balanced accuracy is not clearly above 0.5."""
+    if degeneracy(model) is not None:
+        return None
+    overall = model.get("overall") or {}
+    value, ci = overall.get("balanced_accuracy"), (overall.get("ci") or {}).get("balanced_accuracy")
+    if not is_number(value):
+        return None
+    lower = ci[0] if ci and len(ci) == 2 and is_number(ci[0]) else value
+    if lower > 0.5:
+        return None
+    interval = f" ({ci_label(report)} {fmt_ci(ci)})" if ci else ""
+    return _item("warning", "chance_model",
+                 f"{model['name']} is not clearly better than guessing: balanced accuracy {fmt_num(value)}{interval}, "
+                 f"where 0.50 is chance, so its gaps say little about fair treatment.",
+                 model=model["name"])
+
+
 def _intersection_finding(report: dict) -> dict | None:
     keys = intersections(report)
     found = largest_gap(report, keys) if keys else None
@@ -412,6 +431,7 @@ def summarize(report: dict) -> list[dict]:
             items.append(_tally(report, comparisons, found))
         items += comparisons
     items += [item for item in (_degenerate(report, m) for m in models) if item is not None]
+    items += [item for item in (_chance_level(report, m) for m in models) if item is not None]
     items += [item for item in (_worst_group(report, m) for m in models) if item is not None]
     intersection = _intersection_finding(report)
     if intersection is not None:

@@ -169,7 +169,17 @@ def test_a_model_predicting_one_label_is_flagged(rate, words):
 
 
 def test_ordinary_models_are_not_flagged():
-    assert texts(summarize(make_report()), "degenerate_model") == []
+    items = summarize(make_report())
+    assert texts(items, "degenerate_model") == [] and texts(items, "chance_model") == []
+
+
+def test_a_model_no_better_than_chance_is_flagged():
+    report = make_report()
+    report["models"][1]["overall"].update(balanced_accuracy=0.52)
+    report["models"][1]["overall"]["ci"]["balanced_accuracy"] = [0.46, 0.58]
+    assert texts(summarize(report), "chance_model") == [
+        "scarf+full is not clearly better than guessing: balanced accuracy 0.52 (95% CI 0.46 to 0.58), where "
+        "0.50 is chance, so its gaps say little about fair treatment."]
 
 
 def test_worst_group_per_model_small_groups_and_withheld_columns():
