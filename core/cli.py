@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "pretrain": "build a study and pretrain an encoder with a self-supervised method (scarf, vime, ...)",
     "finetune": "fine-tune a pretrained encoder with each strategy, next to a supervised baseline",
     "audit": "run the whole audit: pretrain, fine-tune every strategy and a supervised baseline, audit",
+    "explain": "explain one row's decision (LIME over the original columns) and flip its sensitive attributes",
 }
 
 
@@ -70,7 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception:  # any other exception is a bug: keep the details, show one line
+    except Exception as error:  # any other exception is a bug: keep the details, show one line
+        from core.store import storage_input_error
+
+        problem = storage_input_error(error) if isinstance(error, OSError) else None
+        if problem is not None:  # disk full, read-only, no permission: the user can fix that
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
         log = _write_crash_log(argv)
         if debug:
             traceback.print_exc()

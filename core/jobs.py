@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import InputError
-from core.store import Workspace, atomic_write
+from core.store import Workspace, atomic_write, storage_input_error
 
 IDLE_EXIT_S = 60.0
 POLL_S = 0.5
@@ -155,9 +155,14 @@ def execute(workspace: Workspace, run: dict) -> str:
     except InputError as problem:
         metrics, status, error = None, "failed", str(problem)
     except Exception as problem:  # a bug or a resource failure: keep the details, show one line
-        atomic_write(run_dir / "error.log", traceback.format_exc())
+        storage = storage_input_error(problem) if isinstance(problem, OSError) else None
         metrics, status = None, "failed"
-        error = f"{type(problem).__name__}: {problem}".splitlines()[0][:300] + " (details in error.log)"
+        if storage is not None:  # disk full or read-only: say so; a log would not fit either
+            error = str(storage)
+        else:
+            with contextlib.suppress(OSError):
+                atomic_write(run_dir / "error.log", traceback.format_exc())
+            error = f"{type(problem).__name__}: {problem}".splitlines()[0][:300] + " (details in error.log)"
     finally:
         stop_heartbeat.set()
         beat.join()

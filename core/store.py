@@ -20,6 +20,7 @@ Safety rules, and why:
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -113,9 +114,11 @@ def atomic_write(path: Path, data: bytes | str) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(error, OSError) and not error.filename:
+            error.filename = str(path)  # say which file could not be written (disk full: fsync has no name)
         raise
     with contextlib.suppress(OSError):  # make the rename itself durable where supported
         dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -180,7 +183,8 @@ class Workspace:
                 yield connection
                 connection.execute("COMMIT")
             except BaseException:
-                connection.execute("ROLLBACK")
+                if connection.in_transaction:  # SQLite has already rolled back after a full disk
+                    connection.execute("ROLLBACK")
                 raise
         except sqlite3.OperationalError as error:
             raise _storage_error(error, self.root) from None
@@ -191,6 +195,8 @@ class Workspace:
         connection = self._connect()
         try:
             return connection.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as error:  # e.g. a WAL database on a read-only disk
+            raise _storage_error(error, self.root) from None
         finally:
             connection.close()
 
@@ -423,10 +429,42 @@ def _run_dict(row: sqlite3.Row) -> dict:
     return data
 
 
+LOW_DISK_BYTES = 1 << 20
+"""Free space under which a storage failure is reported as a full disk."""
+
+
 def _storage_error(error: sqlite3.OperationalError, root: Path) -> Exception:
     text = str(error).lower()
-    if "full" in text:
+    if "full" in text or ("disk i/o error" in text and _free_bytes(root) < LOW_DISK_BYTES):
         return InputError(f"The disk holding the workspace '{root}' is full", "Free some space and try again")
     if "readonly" in text or "read-only" in text or "unable to open" in text:
         return InputError(f"The workspace '{root}' cannot be written", "Check the folder's permissions")
+    if "disk i/o error" in text:
+        return InputError(f"The workspace '{root}' could not be written (disk I/O error)",
+                          "Check the disk holding it, or choose another folder with --workspace")
     return error
+
+
+def _free_bytes(path: Path) -> int:
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return LOW_DISK_BYTES  # cannot tell: do not claim the disk is full
+    return stat.f_bavail * stat.f_frsize
+
+
+STORAGE_ERRNOS = {errno.ENOSPC: "Free some space, or write somewhere else",
+                  errno.EDQUOT: "Free some space in your quota, or write somewhere else",
+                  errno.EROFS: "Choose a folder on a writable disk",
+                  errno.EACCES: "Check the folder's permissions, or choose another folder",
+                  errno.EPERM: "Check the folder's permissions, or choose another folder"}
+
+
+def storage_input_error(error: OSError) -> InputError | None:
+    """An OSError from writing files (disk full, read-only, no permission) as the InputError
+    a user can act on; None for any other OSError (that one is a bug or a broken disk)."""
+    hint = STORAGE_ERRNOS.get(error.errno)
+    if hint is None:
+        return None
+    where = f" '{error.filename}'" if error.filename else ""
+    return InputError(f"Cannot write{where}: {error.strerror or os.strerror(error.errno)}", hint)
