@@ -163,18 +163,29 @@ def run_audit(config: AuditConfig, out_dir: Path, *, on_event: Event | None = No
     report = audit_models(config, study, models, pretrained, out_dir, progress, should_stop)
     timings["audit_s"] = time.perf_counter() - t0
     atomic_write(out_dir / "report.json", json.dumps(report, indent=2, sort_keys=False))
-    try:
-        from core.report import write_html_report
-    except ImportError:  # the HTML report lands with its own module
-        write_html_report = None
-    if write_html_report is not None:
-        write_html_report(report, out_dir)
+    _write_html(report, out_dir, on_event)
     timings["total_s"] = time.perf_counter() - started
     atomic_write(out_dir / "timings.json", json.dumps({k: round(v, 3) for k, v in timings.items()}, indent=2))
     progress.finish("audit")
     if on_event is not None:
         on_event({"stage": "done", "fraction": 1.0, "message": "Audit finished"})
     return report
+
+
+def _write_html(report: dict, out_dir: Path, on_event: Event | None) -> None:
+    """The stakeholder HTML. A rendering bug must not throw away a finished audit: report.json
+    is already written, so the failure goes to report_error.log and the run says so."""
+    import traceback
+
+    from core.report import write_html_report
+
+    try:
+        write_html_report(report, out_dir)
+    except Exception:  # a bug in rendering, kept for the developers, reported to the user
+        atomic_write(out_dir / "report_error.log", traceback.format_exc())
+        if on_event is not None:
+            on_event({"stage": "audit", "message": "The HTML report could not be written; "
+                                                   "report.json is complete (see report_error.log)"})
 
 
 def _stop_if_cancelled(cancelled: bool) -> None:
@@ -219,6 +230,7 @@ def audit_models(config: AuditConfig, study: Study, models: list, pretrained, ou
     from core.audit.bootstrap import paired_gap_differences
     from core.audit.fairness import audit_fairness
     from core.audit.representation import attribute_leakage
+    from core.data import find_proxies
 
     X, split = study.X, study.split
     test, validation = split.test, split.validation
@@ -245,6 +257,7 @@ def audit_models(config: AuditConfig, study: Study, models: list, pretrained, ou
         fairness = audit_fairness(y_test, preds[model.name], scores[model.name], groups_test,
                                   n_boot=config.n_boot, confidence=config.confidence,
                                   min_group_size=config.min_group_size, random_state=config.seed)
+        fairness["groups"] = _in_natural_order(fairness["groups"], study.data.group_order)
         representation = _representation(embeddings[model.name], supervised, y_test, groups_test,
                                          raw_leakage, config.seed, compare=model.name != SUPERVISED)
         entry = {"name": model.name, "pretraining": model.pretraining, "strategy": model.strategy,
@@ -268,11 +281,23 @@ def audit_models(config: AuditConfig, study: Study, models: list, pretrained, ou
         "bootstrap": {"method": "percentile", "n_boot": config.n_boot, "confidence": config.confidence,
                       "resampling": "within groups"},
         "withheld_columns": study.data.withheld_columns,
+        "proxies": [finding.to_dict() for finding in find_proxies(study.data.frame[study.data.features],
+                                                                  study.data.groups)],
         "notes": study.source.notes + study.data.notes,
         "warnings": study.data.warnings,
         "config": config.to_dict(),
         "versions": _versions(),
     }
+
+
+def _in_natural_order(groups: dict[str, list[dict]], order: dict[str, list[str]]) -> dict[str, list[dict]]:
+    """Sort each partition's group rows by the attributes' natural orders (age bins by age),
+    intersections by the tuple of their parts' ranks."""
+    def rank(row: dict) -> tuple:
+        return tuple(order[a].index(v) if v in order.get(a, []) else len(order.get(a, []))
+                     for a, v in row["values"].items())
+
+    return {key: sorted(rows, key=rank) for key, rows in groups.items()}
 
 
 def _representation(embedding: np.ndarray, supervised: np.ndarray, y: np.ndarray, groups: pd.DataFrame,

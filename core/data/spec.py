@@ -90,6 +90,7 @@ class PreparedData:
     pii: list[PiiFinding]
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    group_order: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def labelled(self) -> np.ndarray:
@@ -144,11 +145,12 @@ def prepare(frame: pd.DataFrame, spec: DatasetSpec) -> PreparedData:
                            for attribute in spec.sensitive})
     for attribute in spec.sensitive:
         _check_groups(groups[attribute], attribute, spec.min_group_size, warnings)
+    group_order = {attribute: _group_order(frame[attribute], groups[attribute]) for attribute in spec.sensitive}
 
     pii = scan_pii(frame.drop(columns=[spec.target]))
     features = _choose_features(frame, spec, kinds, pii, notes)
     return PreparedData(spec=spec, frame=frame, y=y, groups=groups, features=features, kinds=kinds,
-                        pii=pii, notes=notes, warnings=warnings)
+                        pii=pii, notes=notes, warnings=warnings, group_order=group_order)
 
 
 def _require_column(name: str, columns: list[str], role: str) -> None:
@@ -229,6 +231,19 @@ def _groups_of(series: pd.Series, attribute: str, bins: tuple[float, ...] | None
     else:
         groups = series.map(lambda v: str(v).strip() if pd.notna(v) else None)
     return groups.where(groups.notna(), MISSING_GROUP).astype(str)
+
+
+def _group_order(raw: pd.Series, groups: pd.Series) -> list[str]:
+    """Groups in the order a reader expects: numeric attributes (and their bins) by value,
+    others largest first; "(missing)" last."""
+    numeric = pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw)
+    present = groups[groups != MISSING_GROUP]
+    if numeric:
+        order = list(pd.to_numeric(raw[present.index]).groupby(present).median().sort_values().index)
+    else:
+        counts = present.value_counts()
+        order = sorted(counts.index, key=lambda group: (-counts[group], group))
+    return order + ([MISSING_GROUP] if (groups == MISSING_GROUP).any() else [])
 
 
 def _checked_edges(bins: tuple, attribute: str) -> list[float]:
