@@ -127,3 +127,12 @@ def test_spec_round_trips_through_dict():
 def test_suggest_sensitive():
     frame = pd.DataFrame(columns=["Gender", "zip", "Race", "age", "income"])
     assert suggest_sensitive(frame) == ["Gender", "Race", "age"]
+
+
+def test_groups_come_in_natural_order():
+    frame = table()
+    frame.loc[:5, "race"] = None
+    data = prepare(frame, DatasetSpec("income", ("age", "race"), positive_label="high"))
+    ages = data.group_order["age"]
+    assert ages[0].startswith("<") and ages[-1].startswith(">=")
+    assert data.group_order["race"][:3] == ["A", "B", "C"] and data.group_order["race"][-1] == "(missing)"

@@ -1,0 +1,117 @@
+"""The end-to-end audit: output contracts, determinism, agreement with fairlearn, CLI output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn.metrics import (MetricFrame, demographic_parity_difference, equalized_odds_difference,
+                               false_positive_rate, selection_rate, true_positive_rate)
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
+
+from core.pipeline import AuditConfig, run_audit
+
+TINY = dict(data="german", target="credit", sensitive=["sex", "age"], positive="good", epochs=1,
+            finetune_epochs=2, n_boot=30, strategies=["linear", "bn-stats"], umap=False,
+            encoder={"hidden_dim": 32, "depth": 2, "embed_dim": 16})
+
+
+@pytest.fixture(scope="module")
+def audit_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("audit")
+    run_audit(AuditConfig(**TINY), out)
+    return out
+
+
+def test_outputs_follow_the_contract(audit_dir):
+    report = json.loads((audit_dir / "report.json").read_text())
+    assert set(report) >= {"equiscope_version", "study", "models"}
+    study = report["study"]
+    assert {k: study[k] for k in ("dataset", "target", "positive_label", "sensitive", "label_fraction", "seed")} == {
+        "dataset": "german", "target": "credit", "positive_label": "good", "sensitive": ["sex", "age"],
+        "label_fraction": 1.0, "seed": 0}
+    assert len(study["dataset_sha256"]) == 64 and study["n_test"] == 200
+    names = [m["name"] for m in report["models"]]
+    assert names == ["scarf+linear", "scarf+bn-stats", "supervised"]
+    baseline = report["models"][-1]
+    assert baseline["pretraining"] is None and baseline["strategy"] == "supervised"
+    for model in report["models"]:
+        assert set(model["overall"]) >= {"n", "accuracy", "balanced_accuracy", "roc_auc"}
+        assert set(model["groups"]) == {"sex", "age", "sex & age"}
+        row = model["groups"]["sex"][0]
+        assert set(row) >= {"group", "n", "accuracy", "tpr", "fpr", "selection_rate", "ci"}
+        assert set(row["ci"]) >= {"accuracy", "tpr", "fpr", "selection_rate"}
+        assert set(model["gaps"]["sex"]) >= {"demographic_parity_difference", "equalized_odds_difference",
+                                             "equal_opportunity_difference", "accuracy_difference",
+                                             "worst_group_accuracy", "mean_subgroup_gap"}
+        leak = model["representation"]["leakage"]["sex"]
+        assert set(leak) >= {"balanced_accuracy", "chance"} and leak["chance"] == 0.5
+    predictions = pd.read_parquet(audit_dir / "predictions.parquet")
+    expected = ["row_id", "sex", "age", "y_true"] + [f"{p}__{n}" for n in names for p in ("score", "pred")]
+    assert list(predictions.columns) == expected and len(predictions) == 200
+    assert set(predictions["y_true"]) == {0, 1} and predictions["row_id"].is_unique
+    assert (predictions[[f"pred__{n}" for n in names]].isin([0, 1])).all().all()
+    html = (audit_dir / "report.html").read_text()
+    assert "scarf+bn-stats" in html and 'src="http' not in html
+
+
+def test_numbers_agree_exactly_with_fairlearn_from_predictions(audit_dir):
+    report = json.loads((audit_dir / "report.json").read_text())
+    predictions = pd.read_parquet(audit_dir / "predictions.parquet")
+    y = predictions["y_true"].to_numpy()
+    for model in report["models"]:
+        pred = predictions[f"pred__{model['name']}"].to_numpy()
+        score = predictions[f"score__{model['name']}"].to_numpy()
+        assert model["overall"]["accuracy"] == accuracy_score(y, pred)
+        assert model["overall"]["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred), abs=1e-12)
+        assert model["overall"]["roc_auc"] == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+        for key, columns in (("sex", ["sex"]), ("age", ["age"]), ("sex & age", ["sex", "age"])):
+            sensitive = predictions[columns]
+            frame = MetricFrame(metrics={"accuracy": accuracy_score, "selection_rate": selection_rate,
+                                         "tpr": true_positive_rate, "fpr": false_positive_rate},
+                                y_true=y, y_pred=pred, sensitive_features=sensitive)
+            for row in model["groups"][key]:
+                index = tuple(row["values"][c] for c in columns)
+                expected = frame.by_group.loc[index if len(index) > 1 else index[0]]
+                assert row["n"] == int((sensitive.astype(str).agg(" & ".join, axis=1) == row["group"]).sum())
+                assert row["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-12)
+                assert row["selection_rate"] == pytest.approx(expected["selection_rate"], abs=1e-12)
+                for metric in ("tpr", "fpr"):  # fairlearn says 0 where we say undefined (None)
+                    if row[metric] is not None:
+                        assert row[metric] == pytest.approx(expected[metric], abs=1e-12)
+            gaps = model["gaps"][key]
+            if all(r["tpr"] is not None and r["fpr"] is not None for r in model["groups"][key]):
+                assert gaps["equalized_odds_difference"] == pytest.approx(
+                    equalized_odds_difference(y, pred, sensitive_features=sensitive), abs=1e-12)
+            assert gaps["demographic_parity_difference"] == pytest.approx(
+                demographic_parity_difference(y, pred, sensitive_features=sensitive), abs=1e-12)
+            assert gaps["worst_group_accuracy"] == pytest.approx(frame.group_min()["accuracy"], abs=1e-12)
+
+
+def test_same_seed_gives_an_identical_report(audit_dir, tmp_path):
+    run_audit(AuditConfig(**TINY), tmp_path)
+    assert (tmp_path / "report.json").read_bytes() == (audit_dir / "report.json").read_bytes()
+    assert pd.read_parquet(tmp_path / "predictions.parquet").equals(pd.read_parquet(audit_dir / "predictions.parquet"))
+
+
+def test_cli_audit_writes_all_or_nothing(tmp_path):
+    env_args = ["--workspace", str(tmp_path / "ws")]
+    bad = subprocess.run([sys.executable, "-m", "core.cli", "audit", "--data", "german", "--target", "credit",
+                          "--sensitive", "sex", "--method", "nope", "--out", str(tmp_path / "out"), *env_args],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown pretraining method 'nope'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial-*"))
+    missing = subprocess.run([sys.executable, "-m", "core.cli", "audit", "--data", "german", "--target", "credit",
+                              "--sensitive", "gender", "--out", str(tmp_path / "out"), *env_args],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "'gender' is not in the table" in missing.stderr
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial-*"))
+    from core.store import Workspace
+
+    runs = Workspace(tmp_path / "ws").list_runs(kind="audit")
+    assert [r["status"] for r in runs] == ["failed"] and "gender" in runs[0]["error"]
