@@ -44,6 +44,7 @@ CANCEL_CHECK_S = 0.5
 JOB_KINDS: dict[str, str] = {
     "diagnostic": "core.jobs:diagnostic_job",
     "audit": "core.pipeline:audit_job",
+    "explain-subgroup": "core.explain.subgroup:subgroup_job",
 }
 
 
