@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from core.errors import InputError
@@ -61,7 +62,12 @@ def save_tensors_atomic(path: Path, tensors: dict[str, torch.Tensor]) -> None:
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(path), device="cpu")
+    """The tensors of a safetensors file; InputError if it is not one (nothing is unpickled)."""
+    try:
+        return load_file(str(path), device="cpu")
+    except SafetensorError as error:
+        raise InputError(f"'{path}' is not a readable safetensors file ({error})",
+                         "Use the files Equiscope wrote; Equiscope never opens pickled models") from None
 
 
 def prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

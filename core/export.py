@@ -2,7 +2,8 @@
 
 A cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return is a formula to Excel
 and LibreOffice (CSV injection); such text cells get a leading apostrophe, which spreadsheets
-show as plain text. Numbers are written unchanged (a negative number is not a formula).
+show as plain text. Numbers are written unchanged (a negative number is not a formula). Rows end
+in CRLF, so a cell holding a carriage return is quoted and cannot start a new row.
 """
 
 from __future__ import annotations
@@ -26,4 +27,6 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     for column in safe.columns:
         if not pd.api.types.is_numeric_dtype(safe[column]):
             safe[column] = safe[column].map(neutralise)
-    return safe.to_csv(index=False).encode("utf-8")
+    # CRLF rows: the csv writer quotes a field holding any line-terminator character, so a bare
+    # "\r" inside a cell (which spreadsheets read as a new row, "x\r=cmd") is quoted too.
+    return safe.to_csv(index=False, lineterminator="\r\n").encode("utf-8")

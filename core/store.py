@@ -90,6 +90,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 2: the reviewer whose session created a run (core.auth: only they may cancel it).
+    """
+    ALTER TABLE runs ADD COLUMN owner TEXT;
+    """,
 ]
 
 
@@ -267,11 +271,14 @@ class Workspace:
 
     # -- runs -------------------------------------------------------------------------
     def create_run(self, kind: str, name: str, config: dict, study_id: str | None = None) -> str:
+        """Queue a run, owned by the reviewer acting now (`core.auth.current_actor`)."""
+        from core.auth import current_actor
+
         run_id = _new_id(kind)
         with self._write() as db:
-            db.execute("INSERT INTO runs (id, study_id, kind, name, status, config_json, created_at) "
-                       "VALUES (?, ?, ?, ?, 'queued', ?, ?)",
-                       (run_id, study_id, kind, name, json.dumps(config), now_iso()))
+            db.execute("INSERT INTO runs (id, study_id, kind, name, status, config_json, created_at, owner) "
+                       "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
+                       (run_id, study_id, kind, name, json.dumps(config), now_iso(), current_actor()))
         self.run_dir(run_id)
         return run_id
 
@@ -327,7 +334,12 @@ class Workspace:
                         time.time(), run_id))
 
     def request_cancel(self, run_id: str) -> None:
-        """Ask a run to stop: a queued run is cancelled at once, a running one at its next step."""
+        """Ask a run to stop: a queued run is cancelled at once, a running one at its next step.
+
+        InputError if the reviewer acting now may not (another's run, shared edits off)."""
+        from core.auth import check_may_change
+
+        check_may_change(self, self.get_run(run_id), "cancel")
         with self._write() as db:
             db.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ?", (run_id,))
             db.execute("UPDATE runs SET status = 'cancelled', finished_at = ? WHERE id = ? AND status = 'queued'",

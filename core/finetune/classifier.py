@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from scipy.special import expit
 
 from core import __version__
+from core.checkpoint import load_tensors
 from core.errors import InputError
 from core.models import ClassifierHead, Encoder, EncoderConfig
 from core.store import atomic_write
@@ -124,7 +125,7 @@ class TrainedClassifier:
                              f"This Equiscope reads format {FORMAT_VERSION}; retrain the model")
         encoder = Encoder(EncoderConfig.from_dict(meta["encoder_config"]))
         head = ClassifierHead(encoder.embed_dim)
-        tensors = load_file(str(weights_path))
+        tensors = load_tensors(weights_path)  # InputError for anything but safetensors
         encoder.load_state_dict({k[len("encoder."):]: v for k, v in tensors.items() if k.startswith("encoder.")})
         head.load_state_dict({k[len("head."):]: v for k, v in tensors.items() if k.startswith("head.")})
         return cls(name=meta["name"], pretraining=meta["pretraining"], strategy=meta["strategy"], encoder=encoder,

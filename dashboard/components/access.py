@@ -1,0 +1,104 @@
+"""The login drawn before anything else when the server is reachable from the network.
+
+`gate()` is called by app.py before navigation: it returns True when this browser session
+may see the dashboard; otherwise it draws the login form (and nothing else) and returns False.
+The mode comes from `EQUISCOPE_AUTH`, set by `equiscope serve` (core/auth.py). A server
+started some other way on a non-loopback address fails closed: it asks for the passphrase.
+
+The session's reviewer (the OIDC e-mail, or the name given with the passphrase) is kept in
+`st.session_state["reviewer"]` and handed to core through `auth.set_actor_provider`, so that
+runs record who started them and only they may cancel them (unless shared edits are on).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import streamlit as st
+
+from core import auth
+from core.errors import InputError
+from dashboard.components import state
+from dashboard.components.messages import show_input_error
+
+REVIEWER = "reviewer"
+SIGNED_IN = "signed_in"
+WRONG_PASSPHRASE_DELAY_S = 1.0
+"""A wrong passphrase waits this long before the answer, on top of scrypt's cost, to slow guessing."""
+
+
+def mode() -> str:
+    """'none', 'passphrase' or 'oidc'; 'invalid' for an unknown EQUISCOPE_AUTH."""
+    value = os.environ.get(auth.AUTH_ENV, "").strip().lower()
+    if value:
+        return value if value in auth.MODES else "invalid"
+    address = st.get_option("server.address")
+    return "passphrase" if address and not auth.is_loopback(address) else "none"
+
+
+def _session_reviewer() -> str | None:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    if get_script_run_ctx(suppress_warning=True) is None:
+        return None
+    return st.session_state.get(REVIEWER)
+
+
+def gate() -> bool:
+    """True if this session may see the dashboard; else draw the login and return False."""
+    auth.set_actor_provider(_session_reviewer)
+    current = mode()
+    if current == "none":
+        return True
+    if current == "oidc":
+        return _openid_connect()
+    if current == "passphrase":
+        return _passphrase()
+    st.error(f"This server was started with an unknown login mode ({auth.AUTH_ENV}). "
+             "Restart it with `equiscope serve`.", icon=":material/lock:")
+    return False
+
+
+def _openid_connect() -> bool:
+    if st.user.get("is_logged_in"):
+        st.session_state[REVIEWER] = st.user.get("email") or st.user.get("name") or "signed-in reviewer"
+        return True
+    st.title("Equiscope")
+    st.markdown("This dashboard is shared on the network. Sign in to continue.")
+    if st.button("Sign in", type="primary", icon=":material/login:"):
+        st.login()
+    return False
+
+
+def _passphrase() -> bool:
+    if st.session_state.get(SIGNED_IN) is True:
+        return True
+    st.title("Equiscope")
+    st.markdown("This dashboard is shared on the network. Enter your name and the passphrase the person who "
+                "started it gave you.")
+    try:
+        ws = state.workspace()
+    except InputError as error:
+        show_input_error(error)
+        return False
+    if not auth.has_passphrase(ws):
+        st.error("No passphrase is set for this workspace, so nobody can sign in. Restart the server with "
+                 "`equiscope serve --host ... --set-passphrase`.", icon=":material/lock:")
+        return False
+    with st.form("sign_in", clear_on_submit=True):
+        name = st.text_input("Your name", max_chars=80, help="Shown on the runs you start.")
+        passphrase = st.text_input("Passphrase", type="password")
+        submitted = st.form_submit_button("Sign in", type="primary", icon=":material/login:")
+    if not submitted:
+        return False
+    if auth.verify_passphrase(ws, passphrase or ""):
+        if not (name or "").strip():
+            st.error("Give your name too: it marks the runs you start.", icon=":material/person:")
+            return False
+        st.session_state[REVIEWER] = name.strip()
+        st.session_state[SIGNED_IN] = True
+        st.rerun()
+    time.sleep(WRONG_PASSPHRASE_DELAY_S)
+    st.error("Wrong passphrase.", icon=":material/lock:")
+    return False
