@@ -9,12 +9,12 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import InputError
-from dashboard.components import sidebar, state, studies
+from dashboard.components import runs, sidebar, state, studies
 from dashboard.components.data_setup import FORM_KEYS
 from dashboard.components.messages import show_input_error
 
 st.set_page_config(layout="wide", page_title="Equiscope", page_icon=":material/balance:")
-state.keep_widget_state(FORM_KEYS)
+state.keep_widget_state(FORM_KEYS + runs.KEEP_KEYS)
 
 PAGES = [
     st.Page("app_pages/data.py", title="Data", icon=":material/table_chart:", default=True),

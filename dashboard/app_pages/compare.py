@@ -1,13 +1,55 @@
-"""Compare: every run of the study, side by side."""
+"""Compare: every finished run of the study, side by side."""
 
-from dashboard.components import placeholder
+from __future__ import annotations
 
-placeholder.render(
-    "Compare",
-    "Weigh the models against each other: overall accuracy against the accuracy of the worst-off group, "
-    "and against a fairness gap you choose.",
-    ["a chart of accuracy against worst-group accuracy or a gap, with the best trade-offs marked",
-     "a sortable table of every run of the study",
-     "whether the difference between two chosen models is larger than chance (a confidence interval)"],
-    first="train at least two models on the Train page (an SSL model and the supervised baseline).",
-    first_page="app_pages/train.py", first_label="Go to Train")
+import streamlit as st
+
+from core.errors import InputError
+from dashboard.components import compare_views, runs, state
+from dashboard.components.fairness_views import partition_label
+from dashboard.components.messages import show_input_error
+from dashboard.components.result_words import GAP_NAMES
+
+
+def render() -> None:
+    st.title("Compare")
+    st.markdown("Weigh the models against each other, across every finished run of this study: overall accuracy "
+                "against the accuracy of the worst-off group, and against a fairness gap you choose.")
+    ws = state.workspace()
+    study = runs.study_or_pointer(ws)
+    if study is None:
+        return
+    finished = runs.finished_runs(ws, study["id"])
+    if not finished:
+        runs.pick_run(ws, study)  # says why there is nothing to compare yet
+        return
+    try:
+        loaded = {run["id"]: runs.results(ws, run["id"]) for run in finished}
+    except InputError as error:
+        show_input_error(error)
+        return
+    pairs = [(run, loaded[run["id"]].report) for run in reversed(finished)]  # oldest first
+    run_ids = tuple(run["id"] for run in finished)
+    partitions = loaded[finished[0]["id"]].partitions
+    left, right = st.columns(2)
+    if st.session_state.get("compare_attribute") not in partitions:
+        st.session_state["compare_attribute"] = partitions[0]
+    attribute = left.selectbox("Groups", partitions, key="compare_attribute", format_func=partition_label)
+    gap = right.selectbox("Gap", compare_views.GAP_CHOICES, format_func=GAP_NAMES.get, key="compare_gap")
+    root = str(ws.root)
+    frame = compare_views.table(root, run_ids, attribute, gap, pairs)
+
+    st.header("1. Accuracy and fairness: the best trade-offs", divider="gray")
+    compare_views.tradeoff_section(frame, gap, attribute, run_ids)
+
+    st.header("2. Every model, every run", divider="gray")
+    compare_views.table_section(frame, gap, attribute)
+
+    st.header("3. Is the difference between two models real?", divider="gray")
+    compare_views.paired_section(finished, loaded, root, attribute, gap)
+
+    st.header("4. Across label fractions", divider="gray")
+    compare_views.fractions_section(pairs, root, run_ids, attribute, gap)
+
+
+render()

@@ -1,12 +1,51 @@
 """Embeddings: what the models' representations reveal about the groups."""
 
-from dashboard.components import placeholder
+from __future__ import annotations
 
-placeholder.render(
-    "Embeddings",
-    "See how each model represents the rows: a 2-D map (UMAP) of the test rows, and how much a model's "
-    "representation gives away a sensitive attribute even when the attribute is not a feature.",
-    ["the map of the SSL and supervised models side by side, coloured by group, outcome, prediction or error",
-     "leakage scores: how well the sensitive attribute can be read from the representation (chance = none)",
-     "hovering a point shows its row"],
-    first="train a model on the Train page.", first_page="app_pages/train.py", first_label="Go to Train")
+import streamlit as st
+
+from core.results import SUPERVISED, ssl_models
+from dashboard.components import embedding_views, runs, state
+
+
+def render() -> None:
+    st.title("Embeddings")
+    st.markdown("How each model represents the test rows, drawn as a 2-D map (UMAP): rows the model sees as "
+                "similar lie close together. If the groups form separate islands, the model's representation "
+                "encodes the group, even when the attribute is not used as a feature. Only neighbourhoods carry "
+                "meaning: the distances between far-apart islands and the axes do not.")
+    ws = state.workspace()
+    study = runs.study_or_pointer(ws)
+    if study is None:
+        return
+    picked = runs.pick_run(ws, study)
+    if picked is None:
+        return
+    run, res = picked
+    if res.embeddings is None:
+        st.info("This run has no 2-D maps (it ran without UMAP). Start a new run on the Train page.",
+                icon=":material/info:")
+        return
+    options = embedding_views.colour_options(res)
+    if st.session_state.get("embed_colour") not in options:
+        st.session_state["embed_colour"] = next(iter(options))
+    ssl = [m for m in ssl_models(res.report) if m in set(res.embeddings["model"])]
+    left_side, right_side = st.columns(2)
+    colour_by = left_side.selectbox("Colour the points by", list(options), format_func=options.get,
+                                    key="embed_colour")
+    if ssl:
+        if st.session_state.get("embed_model") not in ssl:
+            st.session_state["embed_model"] = ssl[0]
+        model = right_side.selectbox("SSL model (left map)", ssl, key="embed_model")
+    else:
+        model = None
+    st.caption("Hover a point to see its row: groups, true outcome, prediction and score. Click a legend entry to "
+               "hide or show a category. Columns withheld as personal data are never shown.")
+    shown = [m for m in (model, SUPERVISED) if m is not None and m in set(res.embeddings["model"])]
+    columns = st.columns(len(shown))
+    for column, name in zip(columns, shown, strict=True):
+        with column:
+            embedding_views.map_column(res, run["id"], str(ws.root), name, colour_by, options[colour_by])
+
+
+render()

@@ -1,12 +1,46 @@
-"""Fairness: per-group metrics, gaps and threshold what-ifs."""
+"""Fairness: how each model treats the groups, with intervals, and threshold what-ifs."""
 
-from dashboard.components import placeholder
+from __future__ import annotations
 
-placeholder.render(
-    "Fairness",
-    "Compare how each model treats the groups: accuracy, true and false positive rates and selection rate "
-    "per group, with confidence intervals, and the gaps between groups.",
-    ["a per-group table with confidence intervals; the worst group highlighted; small groups flagged",
-     "gap charts (for example the difference in selection rate between groups) with error bars",
-     "a threshold what-if: per-group thresholds and their cost in accuracy"],
-    first="train a model on the Train page.", first_page="app_pages/train.py", first_label="Go to Train")
+import streamlit as st
+
+from core.results import SUPERVISED
+from dashboard.components import fairness_views, runs, state
+
+
+def render() -> None:
+    st.title("Fairness")
+    st.markdown("How each model treats the groups: the gaps between groups for every model (SSL and the "
+                "supervised baseline), each model's per-group numbers with confidence intervals, and what "
+                "per-group thresholds would change.")
+    ws = state.workspace()
+    study = runs.study_or_pointer(ws)
+    if study is None:
+        return
+    picked = runs.pick_run(ws, study)
+    if picked is None:
+        return
+    run, res = picked
+    root = str(ws.root)
+    partitions = res.partitions
+    if st.session_state.get("fair_partition") not in partitions:
+        st.session_state["fair_partition"] = partitions[0]
+    partition = st.selectbox("Groups to compare", partitions, key="fair_partition",
+                             format_func=fairness_views.partition_label,
+                             help="One sensitive attribute, or an intersection (for example sex & race).")
+
+    st.header("1. Gaps between groups, per model", divider="gray")
+    fairness_views.gaps_section(res, run["id"], root, partition)
+
+    st.header("2. Per-group numbers", divider="gray")
+    models = res.models
+    if st.session_state.get("fair_model") not in models:
+        st.session_state["fair_model"] = next((m for m in models if m != SUPERVISED), models[0])
+    model = st.selectbox("Model", models, key="fair_model")
+    fairness_views.groups_section(res, run["id"], root, partition, model)
+
+    st.header("3. What if each group had its own threshold?", divider="gray")
+    fairness_views.whatif_section(res, run["id"], root, partition, model)
+
+
+render()

@@ -1,12 +1,39 @@
 """Review & report: notes, sign-off and the stakeholder report."""
 
-from dashboard.components import placeholder
+from __future__ import annotations
 
-placeholder.render(
-    "Review & report",
-    "Record the review and share it: notes on the study and its runs, a status for each (draft, changes "
-    "requested, approved), and a self-contained report for people who do not use Equiscope.",
-    ["notes with author, status and time, kept in the workspace as an audit trail",
-     "a download of the stakeholder report (HTML, and PDF where a browser is installed)"],
-    first="train and audit a model on the Train page; the report describes its results.",
-    first_page="app_pages/train.py", first_label="Go to Train")
+import streamlit as st
+
+from dashboard.components import review_views, runs, state
+
+
+def render() -> None:
+    st.title("Review & report")
+    st.markdown("Record the review and share it: notes on the study and its runs with a status (draft, changes "
+                "requested, approved), kept in the workspace as an audit trail, and a self-contained report for "
+                "people who do not use Equiscope.")
+    ws = state.workspace()
+    study = runs.study_or_pointer(ws)
+    if study is None:
+        return
+    all_runs = runs.audit_runs(ws, study["id"])
+    notes = ws.list_notes(study["id"])
+
+    st.header("1. Review notes", divider="gray")
+    review_views.sign_off_box(notes, all_runs)
+    review_views.note_form(ws, study, all_runs)
+    notes = ws.list_notes(study["id"])
+    review_views.notes_list(notes, all_runs)
+
+    st.header("2. Summary of a run", divider="gray")
+    picked = runs.pick_run(ws, study)
+    if picked is None:
+        return
+    run, res = picked
+    review_views.summary(res)
+
+    st.header("3. Stakeholder report", divider="gray")
+    review_views.report_section(ws, study, run, res, notes)
+
+
+render()

@@ -1,15 +1,33 @@
-"""Train: pretrain an encoder with self-supervised learning and fine-tune models on it."""
+"""Train: pretrain an encoder with self-supervised learning, fine-tune models on it, audit them."""
 
-from dashboard.components import placeholder
+from __future__ import annotations
 
-placeholder.render(
-    "Train",
-    "Train the models to audit: a self-supervised (SSL) pretraining run on all rows, then models fine-tuned "
-    "from it and a supervised baseline of the same shape, so you can see whether pretraining makes the model "
-    "fairer.",
-    ["the SSL method, encoder size, epochs and the share of rows with labels, with a short run as the default",
-     "a progress bar, the loss curve and the time left while training runs in the background",
-     "every run of the study with its status; a failed run says why"],
-    first="check the study's set-up on the Data page (outcome, positive label, groups to compare): "
-          "training starts from it.",
-    first_page="app_pages/data.py", first_label="Review the set-up on Data")
+import streamlit as st
+
+from dashboard.components import runs, state, train_views
+from dashboard.components.format import md
+
+
+def render() -> None:
+    st.title("Train")
+    st.markdown("Train the models to audit: a self-supervised (SSL) encoder is pretrained on all rows without "
+                "their outcome, models are fine-tuned from it in different ways, and a **supervised baseline** of "
+                "the same shape is trained without pretraining. Every model is then audited on the same test rows, "
+                "so you can see whether pretraining made a model fairer.")
+    ws = state.workspace()
+    study = runs.study_or_pointer(ws)
+    if study is None:
+        return
+    st.caption(f"Study: **{md(study['name'])}**. The set-up (outcome, groups, features) comes from the Data page.")
+
+    st.header("1. Settings", divider="gray")
+    train_views.settings_form(ws, study)
+
+    st.header("2. Progress", divider="gray")
+    train_views.progress_section(ws, study)
+
+    st.header("3. Runs of this study", divider="gray")
+    train_views.runs_list(ws, study)
+
+
+render()

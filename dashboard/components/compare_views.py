@@ -1,0 +1,136 @@
+"""Compare page: every finished run of the study side by side, the best trade-offs, a paired
+comparison of two models, and curves across label fractions."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import results as core_results
+from core.errors import InputError
+from core.export import csv_bytes
+from core.results import SUPERVISED, RunResults
+from dashboard.components import result_charts
+from dashboard.components.format import md
+from dashboard.components.messages import show_input_error
+from dashboard.components.result_words import GAP_NAMES, METRIC_NAMES, VERDICT_WORDS, interval, number
+
+GAP_CHOICES = ["equalized_odds_difference", "demographic_parity_difference", "equal_opportunity_difference",
+               "fpr_difference", "accuracy_difference", "mean_subgroup_gap"]
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def table(root: str, run_ids: tuple[str, ...], attribute: str, gap: str, _pairs: list) -> pd.DataFrame:
+    return core_results.comparison_table(_pairs, attribute, gap)
+
+
+@st.cache_data(show_spinner="Resampling the test rows…", max_entries=64)
+def paired(root: str, run_id: str, model_a: str, model_b: str, partition: str, gap: str, _res: RunResults) -> dict:
+    return core_results.paired_difference(_res, model_a, model_b, partition, gap)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def curves(root: str, run_ids: tuple[str, ...], partition: str, metric: str, _pairs: list) -> pd.DataFrame:
+    return core_results.label_fraction_curves(_pairs, partition, metric)
+
+
+def tradeoff_section(frame: pd.DataFrame, gap: str, attribute: str, run_ids: tuple[str, ...]) -> None:
+    st.markdown(f"Each marker is one model of one run, with its {len(run_ids)} run(s) of this study. "
+                "**Diamonds joined by the dashed line are the best trade-offs** (the Pareto front): no other model "
+                "is both more accurate and fairer on that measure. Error bars are the 95% intervals: markers whose "
+                "bars overlap may not really differ.")
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(result_charts.pareto_chart(frame, "worst_group_accuracy",
+                                                   f"worst-group accuracy ({attribute})", "pareto_worst_group",
+                                                   lower_is_better=False),
+                        key="pareto_worst", config=result_charts.PLOTLY_CONFIG)
+    with right:
+        st.plotly_chart(result_charts.pareto_chart(frame, "gap", f"{GAP_NAMES[gap].lower()} ({attribute})",
+                                                   "pareto_gap", lower_is_better=True),
+                        key="pareto_gap", config=result_charts.PLOTLY_CONFIG)
+
+
+def table_section(frame: pd.DataFrame, gap: str, attribute: str) -> None:
+    shown = pd.DataFrame({
+        "Run": frame["run_name"], "Labels": frame["label_fraction"] * 100, "Model": frame["model"],
+        "Accuracy": frame["accuracy"] * 100, "Balanced accuracy": frame["balanced_accuracy"] * 100,
+        "Worst-group accuracy": frame["worst_group_accuracy"] * 100, GAP_NAMES[gap]: frame["gap"],
+        "Gap minus supervised": frame["gap_vs_supervised"],
+        "Best trade-off": frame["pareto_worst_group"] | frame["pareto_gap"],
+        "Trainable parameters": frame["n_trainable_params"]})
+    percent = st.column_config.NumberColumn(format="%.1f%%")
+    st.dataframe(shown, hide_index=True, width="stretch", column_config={
+        "Labels": st.column_config.NumberColumn(format="%g%%"), "Accuracy": percent, "Balanced accuracy": percent,
+        "Worst-group accuracy": percent, GAP_NAMES[gap]: st.column_config.NumberColumn(format="%.3f"),
+        "Gap minus supervised": st.column_config.NumberColumn(
+            format="%+.3f", help="This model's gap minus the supervised baseline's in the same run (negative: "
+                                 "narrower). See the paired comparison below for whether it is a clear change."),
+        "Trainable parameters": st.column_config.NumberColumn(format="localized")})
+    st.caption(f"Click a column header to sort. Gaps and worst-group accuracy are for {md(attribute)}. Empty cells "
+               "are undefined values (n/a).")
+    st.download_button("Download the comparison (CSV, exact values and intervals)", csv_bytes(frame),
+                       file_name="comparison.csv", mime="text/csv", key="download_comparison",
+                       icon=":material/download:")
+
+
+def paired_section(runs: list[dict], loaded: dict[str, RunResults], root: str, attribute: str, gap: str) -> None:
+    st.markdown("Is one model's gap really smaller than another's? Both models are judged on the same test rows, "
+                "which are resampled together; the interval is for the difference of their gaps.")
+    by_id = {r["id"]: r for r in runs}
+    if len(runs) > 1:
+        run_id = st.selectbox("Run", list(by_id), format_func=lambda r: by_id[r]["name"], key="compare_pair_run")
+    else:
+        run_id = runs[0]["id"]
+    res = loaded[run_id]
+    models = res.models
+    left, right = st.columns(2)
+    for key, default in (("compare_model_a", next((m for m in models if m != SUPERVISED), models[0])),
+                         ("compare_model_b", SUPERVISED if SUPERVISED in models else models[-1])):
+        if st.session_state.get(key) not in models:
+            st.session_state[key] = default
+    model_a = left.selectbox("Model A", models, key="compare_model_a")
+    model_b = right.selectbox("Model B", models, key="compare_model_b")
+    try:
+        result = paired(root, run_id, model_a, model_b, attribute, gap, res)
+    except InputError as error:
+        show_input_error(error)
+        return
+    cells = st.columns(3)
+    cells[0].metric(f"A: {model_a}", number(result["value_a"]))
+    cells[1].metric(f"B: {model_b}", number(result["value_b"]))
+    cells[2].metric("A minus B", number(result["difference"]),
+                    help=f"{result['confidence']:.0%} interval: {interval(*(result['ci'] or [None, None]))}")
+    verdict = result["verdict"]
+    name = GAP_NAMES[gap].lower()
+    if verdict is None:
+        st.info(f"No interval could be computed for the {name} of these models.", icon=":material/info:")
+        return
+    span = interval(*result["ci"])
+    source = ("from the audit's paired comparison with the supervised baseline" if result["source"] == "audit"
+              else f"computed now from the run's predictions, {result['n_boot']:,} resamples")
+    if verdict == "no clear difference":
+        st.markdown(f"A's {name} is {VERDICT_WORDS[verdict].replace('the supervised baseline', 'B')}: the "
+                    f"{result['confidence']:.0%} interval of A minus B, {span}, includes 0, so the difference could "
+                    f"be chance ({source}).")
+    else:
+        st.markdown(f"A's {name} is {VERDICT_WORDS[verdict].replace('the supervised baseline', 'B')}: the "
+                    f"{result['confidence']:.0%} interval of A minus B, {span}, excludes 0 ({source}).")
+
+
+def fractions_section(pairs: list, root: str, run_ids: tuple[str, ...], partition: str, gap: str) -> None:
+    fractions = sorted({float(report["study"]["label_fraction"]) for _, report in pairs})
+    if len(fractions) < 2:
+        st.info("Run the audit with other shares of labelled rows (Train page, *Share of training rows with "
+                "labels*) to see how each model's groups fare as labels grow scarce. So far every run used "
+                f"{fractions[0] * 100:g}%.", icon=":material/info:")
+        return
+    choices = {"accuracy": "Group accuracy", "tpr": "Group true-positive rate",
+               "selection_rate": "Group selection rate", gap: GAP_NAMES[gap]}
+    metric = st.selectbox("Show", list(choices), format_func=choices.get, key="compare_curve_metric")
+    data = curves(root, run_ids, partition, metric, pairs)
+    by_group = metric in METRIC_NAMES
+    st.plotly_chart(result_charts.fraction_chart(data, choices[metric], by_group), key="fraction_chart",
+                    config=result_charts.PLOTLY_CONFIG)
+    st.caption("One line per model (and per group); when several runs used the same share of labels, the newest "
+               "counts. Error bars: 95% intervals.")

@@ -1,0 +1,81 @@
+"""Embeddings page: one model's 2-D map (UMAP) beside the supervised model's, and leakage in words.
+
+The coordinates were computed by the audit (embeddings.parquet); recolouring only regroups the
+points, it never recomputes the projection. Points are cached per (run, model), figures per
+(run, model, colouring).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from core import results as core_results
+from core.results import RunResults
+from dashboard.components import result_charts
+from dashboard.components.format import md
+from dashboard.components.result_words import rate
+
+OUTCOME_COLOURS = {"label": "True outcome", "prediction": "Prediction", "error": "Error (correct / false positive "
+                                                                                "/ false negative)"}
+
+
+def colour_options(res: RunResults) -> dict[str, str]:
+    """What a map can be coloured by: {key: label}. Keys are column names of the points."""
+    withheld = set(res.report.get("withheld_columns") or [])
+    options = {}
+    for partition in res.partitions:
+        if all(a not in withheld for a in partition.split(" & ")):
+            options[partition] = f"{partition} (intersection)" if " & " in partition else partition
+    options.update(OUTCOME_COLOURS)
+    return options
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def points(root: str, run_id: str, model: str, _res: RunResults) -> pd.DataFrame:
+    return core_results.embedding_points(_res, model)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def figure(root: str, run_id: str, model: str, colour_by: str, colour_title: str, _res: RunResults):
+    frame = points(root, run_id, model, _res)
+    positive, negative = core_results.outcome_names(_res.report)
+    if colour_by == "error":
+        categories = ["correct", "false positive", "false negative"]
+    elif colour_by in ("label", "prediction"):
+        categories = [positive, negative]
+    else:
+        categories = sorted(frame[colour_by].astype(str).unique())
+    attributes = [c for c in _res.sensitive if c in frame.columns]
+    hover = [*attributes, "label", "prediction", "score"]
+    role = "supervised baseline" if model == core_results.SUPERVISED else "SSL model"
+    return result_charts.umap_chart(frame, colour_by, colour_title, f"{model} ({role})", hover, categories)
+
+
+def map_column(res: RunResults, run_id: str, root: str, model: str, colour_by: str, colour_title: str) -> None:
+    st.plotly_chart(figure(root, run_id, model, colour_by, colour_title, res), key=f"umap_{model}",
+                    config=result_charts.PLOTLY_CONFIG)
+    leakage_words(res, model)
+
+
+def leakage_words(res: RunResults, model: str) -> None:
+    """Leakage of each sensitive attribute from this model's representation, in plain words."""
+    table = core_results.leakage_table(res.report, model)
+    lines = []
+    for row in table.to_dict("records"):
+        attribute = md(row["attribute"])
+        if row["reading"] == "undefined":
+            lines.append(f"**{attribute}**: cannot be measured ({md(row['note'])}).")
+            continue
+        reading = ("no better than guessing: the representation hides it" if row["reading"] == "about chance"
+                   else "better than guessing: the representation carries it")
+        raw = "" if row["vs_raw"] is None or (isinstance(row["raw"], float) and math.isnan(row["raw"])) else (
+            f" The same probe on the raw features scores {rate(row['raw'], 0)}, so the model carries "
+            + {"less": "**less** of it than the data itself.", "more": "**more** of it than the data itself.",
+               "similar": "about as much of it as the data itself."}[row["vs_raw"]])
+        lines.append(f"**{attribute}**: read back with balanced accuracy {rate(row['balanced_accuracy'], 0)} "
+                     f"(chance: {rate(row['chance'], 0)}), {reading}.{raw}")
+    st.markdown("**Leakage**: how well a simple probe reads each attribute from the representation.\n\n"
+                + "\n".join(f"- {line}" for line in lines))

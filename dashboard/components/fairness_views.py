@@ -1,0 +1,204 @@
+"""Fairness page: gaps across models, the per-group table of one model, and the threshold what-if.
+
+Tables come from core.results (cached per run, model and partition); this module only rounds
+them for reading and words them. Downloads carry the exact values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from core import results as core_results
+from core.errors import InputError
+from core.export import csv_bytes
+from core.results import RunResults
+from dashboard.components import result_charts
+from dashboard.components.format import md, words
+from dashboard.components.messages import show_input_error
+from dashboard.components.result_words import (GAP_INTERVAL, GAP_NAMES, GAP_SCALE, METRIC_NAMES, gap_meaning,
+                                               metric_meaning, number, pair_sentence, rate, supervised_sentence,
+                                               with_interval)
+
+GAP_CHOICES = ["equalized_odds_difference", "demographic_parity_difference", "equal_opportunity_difference",
+               "fpr_difference", "accuracy_difference", "mean_subgroup_gap"]
+TABLE_METRICS = ("accuracy", "tpr", "fpr", "selection_rate", "precision")
+CONSTRAINTS = {"demographic_parity": "Equal selection rates (demographic parity)",
+               "equal_opportunity": "Equal true-positive rates (equal opportunity)",
+               "equalized_odds": "Equal true- and false-positive rates (equalized odds)"}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def gap_table(root: str, run_id: str, partition: str, gap: str, _report: dict) -> pd.DataFrame:
+    return core_results.gap_table(_report, partition, gap)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def group_table(root: str, run_id: str, model: str, partition: str, _report: dict) -> pd.DataFrame:
+    return core_results.group_table(_report, model, partition)
+
+
+def partition_label(partition: str) -> str:
+    return f"{partition} (intersection)" if " & " in partition else partition
+
+
+def confidence(res: RunResults) -> float:
+    return float((res.report.get("bootstrap") or {}).get("confidence", 0.95))
+
+
+def gaps_section(res: RunResults, run_id: str, root: str, partition: str) -> None:
+    """Gap bars across models with error bars, and each model's gap in words."""
+    positive = str(res.report["study"]["positive_label"])
+    gap = st.selectbox("Gap", GAP_CHOICES, format_func=GAP_NAMES.get, key="fair_gap",
+                       help="Each gap compares the groups on one measure. Equalized odds is the usual headline.")
+    st.markdown(f"**{GAP_NAMES[gap]}**: {gap_meaning(gap, positive)} {GAP_SCALE}")
+    table = gap_table(root, run_id, partition, gap, res.report)
+    level = confidence(res)
+    st.plotly_chart(result_charts.gap_chart(table, GAP_NAMES[gap], level), key="fair_gap_chart",
+                    config=result_charts.PLOTLY_CONFIG)
+    lines = []
+    for row in table.to_dict("records"):
+        value = "n/a (fewer than two groups have this rate defined)" if math.isnan(row["value"]) else \
+            f"{number(row['value'])} ({level:.0%} interval {number(row['lo'])} to {number(row['hi'])})"
+        text = f"**{md(row['model'])}**: {value}. {pair_sentence(row, level)} {supervised_sentence(row, level)}"
+        lines.append(text.strip())
+    st.markdown("\n".join(f"- {line}" for line in lines))
+    with st.expander("How to read these intervals", icon=":material/help:"):
+        st.markdown(GAP_INTERVAL)
+    st.download_button("Download the gaps (CSV, exact values)", csv_bytes(table.assign(partition=partition, gap=gap)),
+                       file_name=f"gaps-{run_id}.csv", mime="text/csv", key="download_gaps",
+                       icon=":material/download:")
+
+
+def _display_groups(table: pd.DataFrame) -> pd.DataFrame:
+    shown = pd.DataFrame({"Group": table["group"], "Rows": table["n"]})
+    for metric in TABLE_METRICS:
+        shown[METRIC_NAMES[metric]] = [with_interval(v, lo, hi) for v, lo, hi in
+                                       zip(table[metric], table[f"{metric}_lo"], table[f"{metric}_hi"], strict=True)]
+    shown["Note"] = [", ".join(filter(None, ["lowest accuracy" if w else "", "small group" if s else "",
+                                             f"unreliable interval: {u}" if u else ""]))
+                     for w, s, u in zip(table["worst"], table["small"], table["unreliable"], strict=True)]
+    return shown
+
+
+def _highlight(row: pd.Series) -> list[str]:
+    if "lowest accuracy" in row["Note"]:
+        return ["background-color: #FDECC8; font-weight: 600"] * len(row)
+    if "small group" in row["Note"]:
+        return ["color: #6B7280"] * len(row)
+    return [""] * len(row)
+
+
+def groups_section(res: RunResults, run_id: str, root: str, partition: str, model: str) -> None:
+    """The chosen model's per-group metrics with intervals; worst group highlighted, small groups flagged."""
+    positive = str(res.report["study"]["positive_label"])
+    table = group_table(root, run_id, model, partition, res.report)
+    small = table[table["small"]]
+    minimum = core_results.min_group_size(res.report)
+    if len(small):
+        st.warning(f"Small groups (fewer than {minimum} test rows): "
+                   f"{words([f'{md(g)} ({n})' for g, n in zip(small['group'], small['n'], strict=True)])}. "
+                   "Their numbers are uncertain: read their wide intervals before drawing conclusions.",
+                   icon=":material/warning:")
+    shown = _display_groups(table)
+    st.dataframe(shown.style.apply(_highlight, axis=1), hide_index=True, width="stretch",
+                 column_config={"Rows": st.column_config.NumberColumn(format="localized")})
+    worst = table[table["worst"]]
+    if len(worst):
+        st.markdown(f"Highlighted: the group with the **lowest accuracy**, {words([md(g) for g in worst['group']])} "
+                    f"({rate(worst['accuracy'].iloc[0])}). Each cell shows the value and its "
+                    f"{confidence(res):.0%} interval. *n/a* means the measure is undefined for that group "
+                    "(for example no row of the group truly has the outcome), never 0.")
+    with st.expander("What each column means", icon=":material/help:"):
+        st.markdown("\n".join(f"- **{METRIC_NAMES[m]}**: {metric_meaning(m, positive)}." for m in TABLE_METRICS))
+    st.download_button("Download the per-group table (CSV, exact values)",
+                       csv_bytes(table.assign(model=model, partition=partition)),
+                       file_name=f"groups-{run_id}.csv", mime="text/csv", key="download_groups",
+                       icon=":material/download:")
+
+
+# ----------------------------------------------------------------------------- threshold what-if
+@st.cache_data(show_spinner="Fitting thresholds on the validation rows…", max_entries=32)
+def _fair(root: str, run_id: str, model: str, partition: str, constraint: str, _res: RunResults) -> dict:
+    return core_results.fair_whatif(_res, model, partition, constraint)
+
+
+def whatif_section(res: RunResults, run_id: str, root: str, partition: str, model: str) -> None:
+    n_val = 0 if res.validation is None else len(res.validation)
+    st.markdown(f"The model gives every row a score and predicts the outcome when the score is at least 0.5. "
+                f"Here each group of **{md(partition)}** can get its own threshold. The what-if is judged on the "
+                f"{len(res.predictions):,} test rows; fair thresholds are fitted on the {n_val:,} validation rows "
+                "first, so they are not tuned to the rows they are judged on.")
+    mode = st.radio("Thresholds", ["manual", "fair"], horizontal=True, key="fair_whatif_mode",
+                    format_func={"manual": "Set them by hand", "fair": "Fair thresholds in one click"}.get)
+    try:
+        if mode == "manual":
+            result = _manual(res, run_id, partition, model)
+        else:
+            result = _one_click(res, run_id, root, partition, model)
+    except InputError as error:
+        show_input_error(error)
+        return
+    if result is not None:
+        _whatif_result(res, result, run_id)
+
+
+def _manual(res: RunResults, run_id: str, partition: str, model: str) -> dict:
+    groups = sorted(set(core_results.partition_labels(res.predictions, partition)))
+    columns = st.columns(min(4, len(groups)))
+    thresholds = {}
+    for index, group in enumerate(groups):
+        key = f"thr|{run_id}|{model}|{partition}|{group}"
+        st.session_state.setdefault(key, 0.5)
+        with columns[index % len(columns)]:
+            thresholds[group] = st.slider(group, 0.0, 1.0, step=0.01, key=key)
+    return core_results.manual_whatif(res, model, partition, thresholds)
+
+
+def _one_click(res: RunResults, run_id: str, root: str, partition: str, model: str) -> dict | None:
+    chosen_key = f"fair_constraint|{run_id}|{model}|{partition}"
+    columns = st.columns(len(CONSTRAINTS))
+    for column, (constraint, label) in zip(columns, CONSTRAINTS.items(), strict=True):
+        if column.button(label, key=f"fair_button_{constraint}", width="stretch"):
+            st.session_state[chosen_key] = constraint
+    constraint = st.session_state.get(chosen_key)
+    if constraint is None:
+        st.caption("Choose which kind of fairness the thresholds should meet.")
+        return None
+    result = _fair(root, run_id, model, partition, constraint, res)
+    st.markdown(f"**{CONSTRAINTS[constraint]}**, fitted on the validation rows. The rule per group:")
+    st.markdown("\n".join(f"- *{md(g)}*: {md(core_results.describe_rule(rule))}"
+                          for g, rule in result["rules"].items()))
+    if result["randomized"]:
+        st.warning("These thresholds are **randomised**: for some rows the decision is drawn at random "
+                   "(two rows with the same score in the same group can get different decisions). That is how "
+                   "an exact rate between two achievable ones is met, and equalized odds usually needs it. The "
+                   "numbers below are one draw with the run's seed. Many organisations cannot use randomised "
+                   "decisions; treat this as a measure of what the constraint costs, not as a policy.",
+                   icon=":material/casino:")
+    return result
+
+
+def _whatif_result(res: RunResults, result: dict, run_id: str) -> None:
+    gaps = core_results.whatif_gaps(result)
+    cells = st.columns(len(gaps))
+    for cell, row in zip(cells, gaps.to_dict("records"), strict=True):
+        if row["measure"] == "accuracy":
+            cell.metric("Accuracy", rate(row["after"]), delta=f"{100 * row['change']:+.1f} points",
+                        help="The accuracy cost: against one threshold of 0.5 for everyone.")
+        else:
+            change = "n/a" if math.isnan(row["change"]) else f"{row['change']:+.2f}"
+            cell.metric(GAP_NAMES[row["measure"]], number(row["after"]), delta=change, delta_color="inverse",
+                        help=f"Before: {number(row['before'])}")
+    table = core_results.whatif_groups(result)
+    shown = pd.DataFrame({"Group": table["group"], "Rows": table["n"]})
+    for metric in ("accuracy", "tpr", "fpr", "selection_rate"):
+        shown[f"{METRIC_NAMES[metric]}: before"] = table[f"{metric}_before"].map(rate)
+        shown[f"{METRIC_NAMES[metric]}: after"] = table[f"{metric}_after"].map(rate)
+    st.dataframe(shown, hide_index=True, width="stretch")
+    st.caption("Before: one threshold of 0.5 for every group. These are point values on the test rows, without "
+               "intervals; differences of a few points between groups can be chance, especially in small groups.")
+    st.download_button("Download the what-if (CSV, exact values)", csv_bytes(table), file_name=f"whatif-{run_id}.csv",
+                       mime="text/csv", key="download_whatif", icon=":material/download:")

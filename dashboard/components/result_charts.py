@@ -1,0 +1,162 @@
+"""Plotly figures of a run's results: loss curves, UMAP maps, gap bars, Pareto views, curves over
+label fractions. Each takes what core.results returned and draws it; none computes a metric.
+
+Colours: one per model, the same on every page and in the HTML report (Okabe-Ito, colour-blind
+safe); the supervised baseline is always dark grey.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.components.charts import PLOTLY_CONFIG
+
+SUPERVISED = "supervised"
+MODEL_PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#8C6D31", "#7F3C8D")
+SUPERVISED_COLOUR = "#4D4D4D"
+GROUP_PALETTE = ("#1B9E77", "#D95F02", "#7570B3", "#E7298A", "#66A61E", "#E6AB02", "#A6761D", "#1F78B4",
+                 "#B15928", "#6A3D9A", "#999999", "#17BECF")
+ERROR_COLOURS = {"correct": "#9CA3AF", "false positive": "#D55E00", "false negative": "#0072B2"}
+LAYOUT = {"plot_bgcolor": "white", "font": {"size": 13}, "margin": {"l": 10, "r": 10, "t": 48, "b": 10}}
+__all__ = ["PLOTLY_CONFIG", "model_colours", "loss_chart", "umap_chart", "gap_chart", "pareto_chart",
+           "fraction_chart"]
+
+
+def model_colours(names: list[str]) -> dict[str, str]:
+    colours, index = {}, 0
+    for name in names:
+        if name == SUPERVISED:
+            colours[name] = SUPERVISED_COLOUR
+        else:
+            colours[name] = MODEL_PALETTE[index % len(MODEL_PALETTE)]
+            index += 1
+    return colours
+
+
+def _grid(figure: go.Figure) -> go.Figure:
+    figure.update_xaxes(showgrid=True, gridcolor="#E5E7EB", zeroline=False)
+    figure.update_yaxes(showgrid=True, gridcolor="#E5E7EB", zeroline=False)
+    return figure
+
+
+def loss_chart(curves: dict[str, pd.DataFrame]) -> go.Figure:
+    """Pretraining loss against (fractional) epoch; validation loss as points at epochs' ends."""
+    pretrain = curves["pretrain"]
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=pretrain["epoch"], y=pretrain["loss"], mode="lines", name="training loss",
+                                line={"color": MODEL_PALETTE[0]}))
+    validation = pretrain.dropna(subset=["val_loss"])
+    if len(validation):
+        figure.add_trace(go.Scatter(x=validation["epoch"], y=validation["val_loss"], mode="lines+markers",
+                                    name="validation loss", line={"color": MODEL_PALETTE[1], "dash": "dot"}))
+    figure.update_layout(**LAYOUT, height=260, title="Pretraining loss (lower is better)",
+                         legend={"orientation": "h", "y": -0.25}, xaxis_title="epoch", yaxis_title="loss")
+    return _grid(figure)
+
+
+def umap_chart(points: pd.DataFrame, colour_by: str, colour_title: str, title: str, hover_columns: list[str],
+               categories: list[str]) -> go.Figure:
+    """WebGL scatter of one model's 2-D map, one trace per category of `colour_by` (so the legend
+    toggles groups). Hover: the row's groups, outcome, prediction and score (customdata)."""
+    figure = go.Figure()
+    palette = ERROR_COLOURS if colour_by == "error" else {
+        c: GROUP_PALETTE[i % len(GROUP_PALETTE)] for i, c in enumerate(categories)}
+    template = "<br>".join(f"{column}: %{{customdata[{i}]}}" for i, column in enumerate(hover_columns))
+    template += "<extra></extra>"
+    values = points[colour_by].astype(str).to_numpy()
+    for category in categories:
+        rows = points[values == category]
+        if rows.empty:
+            continue
+        custom = rows[hover_columns].copy()
+        if "score" in custom:
+            custom["score"] = custom["score"].map(lambda s: f"{s:.3f}")
+        figure.add_trace(go.Scattergl(x=rows["umap_x"], y=rows["umap_y"], mode="markers", name=category,
+                                      marker={"size": 5, "opacity": 0.75, "color": palette.get(category)},
+                                      customdata=custom.to_numpy(dtype=object), hovertemplate=template))
+    figure.update_layout(**LAYOUT, height=460, title=title, legend={"title": {"text": colour_title},
+                                                                    "orientation": "h", "y": -0.05},
+                         meta={"colour_by": colour_by})
+    figure.update_xaxes(showticklabels=False, title=None, showgrid=False, zeroline=False)
+    figure.update_yaxes(showticklabels=False, title=None, showgrid=False, zeroline=False, scaleanchor=None)
+    return figure
+
+
+def _error_arrays(values: pd.Series, lo: pd.Series, hi: pd.Series) -> tuple[list, list]:
+    plus = [(h - v) if not (math.isnan(h) or math.isnan(v)) else 0 for v, h in zip(values, hi, strict=True)]
+    minus = [(v - low) if not (math.isnan(low) or math.isnan(v)) else 0 for v, low in zip(values, lo, strict=True)]
+    return plus, minus
+
+
+def gap_chart(table: pd.DataFrame, gap_title: str, confidence: float) -> go.Figure:
+    """One bar per model with its interval as an error bar; the largest gap outlined."""
+    colours = model_colours(list(table["model"]))
+    plus, minus = _error_arrays(table["value"], table["lo"], table["hi"])
+    shown = table["value"].fillna(0)
+    text = ["n/a" if math.isnan(v) else f"{v:.2f}" for v in table["value"]]
+    figure = go.Figure(go.Bar(
+        x=table["model"], y=shown, marker_color=[colours[m] for m in table["model"]], text=text,
+        textposition="outside", cliponaxis=False,
+        error_y={"type": "data", "array": plus, "arrayminus": minus, "color": "#374151", "thickness": 1.5},
+        hovertemplate="%{x}: %{text}<extra></extra>"))
+    top = np.nanmax(np.concatenate([table["hi"].to_numpy(float), table["value"].to_numpy(float), [0.05]]))
+    figure.update_layout(**LAYOUT, height=320, showlegend=False, bargap=0.45,
+                         title=f"{gap_title}, with {confidence:.0%} intervals",
+                         yaxis={"range": [0, top * 1.2], "title": gap_title}, meta={"chart": "gap"})
+    return _grid(figure)
+
+
+def pareto_chart(table: pd.DataFrame, y: str, y_title: str, front: str, lower_is_better: bool) -> go.Figure:
+    """Accuracy (x) against `y`, one marker per model of each run; the Pareto front joined by a
+    line and its points drawn as diamonds. Error bars: the intervals of both numbers."""
+    colours = model_colours(list(dict.fromkeys(table["model"])))
+    figure = go.Figure()
+    for model, rows in table.groupby("model", sort=False):
+        xp, xm = _error_arrays(rows["accuracy"], rows["accuracy_lo"], rows["accuracy_hi"])
+        yp, ym = _error_arrays(rows[y], rows[f"{y}_lo"], rows[f"{y}_hi"])
+        figure.add_trace(go.Scatter(
+            x=rows["accuracy"], y=rows[y], mode="markers", name=model,
+            marker={"size": 13, "color": colours[model], "symbol": ["diamond" if f else "circle" for f in rows[front]],
+                    "line": {"width": 1, "color": "white"}},
+            error_x={"type": "data", "array": xp, "arrayminus": xm, "thickness": 1, "color": colours[model]},
+            error_y={"type": "data", "array": yp, "arrayminus": ym, "thickness": 1, "color": colours[model]},
+            customdata=np.stack([rows["run_name"].astype(str), rows["label_fraction"] * 100], axis=1),
+            hovertemplate=(f"<b>{model}</b><br>%{{customdata[0]}} · %{{customdata[1]:.0f}}% labels<br>"
+                           f"accuracy %{{x:.3f}}<br>{y_title} %{{y:.3f}}<extra></extra>")))
+    on_front = table[table[front]].sort_values("accuracy")
+    if len(on_front) > 1:
+        figure.add_trace(go.Scatter(x=on_front["accuracy"], y=on_front[y], mode="lines", name="best trade-offs",
+                                    line={"color": "#9CA3AF", "dash": "dash"}, hoverinfo="skip"))
+    arrow = "lower is better" if lower_is_better else "higher is better"
+    figure.update_layout(**LAYOUT, height=400, title=f"Accuracy against {y_title}",
+                         xaxis_title="accuracy (higher is better)", yaxis_title=f"{y_title} ({arrow})",
+                         legend={"orientation": "h", "y": -0.2}, meta={"chart": f"pareto_{y}"})
+    return _grid(figure)
+
+
+def fraction_chart(curves: pd.DataFrame, y_title: str, by_group: bool) -> go.Figure:
+    """A metric against the share of labelled rows: one line per model (and per group)."""
+    colours = model_colours(list(dict.fromkeys(curves["model"])))
+    dashes = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
+    groups = list(dict.fromkeys(curves["group"])) if by_group else [None]
+    figure = go.Figure()
+    for model, rows in curves.groupby("model", sort=False):
+        for index, group in enumerate(groups):
+            line = rows[rows["group"] == group] if by_group else rows
+            if line.empty:
+                continue
+            plus, minus = _error_arrays(line["value"], line["lo"], line["hi"])
+            name = f"{model} · {group}" if by_group else model
+            figure.add_trace(go.Scatter(
+                x=line["label_fraction"] * 100, y=line["value"], mode="lines+markers", name=name,
+                line={"color": colours[model], "dash": dashes[index % len(dashes)]},
+                error_y={"type": "data", "array": plus, "arrayminus": minus, "thickness": 1},
+                hovertemplate=f"{name}<br>%{{x:g}}% labels: %{{y:.3f}}<extra></extra>"))
+    figure.update_layout(**LAYOUT, height=420, title=f"{y_title} as the share of labelled rows grows",
+                         xaxis={"title": "share of training rows with labels (%)", "type": "log"},
+                         yaxis_title=y_title, legend={"orientation": "h", "y": -0.2}, meta={"chart": "fractions"})
+    return _grid(figure)

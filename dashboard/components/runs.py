@@ -1,0 +1,111 @@
+"""A study's audit runs, as the result pages use them: the current study, a run picker, and the
+run's artifacts loaded once per server process.
+
+Results of a finished run never change, so they are cached by (workspace, run id). They are
+shared between sessions without copying (`st.cache_resource`): the pages only read them
+(`core.results.RunResults` is frozen; frames are never modified in place). The picked run is
+`st.session_state["results_run"]`, kept across pages (app.py lists it in `KEEP_KEYS`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core.errors import InputError
+from core.results import RunResults, load_results
+from core.store import Workspace
+from dashboard.components import state
+from dashboard.components.format import md
+from dashboard.components.messages import show_input_error
+
+AUDIT = "audit"
+RUN_KEY = "results_run"
+# Widget keys of the result pages that must survive a visit to another page (app.py keeps them).
+TRAIN_KEYS = ["train_preset", "train_method", "train_size", "train_epochs", "train_finetune_epochs",
+              "train_label_pct", "train_strategies", "train_n_boot"]
+VIEW_KEYS = ["embed_colour", "embed_model", "fair_partition", "fair_model", "fair_gap", "compare_attribute",
+             "compare_gap", "review_author"]
+KEEP_KEYS = [RUN_KEY, *TRAIN_KEYS, *VIEW_KEYS]
+STATUS_WORDS = {"queued": "waiting in the queue", "running": "running", "succeeded": "finished",
+                "failed": "failed", "cancelled": "cancelled", "interrupted": "interrupted"}
+STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/progress_activity:",
+                "succeeded": ":material/check_circle:", "failed": ":material/error:",
+                "cancelled": ":material/block:", "interrupted": ":material/warning:"}
+
+
+def study_or_pointer(ws: Workspace) -> dict | None:
+    """The current study; without one, say where to make it and return None."""
+    study = state.current_study(ws)
+    if study is None:
+        st.info("**First:** set up a study on the Data page: choose a table, its outcome and the groups to "
+                "compare.", icon=":material/arrow_forward:")
+        st.page_link("app_pages/data.py", label="Go to Data", icon=":material/table_chart:")
+    return study
+
+
+def audit_runs(ws: Workspace, study_id: str) -> list[dict]:
+    """The study's audit runs, oldest first."""
+    return ws.list_runs(study_id=study_id, kind=AUDIT)
+
+
+def finished_runs(ws: Workspace, study_id: str) -> list[dict]:
+    """The study's succeeded audit runs, newest first."""
+    return [r for r in reversed(audit_runs(ws, study_id)) if r["status"] == "succeeded"]
+
+
+def run_label(run: dict) -> str:
+    """'Quick run · scarf · 3 strategies · 100% labels (2025-01-31 14:02)'."""
+    config = run.get("config") or {}
+    when = (run.get("finished_at") or run.get("created_at") or "")[:16].replace("T", " ")
+    fraction = config.get("label_fraction")
+    labels = f" · {100 * float(fraction):g}% labels" if fraction is not None else ""
+    return f"{run['name']}{labels} ({when} UTC)"
+
+
+@st.cache_resource(show_spinner="Loading the run's results…", max_entries=16)
+def _load(root: str, run_id: str) -> RunResults:
+    return load_results(Path(root) / "runs" / run_id)
+
+
+def results(ws: Workspace, run_id: str) -> RunResults:
+    """A finished run's artifacts (cached; InputError if they cannot be read)."""
+    return _load(str(ws.root), run_id)
+
+
+def pick_run(ws: Workspace, study: dict, *, label: str = "Run", key: str = RUN_KEY) -> tuple[dict, RunResults] | None:
+    """A selectbox of the study's finished runs (newest first) and the chosen run's results.
+
+    Without a finished run, say why (one running, one failed, none started) and point to the
+    Train page; return None."""
+    runs = finished_runs(ws, study["id"])
+    if not runs:
+        _no_finished_run(ws, study)
+        return None
+    by_id = {r["id"]: r for r in runs}
+    if st.session_state.get(key) not in by_id:
+        st.session_state[key] = runs[0]["id"]
+    run_id = st.selectbox(label, list(by_id), format_func=lambda r: run_label(by_id[r]), key=key,
+                          help="Every finished audit of this study; the newest is chosen first.")
+    try:
+        return by_id[run_id], results(ws, run_id)
+    except InputError as error:
+        show_input_error(error)
+        return None
+
+
+def _no_finished_run(ws: Workspace, study: dict) -> None:
+    runs = audit_runs(ws, study["id"])
+    active = [r for r in runs if r["status"] in ("queued", "running")]
+    if active:
+        st.info("A run of this study is under way; its results appear here when it finishes. "
+                "Follow it on the Train page.", icon=":material/hourglass_top:")
+    elif runs:
+        last = runs[-1]
+        st.warning(f"No run of this study has finished yet. The last one is **{STATUS_WORDS[last['status']]}**"
+                   + (f": {md(last['error'])}" if last.get("error") else "."), icon=":material/warning:")
+    else:
+        st.info("**First:** train and audit models on the Train page: the results appear here.",
+                icon=":material/arrow_forward:")
+    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")

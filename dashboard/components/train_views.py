@@ -1,0 +1,275 @@
+"""Train page: the run settings (with a quick and a full preset), Start, live progress, the runs list.
+
+Everything the page shows about runs comes from the workspace store, never from
+session_state, so a browser refresh or a second reviewer sees the same queue and progress.
+The settings widgets keep their values across pages (`TRAIN_KEYS`, listed in app.py).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import jobs
+from core.errors import InputError
+from core.pipeline import STRATEGIES, AuditConfig
+from core.ssl import method_names
+from core.store import Workspace
+from dashboard.components import result_charts, runs
+from dashboard.components.format import md
+from dashboard.components.messages import show_input_error
+
+ENCODER_SIZES = {"small": {"hidden_dim": 128, "depth": 2, "embed_dim": 64},
+                 "default": {"hidden_dim": 256, "depth": 3, "embed_dim": 128},
+                 "large": {"hidden_dim": 512, "depth": 4, "embed_dim": 256}}
+PRESETS = {
+    "quick": {"train_method": "scarf", "train_size": "small", "train_epochs": 5, "train_finetune_epochs": 5,
+              "train_label_pct": 100, "train_strategies": ["linear", "bn-stats", "full"], "train_n_boot": 200},
+    "full": {"train_method": "scarf", "train_size": "default", "train_epochs": 20, "train_finetune_epochs": 30,
+             "train_label_pct": 100, "train_strategies": list(STRATEGIES), "train_n_boot": 1000},
+}
+PRESET_WORDS = {"quick": "Quick run", "full": "Full run", "custom": "Custom"}
+# Measured wall times of the presets (docs in the page text); see the report of issue 7.
+PRESET_TIME = {"quick": "about a minute on Adult (48,842 rows) on a laptop",
+               "full": "15 to 30 minutes on Adult on a laptop"}
+METHOD_WORDS = {"scarf": "SCARF: contrast each row with a copy whose columns are partly swapped with other rows",
+                "vime": "VIME: rebuild masked values and guess which were masked",
+                "dae": "Denoising autoencoder: rebuild the row from a corrupted copy",
+                "simclr": "SimCLR: contrast two corrupted copies of each row",
+                "byol": "BYOL: predict one view's representation from another's (no negatives)",
+                "simsiam": "SimSiam: like BYOL without the moving-average network",
+                "vicreg": "VICReg: keep views close while keeping the representation spread out",
+                "barlow": "Barlow Twins: make the views' features agree and decorrelate",
+                "swav": "SwAV: assign views to the same learned clusters"}
+STRATEGY_WORDS = {"linear": "linear: train only a final layer on the frozen SSL encoder",
+                  "bn-stats": "bn-stats: re-estimate BatchNorm statistics on the labelled rows, then a final layer",
+                  "bn-affine": "bn-affine: train BatchNorm scales and shifts and a final layer",
+                  "gradual": "gradual: unfreeze the encoder layer by layer",
+                  "full": "full: fine-tune the whole encoder"}
+POLL_S = 1.0
+N_BOOT_CHOICES = [100, 200, 500, 1000, 2000]
+LABEL_PCT_CHOICES = [1, 2, 5, 10, 20, 25, 50, 75, 100]
+
+
+def _apply_preset() -> None:
+    preset = st.session_state.get("train_preset")
+    for key, value in PRESETS.get(preset, {}).items():
+        st.session_state[key] = list(value) if isinstance(value, list) else value
+
+
+def _mark_custom() -> None:
+    st.session_state["train_preset"] = "custom"
+
+
+def settings_form(ws: Workspace, study: dict) -> None:
+    """The settings, the expected time and the Start button."""
+    state = st.session_state
+    if "train_preset" not in state:
+        state["train_preset"] = "quick"
+        _apply_preset()
+    for key, value in PRESETS["quick"].items():  # a key Streamlit dropped while another page was shown
+        state.setdefault(key, value)
+    st.radio("Preset", list(PRESET_WORDS), format_func=PRESET_WORDS.get, key="train_preset", horizontal=True,
+             on_change=_apply_preset, help="Quick: a short run to see the workflow; Full: the settings for a "
+             "careful audit. Changing any setting below makes it Custom.")
+    left, right = st.columns(2)
+    with left:
+        st.selectbox("Self-supervised (SSL) method", method_names(), key="train_method", on_change=_mark_custom,
+                     format_func=lambda m: METHOD_WORDS.get(m, m),
+                     help="How the encoder learns from all rows without using the outcome.")
+        st.select_slider("Encoder size", list(ENCODER_SIZES), key="train_size", on_change=_mark_custom,
+                         help="small: 2 layers of 128; default: 3 layers of 256; large: 4 layers of 512. "
+                              "Larger encoders take longer.")
+        st.number_input("Pretraining epochs", min_value=1, max_value=200, step=1, key="train_epochs",
+                        on_change=_mark_custom, help="Passes over the rows during self-supervised pretraining.")
+        st.number_input("Fine-tuning epochs", min_value=1, max_value=200, step=1, key="train_finetune_epochs",
+                        on_change=_mark_custom, help="Passes over the labelled rows when training each model.")
+    with right:
+        st.select_slider("Share of training rows with labels", LABEL_PCT_CHOICES, key="train_label_pct",
+                         on_change=_mark_custom, format_func=lambda p: f"{p}%",
+                         help="Fewer labels is where SSL pretraining is meant to help. Test rows always keep "
+                              "their labels.")
+        st.multiselect("Fine-tuning strategies", list(STRATEGIES), key="train_strategies", on_change=_mark_custom,
+                       format_func=lambda s: STRATEGY_WORDS.get(s, s),
+                       help="Each strategy makes one model from the SSL encoder. A supervised baseline of the "
+                            "same shape, without pretraining, is always trained too.")
+        st.select_slider("Bootstrap resamples (for the confidence intervals)", N_BOOT_CHOICES, key="train_n_boot",
+                         on_change=_mark_custom, help="More resamples give steadier intervals and take a little "
+                                                      "longer.")
+    preset = state["train_preset"]
+    expected = PRESET_TIME.get(preset, "longer with more epochs, strategies or a larger encoder")
+    st.caption(f"Expected time: {expected}. A supervised baseline is always trained as well. Training runs in "
+               "the background: you can use the other pages, or close the browser, meanwhile.")
+    if st.button("Start", type="primary", key="train_start", icon=":material/play_arrow:"):
+        start_run(ws, study)
+
+
+def data_location(ws: Workspace, study: dict) -> str:
+    """What `AuditConfig.data` needs: a bundled dataset's name, or the stored upload's absolute path."""
+    settings = study["settings"]
+    if settings.get("source") != "upload":
+        return study["dataset"]
+    relative = settings.get("stored_path")
+    path = (ws.root / relative).resolve() if relative else None
+    if path is None or ws.root not in path.parents or not path.is_file():
+        raise InputError(f"The file of study '{study['name']}' is no longer in the workspace",
+                         "Upload it again on the Data page and save the study")
+    return str(path)
+
+
+def build_config(ws: Workspace, study: dict) -> AuditConfig:
+    """The audit the settings describe, on the study's table and set-up."""
+    state, spec = st.session_state, study["spec"]
+    config = AuditConfig(
+        data=data_location(ws, study), target=spec["target"], sensitive=list(spec["sensitive"]),
+        positive=spec.get("positive_label"), features=spec.get("features"),
+        include_pii=bool(spec.get("include_pii")), min_group_size=int(spec.get("min_group_size") or 30),
+        method=state["train_method"], strategies=list(state["train_strategies"]),
+        label_fraction=state["train_label_pct"] / 100, epochs=int(state["train_epochs"]),
+        finetune_epochs=int(state["train_finetune_epochs"]), encoder=dict(ENCODER_SIZES[state["train_size"]]),
+        n_boot=int(state["train_n_boot"]))
+    config.validate()
+    return config
+
+
+def start_run(ws: Workspace, study: dict) -> None:
+    try:
+        config = build_config(ws, study)
+    except InputError as error:
+        show_input_error(error)
+        return
+    state = st.session_state
+    name = (f"{PRESET_WORDS[state['train_preset']]}: {config.method}, "
+            f"{len(config.strategies)} strateg{'y' if len(config.strategies) == 1 else 'ies'} + supervised")
+    run_id = jobs.submit(ws, runs.AUDIT, name, config.to_dict(), study_id=study["id"])
+    state["_train_started"] = run_id
+    st.rerun()  # redraw with the new run in the progress section and the list
+
+
+def progress_section(ws: Workspace, study: dict) -> None:
+    """Live progress of the study's queued and running runs (a fragment that polls the store)."""
+    active = [r for r in runs.audit_runs(ws, study["id"]) if r["status"] in ("queued", "running")]
+    st.fragment(_live, run_every=POLL_S if active else None)(ws, study["id"])
+
+
+def _live(ws: Workspace, study_id: str) -> None:
+    all_runs = runs.audit_runs(ws, study_id)
+    active = [r for r in all_runs if r["status"] in ("queued", "running")]
+    ids = tuple(r["id"] for r in active)
+    seen = st.session_state.get("_train_active")
+    st.session_state["_train_active"] = ids
+    if seen is not None and seen != ids and st.session_state.pop("_train_rerun_for", None) != ids:
+        st.session_state["_train_rerun_for"] = ids
+        st.rerun()  # a run started or ended: redraw the whole page (runs list, polling on or off)
+    if not active:
+        st.caption("No run is under way. Start one above; its progress shows here.")
+        return
+    queued_everywhere = ws.list_runs(status="queued")
+    if queued_everywhere and not ws.list_runs(status="running"):
+        jobs.ensure_worker(ws)  # e.g. the server restarted while runs were queued
+    for run in active:
+        if run["status"] == "running":
+            _running(ws, run)
+        else:
+            _queued(ws, run, queued_everywhere)
+
+
+def _running(ws: Workspace, run: dict) -> None:
+    from core.run_progress import loss_curves, run_progress
+
+    progress = run_progress(run)
+    with st.container(border=True):
+        st.markdown(f"**{md(run['name'])}** is running.")
+        stage = STAGE_WORDS.get(progress["stage"], "Starting")
+        message = f"{stage}: {md(progress['message'])}" if progress["message"] else stage
+        st.progress(progress["fraction"] or 0.0, text=message)
+        cells = st.columns(4)
+        cells[0].metric("Done", f"{100 * (progress['fraction'] or 0):.0f}%")
+        cells[1].metric("Elapsed", duration(progress["elapsed_s"]))
+        cells[2].metric("Time left (rough)", duration(progress["eta_s"]) if progress["eta_s"] is not None else "…",
+                        help="Estimated from the share done so far; stages do not all run at the same speed.")
+        epoch = (f"{progress['epoch']} of {progress['epochs']}" if progress.get("epoch") and progress.get("epochs")
+                 else "–")
+        cells[3].metric("Epoch", epoch)
+        curves = loss_curves(ws.events(run["id"]))
+        if len(curves["pretrain"]):
+            st.plotly_chart(result_charts.loss_chart(curves), key=f"loss_{run['id']}",
+                            config=result_charts.PLOTLY_CONFIG)
+        if run["cancel_requested"]:
+            st.info("Cancelling: the run stops at its next safe point (a few seconds).", icon=":material/block:")
+        else:  # the callback runs before the redraw, which then shows "Cancelling"
+            st.button("Cancel this run", key=f"cancel_{run['id']}", icon=":material/stop_circle:",
+                      on_click=ws.request_cancel, args=(run["id"],))
+
+
+def _queued(ws: Workspace, run: dict, queued: list[dict]) -> None:
+    from core.run_progress import queue_position
+
+    position = queue_position(run["id"], queued)
+    with st.container(border=True):
+        st.markdown(f"**{md(run['name'])}** is waiting in the queue: position {position} of {len(queued)}. "
+                    "Runs go one at a time, oldest first.")
+        st.button("Cancel this run", key=f"cancel_{run['id']}", icon=":material/stop_circle:",
+                  on_click=ws.request_cancel, args=(run["id"],))
+
+
+STAGE_WORDS = {"study": "Preparing the data", "pretrain": "Pretraining", "finetune": "Training the models",
+               "audit": "Auditing", "done": "Finished"}
+
+
+def duration(seconds: float | None) -> str:
+    """95 -> '1 min 35 s'; None -> '–'."""
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, rest = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def runs_list(ws: Workspace, study: dict) -> None:
+    """Every audit run of the study, newest first, with what went wrong where something did."""
+    from core.run_progress import run_progress
+
+    all_runs = list(reversed(runs.audit_runs(ws, study["id"])))
+    if not all_runs:
+        st.caption("No run yet.")
+        return
+    rows = []
+    for run in all_runs:
+        config = run.get("config") or {}
+        progress = run_progress(run)
+        rows.append({"Started": (run.get("started_at") or run["created_at"])[:16].replace("T", " "),
+                     "Name": run["name"], "Status": runs.STATUS_WORDS.get(run["status"], run["status"]),
+                     "Took": duration(progress["elapsed_s"]) if run["status"] in ("succeeded", "failed",
+                                                                                   "cancelled") else "",
+                     "SSL method": config.get("method"), "Strategies": ", ".join(config.get("strategies") or []),
+                     "Labels": f"{100 * float(config.get('label_fraction', 1)):g}%",
+                     "Reason": run.get("error") or ""})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config={"Reason": st.column_config.TextColumn(width="large")})
+    for run in all_runs[:5]:
+        if run["status"] == "failed":
+            st.error(f"Run **{md(run['name'])}** failed: {md(run.get('error') or 'no reason was recorded')}",
+                     icon=":material/error:")
+        elif run["status"] == "interrupted":
+            st.warning(f"Run **{md(run['name'])}** was interrupted: the process running it stopped before it "
+                       "finished (the server was stopped, or the machine ran out of memory). Its partial results "
+                       "are kept in the workspace but not shown; start it again to get results.",
+                       icon=":material/warning:")
+    finished = [r for r in all_runs if r["status"] == "succeeded"]
+    if finished:
+        st.success(f"Latest finished run: **{md(finished[0]['name'])}**. See how its models treat the groups.",
+                   icon=":material/check_circle:")
+        links = st.columns(3)
+        with links[0]:
+            st.page_link("app_pages/fairness.py", label="Fairness", icon=":material/balance:")
+        with links[1]:
+            st.page_link("app_pages/embeddings.py", label="Embeddings", icon=":material/scatter_plot:")
+        with links[2]:
+            st.page_link("app_pages/compare.py", label="Compare", icon=":material/compare_arrows:")
+

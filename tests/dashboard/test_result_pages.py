@@ -1,0 +1,239 @@
+"""Embeddings, Fairness, Compare and Review & report on a finished run (a small real German
+credit audit, built once per session and copied into each test's workspace), and their error
+paths: no study, no finished run, a failed or a running run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import results_artifact
+import streamlit as st
+from apphelpers import errors, values
+
+from core import results as core_results
+from core.store import Workspace
+
+EMBEDDINGS, FAIRNESS = "app_pages/embeddings.py", "app_pages/fairness.py"
+COMPARE, REVIEW = "app_pages/compare.py", "app_pages/review.py"
+RESULT_PAGES = [EMBEDDINGS, FAIRNESS, COMPARE, REVIEW]
+
+
+@pytest.fixture(scope="session")
+def artifact(tmp_path_factory):
+    return results_artifact.build(tmp_path_factory)
+
+
+def open_page(make_app, page):
+    app = make_app(dataset="german")
+    app.run()
+    app.switch_page(page).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def with_run(make_app, workspace, artifact, page, **install):
+    app = make_app(dataset="german")
+    app.run()
+    ws = Workspace(workspace)
+    run_id = results_artifact.install(ws, ws.list_studies()[0]["id"], artifact, **install)
+    app.switch_page(page).run()
+    assert not app.exception, app.exception
+    assert not errors(app), errors(app)
+    return app, run_id
+
+
+def specs(app) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+
+
+def text(app) -> str:
+    return " ".join(m.value for m in app.markdown).replace("\\", "")
+
+
+@pytest.mark.parametrize("page", RESULT_PAGES)
+def test_without_a_study_each_page_points_to_data(make_app, page):
+    app = make_app()
+    app.run()
+    app.switch_page(page).run()
+    assert not app.exception
+    assert "set up a study on the Data page" in app.info[0].value
+
+
+@pytest.mark.parametrize("page", [EMBEDDINGS, FAIRNESS, COMPARE])
+def test_without_a_finished_run_each_page_points_to_train(make_app, page):
+    app = open_page(make_app, page)
+    assert any("train and audit models on the Train page" in info.value for info in app.info)
+
+
+def test_a_failed_run_is_named_with_its_reason_and_a_running_one_as_under_way(make_app, workspace):
+    app = open_page(make_app, FAIRNESS)
+    ws = Workspace(workspace)
+    study_id = ws.list_studies()[0]["id"]
+    failed = ws.create_run("audit", "Broken", {}, study_id=study_id)
+    ws.finish_run(failed, "failed", error="No sensitive attribute chosen")
+    app.run()
+    assert any("failed" in w.value and "No sensitive attribute chosen" in w.value for w in app.warning)
+    ws.start_run(ws.create_run("audit", "Busy", {}, study_id=study_id))
+    app.run()
+    assert any("under way" in info.value for info in app.info)
+
+
+def test_embeddings_side_by_side_with_hover_and_leakage(make_app, workspace, artifact):
+    app, _ = with_run(make_app, workspace, artifact, EMBEDDINGS)
+    charts = specs(app)
+    assert [c["layout"]["title"]["text"] for c in charts] == ["scarf+linear (SSL model)",
+                                                              "supervised (supervised baseline)"]
+    left = charts[0]
+    assert all(trace["type"] == "scattergl" for trace in left["data"])
+    assert {trace["name"] for trace in left["data"]} == {"female", "male"}  # coloured by sex first
+    template = left["data"][0]["hovertemplate"]
+    for shown in ("sex", "age", "label", "prediction", "score"):
+        assert f"{shown}:" in template
+    assert "credit_amount" not in template and "duration" not in template
+    points = sum(len(values(trace["x"])) for trace in left["data"])
+    assert points == json.loads((artifact / "report.json").read_text())["study"]["n_test"]
+    assert "Leakage" in text(app) and "chance: 50%" in text(app)
+
+
+def test_recolouring_regroups_the_stored_points_without_recomputing(make_app, workspace, artifact, monkeypatch):
+    st.cache_data.clear()
+    calls = []
+    real = core_results.embedding_points
+    monkeypatch.setattr(core_results, "embedding_points", lambda res, model: calls.append(model) or real(res, model))
+    app, _ = with_run(make_app, workspace, artifact, EMBEDDINGS)
+    before = sorted(x for trace in specs(app)[0]["data"] for x in values(trace["x"]))
+    app.selectbox(key="embed_colour").set_value("error").run()
+    assert not app.exception
+    left = specs(app)[0]
+    assert left["layout"]["meta"]["colour_by"] == "error"
+    assert {t["name"] for t in left["data"]} <= {"correct", "false positive", "false negative"}
+    assert sorted(x for trace in left["data"] for x in values(trace["x"])) == before
+    app.selectbox(key="embed_colour").set_value("sex & age").run()
+    assert sorted(calls) == ["scarf+linear", "supervised"]  # one load per model, whatever the colouring
+
+
+def test_fairness_table_gaps_and_plain_language(make_app, workspace, artifact):
+    app, _ = with_run(make_app, workspace, artifact, FAIRNESS)
+    gap_chart = specs(app)[0]
+    assert gap_chart["layout"]["meta"]["chart"] == "gap"
+    assert list(gap_chart["data"][0]["x"]) == ["scarf+linear", "scarf+bn-stats", "supervised"]
+    assert gap_chart["data"][0]["error_y"]["type"] == "data"
+    words = text(app)
+    assert "Compared with the supervised baseline" in words and "interval" in words
+    assert ("includes 0" in words) or ("excludes 0" in words)
+    table = app.dataframe[0].value
+    assert list(table.columns[:3]) == ["Group", "Rows", "Accuracy"]
+    assert table["Note"].str.contains("lowest accuracy").sum() >= 1
+    assert "Highlighted: the group with the **lowest accuracy**" in " ".join(m.value for m in app.markdown)
+
+
+def test_intersections_warn_about_small_groups(make_app, workspace, artifact):
+    app, _ = with_run(make_app, workspace, artifact, FAIRNESS)
+    app.selectbox(key="fair_partition").set_value("sex & age").run()
+    assert not app.exception
+    assert any("Small groups (fewer than 30 test rows)" in w.value for w in app.warning)
+    assert app.dataframe[0].value["Note"].str.contains("small group").any()
+
+
+def test_undefined_metrics_show_as_na_never_zero(make_app, workspace, artifact, tmp_path):
+    copy = tmp_path / "undefined"
+    shutil.copytree(artifact, copy, ignore=shutil.ignore_patterns("models", "encoder", "checkpoints"))
+    report = json.loads((copy / "report.json").read_text())
+    group = report["models"][0]["groups"]["sex"][0]
+    group["tpr"], group["ci"]["tpr"] = None, None
+    (copy / "report.json").write_text(json.dumps(report))
+    app, _ = with_run(make_app, workspace, copy, FAIRNESS)
+    table = app.dataframe[0].value
+    assert table["True-positive rate"].iloc[0] == "n/a"
+
+
+def test_threshold_what_if_by_hand_and_in_one_click(make_app, workspace, artifact):
+    app, run_id = with_run(make_app, workspace, artifact, FAIRNESS)
+    model = app.session_state["fair_model"]
+    app.slider(key=f"thr|{run_id}|{model}|sex|female").set_value(0.8).run()
+    assert not app.exception
+    metrics = {m.label: m for m in app.metric}
+    assert "Accuracy" in metrics and "Equalized-odds gap" in metrics
+    table = app.dataframe[-1].value
+    assert table.loc[table["Group"] == "female", "Selection rate: after"].iloc[0] != \
+        table.loc[table["Group"] == "female", "Selection rate: before"].iloc[0]
+    app.radio(key="fair_whatif_mode").set_value("fair").run()
+    app.button(key="fair_button_equalized_odds").click().run()
+    assert not app.exception and not errors(app)
+    words = text(app)
+    assert "fitted on the validation rows" in words and "*female*:" in words
+    result = core_results.fair_whatif(core_results.load_results(Workspace(workspace).run_dir(run_id)), model, "sex",
+                                      "equalized_odds")
+    assert any("randomised" in w.value for w in app.warning) == result["randomized"]
+
+
+def test_compare_pareto_table_and_paired_difference(make_app, workspace, artifact):
+    app, _ = with_run(make_app, workspace, artifact, COMPARE)
+    charts = {c["layout"]["meta"]["chart"]: c for c in specs(app)}
+    assert set(charts) == {"pareto_worst_group_accuracy", "pareto_gap"}
+    symbols = [s for trace in charts["pareto_gap"]["data"] if trace.get("mode") == "markers"
+               for s in trace["marker"]["symbol"]]
+    assert "diamond" in symbols
+    table = app.dataframe[0].value
+    assert list(table["Model"]) == ["scarf+linear", "scarf+bn-stats", "supervised"]
+    assert "the 95% interval of A minus B" in text(app)
+    app.selectbox(key="compare_model_b").set_value("scarf+bn-stats").run()
+    assert not app.exception and "computed now from the run's predictions" in text(app)
+    assert any("other shares of labelled rows" in info.value for info in app.info)
+
+
+def test_compare_draws_curves_across_label_fractions(make_app, workspace, artifact):
+    app, _ = with_run(make_app, workspace, artifact, COMPARE, label_fraction=0.2)
+    ws = Workspace(workspace)
+    results_artifact.install(ws, ws.list_studies()[0]["id"], artifact, name="Full labels")
+    app.run()
+    assert not app.exception
+    chart = next(c for c in specs(app) if c["layout"]["meta"]["chart"] == "fractions")
+    assert sorted(values(chart["data"][0]["x"])) == [20.0, 100.0]
+    assert len(app.dataframe[0].value) == 6  # three models in each of two runs
+
+
+def test_review_notes_are_an_audit_trail_and_approval_signs_off(make_app, workspace, artifact):
+    app, run_id = with_run(make_app, workspace, artifact, REVIEW)
+    assert "Not signed off yet" in app.info[0].value
+
+    def submit(author, body, status="draft", scope=None):
+        # a form sends its widgets' values with the submit click, as the browser does
+        app.text_input(key="review_author").set_value(author)
+        app.text_area(key="review_body").set_value(body)
+        app.selectbox(key="review_status").set_value(status)
+        if scope:
+            app.selectbox(key="review_scope").set_value(scope)
+        app.button(key="FormSubmitter:review_note-Save note").click().run()
+
+    submit("Dana", "")
+    assert any("needs an author and some text" in e for e in errors(app))
+    submit("Dana", "Gaps checked; intersections too small to judge.")
+    assert any("cannot be edited or deleted" in s.value for s in app.success)
+    submit("Dana", "Approved for the pilot.", "approved", run_id)
+    assert not app.exception
+    notes = Workspace(workspace).list_notes(Workspace(workspace).list_studies()[0]["id"])
+    assert [(n["author"], n["status"], n["run_id"]) for n in notes] == [("Dana", "draft", None),
+                                                                        ("Dana", "approved", run_id)]
+    assert any("Signed off by **Dana**" in s.value for s in app.success)
+    shown = [m.value for m in app.markdown if m.value.startswith("**draft**") or m.value.startswith("**approved**")]
+    assert shown[0].startswith("**approved**")  # newest first
+    assert app.session_state["review_body"] == "" and app.session_state["review_author"] == "Dana"
+    assert not [t for t in app.text_area if t.key != "review_body"]  # nothing to edit a saved note with
+
+
+def test_review_summary_and_report_with_the_notes(make_app, workspace, artifact):
+    app, run_id = with_run(make_app, workspace, artifact, REVIEW)
+    ws = Workspace(workspace)
+    ws.add_note(ws.list_studies()[0]["id"], "Looks fair enough on sex.", "Eli", status="approved")
+    app.run()
+    assert "equalized-odds gap" in text(app)  # the summary's headline
+    app.button(key="review_build").click().run()
+    assert not app.exception and not errors(app)
+    built = list((workspace / "reports" / run_id).glob("report-*.html"))
+    assert len(built) == 1
+    html = built[0].read_text()
+    assert "Looks fair enough on sex." in html and "Eli" in html
+    assert app.get("download_button")
