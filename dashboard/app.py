@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import InputError
-from dashboard.components import runs, sidebar, state, studies
+from dashboard.components import access, runs, sidebar, state, studies
 from dashboard.components.data_setup import FORM_KEYS
 from dashboard.components.messages import show_input_error
 
@@ -28,6 +28,8 @@ PAGES = [
 
 
 def main() -> None:
+    if not access.gate():  # served on the network: sign in first, nothing else is drawn until then
+        return
     page = st.navigation(PAGES)
     try:
         ws = state.workspace()

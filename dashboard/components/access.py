@@ -24,6 +24,7 @@ from dashboard.components.messages import show_input_error
 
 REVIEWER = "reviewer"
 SIGNED_IN = "signed_in"
+NAME_KEY, PASSPHRASE_KEY, _PROBLEM = "sign_in_name", "sign_in_passphrase", "_sign_in_problem"
 WRONG_PASSPHRASE_DELAY_S = 1.0
 """A wrong passphrase waits this long before the answer, on top of scrypt's cost, to slow guessing."""
 
@@ -86,19 +87,28 @@ def _passphrase() -> bool:
         st.error("No passphrase is set for this workspace, so nobody can sign in. Restart the server with "
                  "`equiscope serve --host ... --set-passphrase`.", icon=":material/lock:")
         return False
-    with st.form("sign_in", clear_on_submit=True):
-        name = st.text_input("Your name", max_chars=80, help="Shown on the runs you start.")
-        passphrase = st.text_input("Passphrase", type="password")
-        submitted = st.form_submit_button("Sign in", type="primary", icon=":material/login:")
-    if not submitted:
-        return False
-    if auth.verify_passphrase(ws, passphrase or ""):
-        if not (name or "").strip():
-            st.error("Give your name too: it marks the runs you start.", icon=":material/person:")
-            return False
-        st.session_state[REVIEWER] = name.strip()
-        st.session_state[SIGNED_IN] = True
-        st.rerun()
-    time.sleep(WRONG_PASSPHRASE_DELAY_S)
-    st.error("Wrong passphrase.", icon=":material/lock:")
+    with st.form("sign_in"):
+        st.text_input("Your name", max_chars=80, help="Shown on the runs you start.", key=NAME_KEY)
+        st.text_input("Passphrase", type="password", key=PASSPHRASE_KEY)
+        st.form_submit_button("Sign in", type="primary", icon=":material/login:", on_click=_check_passphrase,
+                              args=(ws,))
+    problem = st.session_state.pop(_PROBLEM, None)
+    if problem:
+        st.error(problem, icon=":material/lock:")
     return False
+
+
+def _check_passphrase(ws) -> None:
+    """on_click of "Sign in": runs before the page is drawn, so the passphrase can be wiped from
+    the session before anything else happens (it is never kept, shown or logged)."""
+    passphrase = st.session_state.get(PASSPHRASE_KEY) or ""
+    st.session_state[PASSPHRASE_KEY] = ""
+    name = (st.session_state.get(NAME_KEY) or "").strip()
+    if not auth.verify_passphrase(ws, passphrase):
+        time.sleep(WRONG_PASSPHRASE_DELAY_S)
+        st.session_state[_PROBLEM] = "Wrong passphrase."
+    elif not name:
+        st.session_state[_PROBLEM] = "Give your name too: it marks the runs you start."
+    else:
+        st.session_state[REVIEWER] = name
+        st.session_state[SIGNED_IN] = True
