@@ -156,6 +156,17 @@ class RunContext:
     def sensitive(self) -> list[str]:
         return list(self.study.spec.sensitive)
 
+    def group_names(self, attribute: str) -> list[str]:
+        """Groups of a sensitive attribute in the report's order (natural: age bins by age),
+        else largest first; groups the report does not list come last."""
+        present = self.study.data.groups[attribute].astype(str)
+        by_size = [str(g) for g in present.value_counts().index]
+        for model in self.report.get("models", []):
+            listed = [str(g["group"]) for g in (model.get("groups") or {}).get(attribute) or []]
+            if listed:
+                return [g for g in listed if g in set(by_size)] + [g for g in by_size if g not in set(listed)]
+        return by_size
+
     @property
     def positive_label(self) -> str:
         return str(self.study.spec.positive_label)

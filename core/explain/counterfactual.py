@@ -70,8 +70,7 @@ def flip_values(ctx: RunContext, attribute: str) -> dict[str, object]:
 
 
 def _groups(ctx: RunContext, attribute: str) -> list[str]:
-    """Groups of the attribute, largest first (in the whole table)."""
-    return [str(g) for g in ctx.study.data.groups[attribute].value_counts().index]
+    return ctx.group_names(attribute)
 
 
 def proxies(ctx: RunContext, attribute: str) -> list[dict]:
@@ -98,15 +97,33 @@ def proxy_values(ctx: RunContext, attribute: str) -> dict[str, dict[str, object]
     return ctx._cache[key]
 
 
-def _flipped(ctx: RunContext, rows: np.ndarray, attribute: str, group: str, with_proxies: bool) -> pd.DataFrame:
-    """The model-input columns of `rows` with the attribute (and proxies) set for `group`."""
-    frame = ctx.model_frame.iloc[rows].copy()
-    if attribute in frame.columns:
-        frame[attribute] = _repeat(flip_values(ctx, attribute)[group], len(frame), _is_numeric(ctx, attribute))
+def _changes(ctx: RunContext, attribute: str, group: str, with_proxies: bool) -> dict[str, object]:
+    """Model-input columns a flip to `group` sets, and their values."""
+    changes = {}
+    if attribute in ctx.model_frame.columns:
+        changes[attribute] = flip_values(ctx, attribute)[group]
     if with_proxies:
-        for name, value in proxy_values(ctx, attribute)[group].items():
-            frame[name] = _repeat(value, len(frame), _is_numeric(ctx, name))
-    return frame
+        changes.update(proxy_values(ctx, attribute)[group])
+    return changes
+
+
+def _flipped(ctx: RunContext, rows: np.ndarray, attribute: str, group: str, with_proxies: bool) -> np.ndarray:
+    """The encoded `rows` with the attribute (and proxies) set for `group`.
+
+    The encoder encodes each column on its own, so only the changed columns' blocks are
+    rewritten, with the encoding of the new value (exactly `encoder.transform` of the edited
+    raw rows, without re-encoding the untouched columns)."""
+    X = ctx.study.X[rows].copy()
+    changes = _changes(ctx, attribute, group, with_proxies)
+    if changes:
+        one = ctx.model_frame.iloc[[int(rows[0])]].copy()
+        for column, value in changes.items():
+            one[column] = _repeat(value, 1, _is_numeric(ctx, column))
+        encoded = ctx.study.encoder.transform(one)[0]
+        for column in changes:
+            block = ctx.study.encoder.column_slices_[column]
+            X[:, block] = encoded[block]
+    return X
 
 
 def _repeat(value: object, n: int, numeric: bool) -> np.ndarray:
@@ -132,8 +149,8 @@ def flip_row(ctx: RunContext, row_id: int, model_name: str | None = None, *, att
         targets = [g for g in flip_values(ctx, attribute) if g != own]
         if not targets:
             continue
-        frames = [_flipped(ctx, np.array([row]), attribute, g, with_proxies) for g in targets]
-        after = model.predict_proba(ctx.study.encoder.transform(pd.concat(frames, ignore_index=True)))
+        after = model.predict_proba(np.concatenate([_flipped(ctx, np.array([row]), attribute, g, with_proxies)
+                                                    for g in targets]))
         is_feature = attribute in ctx.model_frame.columns
         proxy_names = [p["feature"] for p in proxies(ctx, attribute)] if with_proxies else []
         for group, probability in zip(targets, after):
@@ -171,7 +188,7 @@ def flip_rates(ctx: RunContext, model_names: list[str] | None = None, *, attribu
         targets = list(flip_values(ctx, attribute))
         after = {}
         for target in targets:  # encode once per target group, shared by the models
-            X = ctx.study.encoder.transform(_flipped(ctx, rows, attribute, target, with_proxies))
+            X = _flipped(ctx, rows, attribute, target, with_proxies)
             for name in model_names:
                 after[name, target] = ctx.model(name).predict_proba(X)
         for name in model_names:

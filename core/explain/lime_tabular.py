@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from core.errors import InputError
 from core.explain.context import THRESHOLD, RunContext, display_value
@@ -109,6 +109,16 @@ def explainer(ctx: RunContext):
         return ctx._cache["lime"]
 
 
+_CONTROLLER: list[ThreadpoolController] = []
+
+
+def _blas_controller() -> ThreadpoolController:
+    """One controller per process (building one scans the loaded libraries: ~2 ms each time)."""
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
+
+
 def _reseed(lime_explainer, seed: int) -> None:
     """One seeded stream for everything random in LIME, so the same seed gives the same weights
     whatever was explained before with the shared explainer."""
@@ -140,7 +150,7 @@ def lime_weights(ctx: RunContext, model_name: str, row: int, num_samples: int, s
     # The explainer's random state is shared: one explanation at a time per run. BLAS gets one
     # thread: LIME's Ridge works on a (num_samples x columns) matrix, far too small to gain from
     # threads, and on a busy machine their spinning cost 0.2-0.7 s per explanation (measured).
-    with ctx.lock, threadpool_limits(limits=1, user_api="blas"):
+    with ctx.lock, _blas_controller().limit(limits=1, user_api="blas"):
         _reseed(lime_explainer, seed)
         explanation = lime_explainer.explain_instance(z, predict, labels=(1,), num_features=n_columns,
                                                       num_samples=num_samples)

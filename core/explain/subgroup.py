@@ -1,7 +1,7 @@
 """What a model leans on, per group: LIME weights averaged over rows of each group.
 
 For attribute A and each of its groups g, up to `rows_per_group` test rows of g are drawn
-without replacement (`numpy.random.default_rng(seed)`, groups in order of size) and each is
+without replacement (`numpy.random.default_rng(seed)`, groups in the report's order) and each is
 explained once by LIME (`core.explain.lime_tabular.lime_weights`, same `num_samples` and
 `seed` for every row). Per feature f:
 
@@ -33,22 +33,22 @@ import numpy as np
 from core.errors import InputError
 from core.explain.context import RunContext, load_run
 from core.explain.counterfactual import check_attribute
-from core.explain.lime_tabular import lime_weights
+from core.explain.lime_tabular import NUM_SAMPLES, lime_weights
 
 ROWS_PER_GROUP = 100
-NUM_SAMPLES = 2000
 N_BOOT = 1000
 RESULT_FILE = "subgroup.json"
 
 
 def sample_rows(ctx: RunContext, attribute: str, rows_per_group: int, seed: int) -> dict[str, np.ndarray]:
-    """Test rows drawn per group (sorted), largest group first."""
+    """Test rows drawn per group (sorted), groups in the report's order (`RunContext.group_names`)."""
     rng = np.random.default_rng(seed)
     groups = ctx.study.data.groups[attribute].to_numpy().astype(str)[ctx.test_rows]
-    names, counts = np.unique(groups, return_counts=True)
     out = {}
-    for name in names[np.argsort(-counts, kind="stable")]:
+    for name in ctx.group_names(attribute):
         members = ctx.test_rows[groups == name]
+        if len(members) == 0:
+            continue
         take = min(rows_per_group, len(members))
         out[str(name)] = np.sort(rng.choice(members, size=take, replace=False))
     return out

@@ -1,12 +1,253 @@
-"""Explain: why a model decided as it did, for one row or a group."""
+"""Explain: why a model decided as it did for one person, whether the decision would change in
+another group, and what the model leans on for each group."""
 
-from dashboard.components import placeholder
+from __future__ import annotations
 
-placeholder.render(
-    "Explain",
-    "Look inside individual decisions: which features pushed a row's prediction up or down, and whether "
-    "the decision changes if only the sensitive attribute changes.",
-    ["a search for a row, and a bar chart of the features behind its prediction (LIME), with its stability",
-     "a flip-the-attribute what-if: the same row with another group's value",
-     "two models side by side, and averages over a group"],
-    first="train a model on the Train page.", first_page="app_pages/train.py", first_label="Go to Train")
+import streamlit as st
+
+from core import jobs
+from core.errors import InputError
+from core.export import csv_bytes
+from core.explain.lime_tabular import NUM_SAMPLES
+from dashboard.components import explain_views as views
+from dashboard.components import runs, state
+from dashboard.components.format import md, pct
+from dashboard.components.messages import show_input_error
+
+SAMPLE_CHOICES = [1000, 2000, 5000, 10000]
+ROWS_CHOICES = [25, 50, 100, 200]
+SECONDS_PER_ROW = 0.15  # one LIME run at 5,000 samples on the Adult default model (bench/bench_lime.py)
+
+
+def _default(key: str, options: list, value) -> None:
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = value
+
+
+def model_label(ctx, name: str) -> str:
+    entry = next((m for m in ctx.report.get("models", []) if m["name"] == name), {})
+    return f"{name} (self-supervised)" if entry.get("pretraining") else f"{name} (supervised baseline)" \
+        if entry.get("strategy") == "supervised" else name
+
+
+def explanation_section(ctx, root: str, run_id: str, model: str, row: int) -> tuple[int, int]:
+    left, right = st.columns(2)
+    _default("explain_num_samples", SAMPLE_CHOICES, NUM_SAMPLES)
+    num_samples = left.selectbox("LIME samples", SAMPLE_CHOICES, key="explain_num_samples",
+                                 help="How many perturbed copies of the row LIME scores. More is steadier and slower.")
+    if "explain_seed" not in st.session_state:
+        st.session_state["explain_seed"] = 0
+    seed = int(right.number_input("Seed", min_value=0, step=1, key="explain_seed",
+                                  help="Same seed, same explanation. Repeats for the stability check use the next "
+                                       "seeds."))
+    result = views.explanation(root, run_id, model, row, num_samples, seed)
+    positive = ctx.positive_label
+    y = ctx.study.data.y[row]
+    cells = st.columns(3)
+    cells[0].metric("Decision", views.decision_words(ctx, result["prediction"]))
+    cells[1].metric(f"Probability of {positive}", pct(result["probability"], 1))
+    cells[2].metric("True outcome", "unknown" if y != y else views.decision_words(ctx, int(y)))
+    st.plotly_chart(views.weight_chart(result["weights"], positive,
+                                       title=f"What pushed the probability of {positive} up (green) or down (red)"),
+                    key="explain_weights_chart", config=views.PLOTLY_CONFIG)
+    views.stability_message(result["stability"])
+    st.caption(f"LIME fits a simple weighted linear model to the model's answers on {num_samples:,} perturbed copies "
+               f"of this row. That local model starts from {result['intercept']:.3f} and explains "
+               f"{max(result['local_fit_r2'], 0):.0%} of the variation in the model's answers around the row "
+               f"(R² {result['local_fit_r2']:.2f}): the lower, the rougher the summary. Numeric features are "
+               "compared in training-data quartiles (e.g. age ≤ 28).")
+    for note in result["notes"]:
+        st.caption(md(note))
+    with st.expander("Every feature's weight", icon=":material/table_rows:"):
+        st.dataframe(views.weights_table(result["weights"]), hide_index=True, key="explain_weights_table")
+    return num_samples, seed
+
+
+def flip_section(ctx, root: str, run_id: str, model: str, row: int) -> None:
+    with_proxies = st.toggle("Also change the attribute's proxies", key="explain_with_proxies",
+                             help="Features strongly associated with the attribute (Cramér's V ≥ 0.3 on the "
+                                  "training rows) are set to their most common value (median if numeric) among "
+                                  "the other group's training rows.")
+    flips = views.row_flips(root, run_id, model, row, with_proxies)
+    if not flips:
+        st.info("This row has no other group to flip to.", icon=":material/info:")
+        return
+    changed = [f for f in flips if f["changed"]]
+    if changed:
+        st.warning(f"The decision changes for {len(changed)} of {len(flips)} flips: "
+                   + "; ".join(f"{md(f['attribute'])} {md(f['from'])} → {md(f['to'])}" for f in changed) + ".",
+                   icon=":material/warning:")
+    else:
+        st.success(f"The decision stays the same in all {len(flips)} flips.", icon=":material/check_circle:")
+    st.dataframe(views.flip_table(ctx, flips), hide_index=True, key="explain_flip_table")
+    st.caption("Everything else about the person stays the same. A categorical attribute takes the other group's "
+               "value; a numeric attribute audited in bins (such as age) takes the median of the other bin in the "
+               "training rows.")
+    st.subheader("The nearest real person in another group")
+    entries = views.nearest(root, run_id, model, row)
+    lines = []
+    for entry in entries:
+        verdict = "a **different** decision" if entry["decision_differs"] else "the same decision"
+        differs = ", ".join(md(d["feature"]) for d in entry["differences"][:6])
+        more = len(entry["differences"]) - 6
+        lines.append(f"- **{md(entry['attribute'])} = {md(entry['group'])}**: row {entry['row_id']} "
+                     f"(distance {entry['distance']:.2f} in the model's embedding) got {verdict} "
+                     f"({pct(entry['probability'], 1)}); differs in {differs or 'nothing else'}"
+                     + (f" and {more} more" if more > 0 else "") + ".")
+    st.markdown("\n".join(lines) or "No test row of another group.")
+
+
+def comparison_section(ctx, root: str, run_id: str, model: str, row: int, num_samples: int, seed: int) -> None:
+    others = [m for m in ctx.model_names if m != model]
+    if not others:
+        st.info("This run has one model only.", icon=":material/info:")
+        return
+    _default("explain_other_model", others, "supervised" if "supervised" in others else others[0])
+    other = st.selectbox("Compare with", others, key="explain_other_model", format_func=lambda m: model_label(ctx, m))
+    result = views.comparison(root, run_id, row, model, other, num_samples, seed)
+    st.plotly_chart(views.comparison_chart(result["table"], [model, other]), key="explain_compare_chart",
+                    config=views.PLOTLY_CONFIG)
+    a, b = result["models"]
+    st.caption(f"Probability of {md(ctx.positive_label)}: {md(model)} {pct(a['probability'], 1)}, "
+               f"{md(other)} {pct(b['probability'], 1)}. Each model explained with the same LIME samples settings "
+               "(one run each).")
+
+
+def subgroup_section(ws, study: dict, ctx, run_id: str, model: str, seed: int) -> None:
+    left, right = st.columns(2)
+    _default("explain_subgroup_attribute", ctx.sensitive, ctx.sensitive[0])
+    attribute = left.selectbox("Groups of", ctx.sensitive, key="explain_subgroup_attribute")
+    _default("explain_subgroup_rows", ROWS_CHOICES, 100)
+    rows = right.selectbox("Rows per group (at most)", ROWS_CHOICES, key="explain_subgroup_rows")
+    config = {"audit_run_id": run_id, "attribute": attribute, "model": model, "rows_per_group": int(rows),
+              "num_samples": NUM_SAMPLES, "seed": int(seed)}
+    earlier = views.subgroup_runs(ws, study["id"], config)
+    latest = earlier[0] if earlier else None
+    if latest is not None and latest["status"] in ("queued", "running"):
+        st.fragment(_subgroup_progress, run_every=1.0)(ws, latest["id"])
+        return
+    if latest is not None and latest["status"] == "succeeded":
+        result = views.subgroup_result(ws, latest["id"])
+        if result is not None:
+            _subgroup_result(result)
+            return
+    if latest is not None and latest["status"] in ("failed", "cancelled", "interrupted"):
+        st.warning(f"The last computation was {latest['status']}" + (f": {md(latest['error'])}" if latest.get("error")
+                                                                     else "."), icon=":material/warning:")
+    groups = ctx.study.data.groups[attribute].iloc[ctx.test_rows].nunique()
+    estimate = SECONDS_PER_ROW * rows * groups
+    st.markdown(f"Explains up to {rows} test rows of each of the {groups} groups of **{md(attribute)}** with LIME "
+                f"and averages the size of each feature's weight per group. It runs in the background "
+                f"(about {max(estimate, 1):.0f} s or more on a busy machine); you can keep working meanwhile.")
+    if st.button("Compute per-group averages", key="explain_subgroup_start", icon=":material/play_arrow:"):
+        try:
+            jobs.submit(ws, views.SUBGROUP_KIND, f"Explain {model} by {attribute}", config, study_id=study["id"])
+        except InputError as error:
+            show_input_error(error)
+            return
+        st.rerun()
+
+
+def _subgroup_progress(ws, job_id: str) -> None:
+    run = ws.get_run(job_id)
+    if run["status"] not in ("queued", "running"):
+        st.rerun()  # finished: redraw the page with the result
+    progress = run.get("progress") or {}
+    if run["status"] == "queued":
+        st.progress(0.0, text="Waiting for the background worker…")
+    else:
+        st.progress(float(progress.get("fraction") or 0.0),
+                    text=f"Explaining rows in the background: {progress.get('step', 0)} of "
+                         f"{progress.get('total_steps', '…')}")
+    if st.button("Cancel", key="explain_subgroup_cancel", icon=":material/stop:"):
+        try:
+            ws.request_cancel(job_id)
+        except InputError as error:
+            show_input_error(error)
+
+
+def _subgroup_result(result: dict) -> None:
+    st.plotly_chart(views.subgroup_chart(result), key="explain_subgroup_chart", config=views.PLOTLY_CONFIG)
+    clear = [d for d in result["differences"] if d["clear"]]
+    if clear:
+        top = clear[0]
+        st.markdown(f"Largest clear difference: the model leans more on **{md(top['feature'])}** for "
+                    f"**{md(top['group_a'] if top['difference'] > 0 else top['group_b'])}** "
+                    f"(difference {abs(top['difference']):.3f} in mean |weight|).")
+    else:
+        st.markdown("No feature's mean |weight| differs clearly between the groups (every 95% interval covers 0).")
+    st.dataframe(views.differences_table(result), hide_index=True, key="explain_differences_table")
+    st.caption(f"Mean |LIME weight| over up to {result['rows_per_group']} test rows per group "
+               f"({result['num_samples']:,} samples each), with 95% bootstrap intervals over rows.")
+
+
+def rates_section(root: str, run_id: str) -> None:
+    with_proxies = st.toggle("Also change the proxies", key="explain_rates_proxies")
+    result = views.rates(root, run_id, with_proxies)
+    table = views.rates_table(result)
+    st.dataframe(table, hide_index=True, key="explain_rates_table")
+    st.caption(f"Share of each group's test rows whose decision changes when only the attribute"
+               + (" (and its proxies)" if with_proxies else "")
+               + " is set to another group's value (any other group). 0% means the model's decisions never depend "
+                 "on it alone; it says nothing about proxies unless they are changed too.")
+    st.download_button("Download flip rates (CSV, exact values)", csv_bytes(_rates_frame(result)),
+                       file_name=f"flip-rates-{run_id}.csv", mime="text/csv", key="explain_rates_download",
+                       icon=":material/download:")
+
+
+def _rates_frame(result: dict):
+    import pandas as pd
+
+    frame = pd.DataFrame(result["rates"]).drop(columns=["by_target"], errors="ignore")
+    return frame.assign(with_proxies=result["with_proxies"])
+
+
+def render() -> None:
+    st.title("Explain")
+    st.markdown("Why did a model decide as it did for one person, and would the decision change for someone of "
+                "another group? Pick a person from the test rows, see which features pushed the decision (LIME), "
+                "flip the sensitive attribute, and compare what models lean on for each group.")
+    ws = state.workspace()
+    study = runs.study_or_pointer(ws)
+    if study is None:
+        return
+    picked = runs.pick_run(ws, study)
+    if picked is None:
+        return
+    run = picked[0]
+    ctx = views.context(ws, run["id"])
+    if ctx is None:
+        return
+    root, run_id = str(ws.root), run["id"]
+    _default("explain_model", ctx.model_names, ctx.default_model)
+    model = st.selectbox("Model", ctx.model_names, key="explain_model", format_func=lambda m: model_label(ctx, m))
+    try:
+        st.header("1. Find a person", divider="gray")
+        table = views.rows_table(ctx, model)
+        matching = views.filter_rows(ctx, table)
+        st.caption(f"{len(matching):,} of {len(table):,} test rows match.")
+        row = None
+        if matching.empty:
+            st.info("No test row matches these filters.", icon=":material/filter_alt_off:")
+        else:
+            records = {int(r["row_id"]): r for r in matching.head(2000).to_dict("records")}
+            _default("explain_row", list(records), next(iter(records)))
+            row = st.selectbox("Row", list(records), key="explain_row",
+                               format_func=lambda r: views.row_label(ctx, records[r]))
+        num_samples, seed = NUM_SAMPLES, int(st.session_state.get("explain_seed", 0))
+        if row is not None:
+            st.header("2. Why this decision", divider="gray")
+            num_samples, seed = explanation_section(ctx, root, run_id, model, row)
+            st.header("3. Would it change in another group?", divider="gray")
+            flip_section(ctx, root, run_id, model, row)
+            st.header("4. Two models side by side", divider="gray")
+            comparison_section(ctx, root, run_id, model, row, num_samples, seed)
+        st.header("5. What the model leans on, per group", divider="gray")
+        subgroup_section(ws, study, ctx, run_id, model, seed)
+        st.header("6. Flip rate per group", divider="gray")
+        rates_section(root, run_id)
+    except InputError as error:
+        show_input_error(error)
+
+
+render()

@@ -1,0 +1,130 @@
+"""The Explain page on a finished run (the synthetic run of tests/explain_artifact.py, built once
+per session and copied into each test's workspace as a succeeded audit): LIME chart, stability,
+flips, two models, flip rates, the subgroup job, filters; and the path without a finished run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from apphelpers import errors, values
+
+import explain_artifact
+from core import jobs
+from core.store import Workspace
+
+EXPLAIN = "app_pages/explain.py"
+
+
+@pytest.fixture(scope="session")
+def artifact(tmp_path_factory):
+    return explain_artifact.build(tmp_path_factory.mktemp("explain-page-run"))
+
+
+def install(workspace, artifact) -> tuple[str, str]:
+    """A study for the synthetic table and a succeeded audit run holding a copy of the artifact."""
+    ws = Workspace(workspace)
+    saved = json.loads((artifact / "study.json").read_text())
+    study_id = ws.create_study("People", "people.csv", saved["dataset_sha256"], saved["spec"], {"source": "upload"})
+    report = json.loads((artifact / "report.json").read_text())
+    run_id = ws.create_run("audit", "Quick run", report["config"], study_id=study_id)
+    ws.start_run(run_id)
+    shutil.copytree(artifact, ws.run_dir(run_id), dirs_exist_ok=True)
+    ws.finish_run(run_id, "succeeded", metrics={})
+    return study_id, run_id
+
+
+def open_explain(make_app, workspace, artifact):
+    study_id, run_id = install(workspace, artifact)
+    app = make_app(current_study_id=study_id)
+    app.run()
+    app.switch_page(EXPLAIN).run()
+    assert not app.exception, app.exception
+    assert not errors(app), errors(app)
+    return app, run_id
+
+
+def chart(app, name: str) -> dict:
+    for element in app.get("plotly_chart"):
+        spec = json.loads(element.proto.spec)
+        if spec["layout"].get("meta", {}).get("chart") == name:
+            return spec
+    raise AssertionError(f"no {name} chart")
+
+
+def page_text(app) -> str:
+    parts = [m.value for m in app.markdown] + [c.value for c in app.caption] + [s.value for s in app.success]
+    parts += [w.value for w in app.warning] + [d.value.to_csv() for d in app.dataframe]
+    parts += [json.dumps(json.loads(c.proto.spec)) for c in app.get("plotly_chart")]
+    return " ".join(parts).replace("\\", "")
+
+
+def test_without_a_finished_run_the_page_points_to_train(make_app, workspace):
+    app = make_app(dataset="german")
+    app.run()
+    app.switch_page(EXPLAIN).run()
+    assert not app.exception
+    assert app.title[0].value == "Explain"
+    assert any("train and audit models on the Train page" in info.value for info in app.info)
+    assert not app.get("plotly_chart")
+
+
+def test_a_finished_run_shows_the_explanation_flips_comparison_and_flip_rates(make_app, workspace, artifact):
+    app, _ = open_explain(make_app, workspace, artifact)
+    assert app.selectbox(key="explain_model").value == "scarf+linear"  # the first SSL model
+    lime = chart(app, "lime_weights")
+    bars = lime["data"][0]
+    weights = values(bars["x"])
+    assert bars["orientation"] == "h" and len(weights) == 5
+    assert bars["marker"]["color"] == ["#2E7D32" if w >= 0 else "#C62828" for w in weights]
+    assert "signal" in bars["y"][-1]  # the largest weight is drawn at the top
+    assert app.success and "Stable" in app.success[0].value
+    flips = next(d.value for d in app.dataframe if "Decision changes" in d.value.columns)
+    assert set(flips["Attribute"]) == {"sex", "age"} and set(flips["Decision changes"]) == {"no"}
+    comparison = chart(app, "model_comparison")
+    assert [trace["name"] for trace in comparison["data"]] == ["scarf+linear", "supervised"]
+    rates = next(d.value for d in app.dataframe if "Test rows" in d.value.columns)
+    assert {"scarf+linear", "supervised", "scarf+mixed"} <= set(rates.columns)
+    assert set(rates["scarf+linear"]) == {"0.0%"}  # blind to both attributes
+    assert (rates[rates["Attribute"] == "sex"]["supervised"] != "0.0%").all()
+    text = page_text(app)
+    assert "email" not in text and "example.org" not in text  # personal data never shown
+
+
+def test_filters_and_row_search(make_app, workspace, artifact):
+    app, _ = open_explain(make_app, workspace, artifact)
+    app.selectbox(key="explain_filter_sex").set_value("Female").run()
+    options = app.selectbox(key="explain_row").options
+    assert options and all("Female" in option for option in options)
+    row = int(app.selectbox(key="explain_row").value)
+    app.selectbox(key="explain_model").set_value("supervised").run()
+    assert not app.exception
+    app.text_input(key="explain_row_search").input(str(row)).run()
+    assert len(app.selectbox(key="explain_row").options) == 1
+    app.text_input(key="explain_row_search").input("999999").run()
+    assert not app.exception
+    assert any("not a test row" in w.value for w in app.warning)
+    assert any("No test row matches" in info.value for info in app.info)
+    assert not any(json.loads(c.proto.spec)["layout"].get("meta", {}).get("chart") == "lime_weights"
+                   for c in app.get("plotly_chart"))
+
+
+def test_the_subgroup_aggregate_runs_as_a_background_job(make_app, workspace, artifact, monkeypatch):
+    started = []
+    monkeypatch.setattr(jobs, "ensure_worker", lambda ws: started.append(ws) or True)
+    app, run_id = open_explain(make_app, workspace, artifact)
+    app.selectbox(key="explain_subgroup_rows").set_value(25).run()
+    app.button(key="explain_subgroup_start").click().run()
+    assert not app.exception and started
+    ws = Workspace(workspace)
+    [job] = ws.list_runs(kind="explain-subgroup")
+    assert job["status"] == "queued" and job["config"]["audit_run_id"] == run_id
+    assert job["config"]["rows_per_group"] == 25 and job["config"]["attribute"] == "sex"
+    assert app.get("progress")  # waiting for the worker
+    assert jobs.execute(ws, ws.claim_next_run()) == "succeeded"
+    app.run()
+    assert not app.exception
+    subgroup = chart(app, "subgroup")
+    assert {trace["name"].split(" (")[0] for trace in subgroup["data"]} == {"Female", "Male"}
+    assert any("Clear difference" in d.value.columns for d in app.dataframe)
