@@ -26,8 +26,9 @@ def _default(key: str, options: list, value) -> None:
 
 def model_label(ctx, name: str) -> str:
     entry = next((m for m in ctx.report.get("models", []) if m["name"] == name), {})
-    return f"{name} (self-supervised)" if entry.get("pretraining") else f"{name} (supervised baseline)" \
-        if entry.get("strategy") == "supervised" else name
+    if entry.get("pretraining"):
+        return f"{name} (self-supervised)"
+    return f"{name} (supervised baseline)" if entry.get("strategy") == "supervised" else name
 
 
 def explanation_section(ctx, root: str, run_id: str, model: str, row: int) -> tuple[int, int]:

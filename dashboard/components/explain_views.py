@@ -1,11 +1,11 @@
 """Explain page: cached core.explain calls, and the charts and tables they feed.
 
 The run is picked with the shared picker (`components/runs.pick_run`), so the run chosen on
-another result page stays chosen here. Caching: a run opened for explanations (`core.explain.load_run`: study, models, LIME
-explainer) is shared by all sessions (`st.cache_resource`, keyed by workspace and run id);
-explanations are `st.cache_data`, keyed by run, model, row, num_samples and seed. InputError is
-never cached. The subgroup aggregate runs as a background job ("explain-subgroup") and this
-page polls its progress.
+another result page stays chosen here. Caching: a run opened for explanations
+(`core.explain.load_run`: study, models, LIME explainer) is shared by all sessions
+(`st.cache_resource`, keyed by workspace and run id); explanations are `st.cache_data`, keyed by
+run, model, row, num_samples and seed. InputError is never cached. The subgroup aggregate runs as
+a background job ("explain-subgroup") and this page polls its progress.
 """
 
 from __future__ import annotations
