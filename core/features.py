@@ -89,9 +89,9 @@ class TabularEncoder:
                     out[:, block.start + 1] = is_missing
             else:
                 categories = self.categories_[column]
-                position = {category: i for i, category in enumerate(categories)}
-                fallback = position.get(OTHER, -1)
-                codes = _as_text(frame[column]).map(lambda v: position.get(v, fallback)).to_numpy()
+                codes = pd.Categorical(_as_text(frame[column]), categories=categories).codes.astype(np.int64)
+                if OTHER in categories:  # unseen values go to the "(other)" bucket
+                    codes[codes < 0] = categories.index(OTHER)
                 rows = np.flatnonzero(codes >= 0)
                 out[rows, block.start + codes[rows]] = 1.0
         return out
@@ -177,7 +177,9 @@ def _as_float(series: pd.Series, column: str) -> np.ndarray:
 
 
 def _as_text(series: pd.Series) -> pd.Series:
-    return series.map(lambda v: MISSING if pd.isna(v) else str(v))
+    """Values as text (how categories are stored), missing values as "(missing)"; vectorised."""
+    text = series.astype(object).astype(str)
+    return text.where(series.notna().to_numpy(), MISSING)
 
 
 def _mean_std(values: np.ndarray) -> tuple[float, float]:
