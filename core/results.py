@@ -481,12 +481,21 @@ def describe_rule(rule: Mapping) -> str:
         threshold = part["threshold"]
         text = ("always positive" if threshold == -math.inf else "never positive" if threshold == math.inf
                 else f"score {part['operator']} {threshold:.3f}")
-        parts.append(text if part["probability"] >= 1 else f"{text} for {100 * part['probability']:.0f}% of rows")
+        parts.append(text if part["probability"] >= 1 else f"{text} for {_share(part['probability'])} of rows")
     text = "; ".join(parts) or "no rule"
     if rule.get("p_constant"):
-        text += (f"; {100 * rule['p_constant']:.0f}% of rows decided by a coin that says positive with "
-                 f"probability {100 * (rule.get('constant_positive_rate') or 0):.0f}%")
+        text += (f"; {_share(rule['p_constant'])} of rows decided by a coin that says positive with "
+                 f"probability {_share(rule.get('constant_positive_rate') or 0)}")
     return text
+
+
+def _share(p: float) -> str:
+    """A probability as a share of rows: never rounded to a misleading 0% or 100%."""
+    if 0 < p < 0.01:
+        return "under 1%"
+    if 0.99 < p < 1:
+        return "over 99%"
+    return f"{100 * p:.0f}%"
 
 
 # -------------------------------------------------------------------------------- review and report

@@ -35,7 +35,8 @@ def curves(root: str, run_ids: tuple[str, ...], partition: str, metric: str, _pa
 
 
 def tradeoff_section(frame: pd.DataFrame, gap: str, attribute: str, run_ids: tuple[str, ...]) -> None:
-    st.markdown(f"Each marker is one model of one run, with its {len(run_ids)} run(s) of this study. "
+    runs_text = "the one finished run" if len(run_ids) == 1 else f"all {len(run_ids)} finished runs"
+    st.markdown(f"Each marker is one model of one run ({runs_text} of this study). "
                 "**Diamonds joined by the dashed line are the best trade-offs** (the Pareto front): no other model "
                 "is both more accurate and fairer on that measure. Error bars are the 95% intervals: markers whose "
                 "bars overlap may not really differ.")
@@ -61,6 +62,7 @@ def table_section(frame: pd.DataFrame, gap: str, attribute: str) -> None:
         "Trainable parameters": frame["n_trainable_params"]})
     percent = st.column_config.NumberColumn(format="%.1f%%")
     st.dataframe(shown, hide_index=True, width="stretch", column_config={
+        "Run": st.column_config.TextColumn(width="small"), "Model": st.column_config.TextColumn(width="small"),
         "Labels": st.column_config.NumberColumn(format="%g%%"), "Accuracy": percent, "Balanced accuracy": percent,
         "Worst-group accuracy": percent, GAP_NAMES[gap]: st.column_config.NumberColumn(format="%.3f"),
         "Gap minus supervised": st.column_config.NumberColumn(
@@ -110,12 +112,11 @@ def paired_section(runs: list[dict], loaded: dict[str, RunResults], root: str, a
     source = ("from the audit's paired comparison with the supervised baseline" if result["source"] == "audit"
               else f"computed now from the run's predictions, {result['n_boot']:,} resamples")
     if verdict == "no clear difference":
-        st.markdown(f"A's {name} is {VERDICT_WORDS[verdict].replace('the supervised baseline', 'B')}: the "
-                    f"{result['confidence']:.0%} interval of A minus B, {span}, includes 0, so the difference could "
-                    f"be chance ({source}).")
+        st.markdown(f"A's {name} is {VERDICT_WORDS[verdict]} from B's: the {result['confidence']:.0%} interval of "
+                    f"A minus B, {span}, includes 0, so the difference could be chance ({source}).")
     else:
-        st.markdown(f"A's {name} is {VERDICT_WORDS[verdict].replace('the supervised baseline', 'B')}: the "
-                    f"{result['confidence']:.0%} interval of A minus B, {span}, excludes 0 ({source}).")
+        st.markdown(f"A's {name} is {VERDICT_WORDS[verdict]} than B's: the {result['confidence']:.0%} interval of "
+                    f"A minus B, {span}, excludes 0 ({source}).")
 
 
 def fractions_section(pairs: list, root: str, run_ids: tuple[str, ...], partition: str, gap: str) -> None:

@@ -63,6 +63,7 @@ def map_column(res: RunResults, run_id: str, root: str, model: str, colour_by: s
 def leakage_words(res: RunResults, model: str) -> None:
     """Leakage of each sensitive attribute from this model's representation, in plain words."""
     table = core_results.leakage_table(res.report, model)
+    features = set(res.report["study"].get("features") or [])
     lines = []
     for row in table.to_dict("records"):
         attribute = md(row["attribute"])
@@ -75,7 +76,8 @@ def leakage_words(res: RunResults, model: str) -> None:
             f" The same probe on the raw features scores {rate(row['raw'], 0)}, so the model carries "
             + {"less": "**less** of it than the data itself.", "more": "**more** of it than the data itself.",
                "similar": "about as much of it as the data itself."}[row["vs_raw"]])
+        feature = (" It is itself one of the model's features." if row["attribute"] in features else "")
         lines.append(f"**{attribute}**: read back with balanced accuracy {rate(row['balanced_accuracy'], 0)} "
-                     f"(chance: {rate(row['chance'], 0)}), {reading}.{raw}")
+                     f"(chance: {rate(row['chance'], 0)}), {reading}.{raw}{feature}")
     st.markdown("**Leakage**: how well a simple probe reads each attribute from the representation.\n\n"
                 + "\n".join(f"- {line}" for line in lines))

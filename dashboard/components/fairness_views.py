@@ -20,14 +20,17 @@ from dashboard.components.format import md, words
 from dashboard.components.messages import show_input_error
 from dashboard.components.result_words import (GAP_INTERVAL, GAP_NAMES, GAP_SCALE, METRIC_NAMES, gap_meaning,
                                                metric_meaning, number, pair_sentence, rate, supervised_sentence,
-                                               with_interval)
+                                               compact)
 
 GAP_CHOICES = ["equalized_odds_difference", "demographic_parity_difference", "equal_opportunity_difference",
                "fpr_difference", "accuracy_difference", "mean_subgroup_gap"]
 TABLE_METRICS = ("accuracy", "tpr", "fpr", "selection_rate", "precision")
-CONSTRAINTS = {"demographic_parity": "Equal selection rates (demographic parity)",
-               "equal_opportunity": "Equal true-positive rates (equal opportunity)",
-               "equalized_odds": "Equal true- and false-positive rates (equalized odds)"}
+CONSTRAINTS = {"demographic_parity": "Demographic parity", "equal_opportunity": "Equal opportunity",
+               "equalized_odds": "Equalized odds"}
+CONSTRAINT_HELP = {"demographic_parity": "Equal selection rates: every group gets the outcome equally often.",
+                   "equal_opportunity": "Equal true-positive rates: rows that truly have the outcome are recognised "
+                                        "equally often in every group.",
+                   "equalized_odds": "Equal true-positive and false-positive rates in every group."}
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -75,7 +78,7 @@ def gaps_section(res: RunResults, run_id: str, root: str, partition: str) -> Non
 def _display_groups(table: pd.DataFrame) -> pd.DataFrame:
     shown = pd.DataFrame({"Group": table["group"], "Rows": table["n"]})
     for metric in TABLE_METRICS:
-        shown[METRIC_NAMES[metric]] = [with_interval(v, lo, hi) for v, lo, hi in
+        shown[METRIC_NAMES[metric]] = [compact(v, lo, hi) for v, lo, hi in
                                        zip(table[metric], table[f"{metric}_lo"], table[f"{metric}_hi"], strict=True)]
     shown["Note"] = [", ".join(filter(None, ["lowest accuracy" if w else "", "small group" if s else "",
                                              f"unreliable interval: {u}" if u else ""]))
@@ -108,7 +111,7 @@ def groups_section(res: RunResults, run_id: str, root: str, partition: str, mode
     worst = table[table["worst"]]
     if len(worst):
         st.markdown(f"Highlighted: the group with the **lowest accuracy**, {words([md(g) for g in worst['group']])} "
-                    f"({rate(worst['accuracy'].iloc[0])}). Each cell shows the value and its "
+                    f"({rate(worst['accuracy'].iloc[0])}). Each cell shows the value and, in brackets, its "
                     f"{confidence(res):.0%} interval. *n/a* means the measure is undefined for that group "
                     "(for example no row of the group truly has the outcome), never 0.")
     with st.expander("What each column means", icon=":material/help:"):
@@ -161,14 +164,15 @@ def _one_click(res: RunResults, run_id: str, root: str, partition: str, model: s
     chosen_key = f"fair_constraint|{run_id}|{model}|{partition}"
     columns = st.columns(len(CONSTRAINTS))
     for column, (constraint, label) in zip(columns, CONSTRAINTS.items(), strict=True):
-        if column.button(label, key=f"fair_button_{constraint}", width="stretch"):
+        if column.button(label, key=f"fair_button_{constraint}", width="stretch", help=CONSTRAINT_HELP[constraint]):
             st.session_state[chosen_key] = constraint
     constraint = st.session_state.get(chosen_key)
     if constraint is None:
         st.caption("Choose which kind of fairness the thresholds should meet.")
         return None
     result = _fair(root, run_id, model, partition, constraint, res)
-    st.markdown(f"**{CONSTRAINTS[constraint]}**, fitted on the validation rows. The rule per group:")
+    st.markdown(f"**{CONSTRAINTS[constraint]}** ({CONSTRAINT_HELP[constraint].lower().rstrip('.')}), fitted on "
+                "the validation rows. The rule per group:")
     st.markdown("\n".join(f"- *{md(g)}*: {md(core_results.describe_rule(rule))}"
                           for g, rule in result["rules"].items()))
     if result["randomized"]:

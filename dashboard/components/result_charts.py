@@ -100,7 +100,7 @@ def gap_chart(table: pd.DataFrame, gap_title: str, confidence: float) -> go.Figu
     text = ["n/a" if math.isnan(v) else f"{v:.2f}" for v in table["value"]]
     figure = go.Figure(go.Bar(
         x=table["model"], y=shown, marker_color=[colours[m] for m in table["model"]], text=text,
-        textposition="outside", cliponaxis=False,
+        textposition="inside", insidetextanchor="start", textfont={"color": "white"},
         error_y={"type": "data", "array": plus, "arrayminus": minus, "color": "#374151", "thickness": 1.5},
         hovertemplate="%{x}: %{text}<extra></extra>"))
     top = np.nanmax(np.concatenate([table["hi"].to_numpy(float), table["value"].to_numpy(float), [0.05]]))

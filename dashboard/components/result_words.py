@@ -103,6 +103,15 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def compact(value: float, lo: float, hi: float) -> str:
+    """A rate and its interval in a table cell: '57.1% (42.8–71.5)'; 'n/a' when undefined."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if lo is None or (isinstance(lo, float) and math.isnan(lo)):
+        return rate(value)
+    return f"{100 * value:.1f}% ({100 * lo:.1f}–{100 * hi:.1f})"
+
+
 def pair_sentence(row: dict, confidence: float) -> str:
     """Whether the two groups at the extremes of a gap really differ, from the signed interval."""
     if not _text(row.get("max_group")) or not _text(row.get("min_group")):
@@ -114,16 +123,13 @@ def pair_sentence(row: dict, confidence: float) -> str:
     span = interval(row["pair_lo"], row["pair_hi"])
     if row["groups_differ"]:
         return (f"The gap is between {groups} ({metric}). Their signed difference, {confidence:.0%} interval "
-                f"{span}, excludes 0: these two groups really differ on this test set.")
+                f"{span}, excludes 0: more than chance alone would explain.")
     return (f"The gap is between {groups} ({metric}). Their signed difference, {confidence:.0%} interval "
             f"{span}, includes 0: the difference could be chance.")
 
 
-VERDICT_WORDS = {"narrower": "**narrower** than the supervised baseline's",
-                 "wider": "**wider** than the supervised baseline's",
-                 "higher": "**higher** than the supervised baseline's",
-                 "lower": "**lower** than the supervised baseline's",
-                 "no clear difference": "**not clearly different** from the supervised baseline's"}
+VERDICT_WORDS = {"narrower": "**narrower**", "wider": "**wider**", "higher": "**higher**", "lower": "**lower**",
+                 "no clear difference": "**not clearly different**"}
 
 
 def supervised_sentence(row: dict, confidence: float) -> str:
@@ -133,5 +139,5 @@ def supervised_sentence(row: dict, confidence: float) -> str:
         return ""
     span = interval(row["vs_lo"], row["vs_hi"])
     zero = "includes" if verdict == "no clear difference" else "excludes"
-    return (f"Compared with the supervised baseline: {VERDICT_WORDS[verdict]} (difference "
+    return (f"Against the supervised baseline, this gap is {VERDICT_WORDS[verdict]} (difference "
             f"{number(row['vs_supervised'])}, {confidence:.0%} interval {span}, which {zero} 0).")

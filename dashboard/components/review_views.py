@@ -37,6 +37,7 @@ def _save_note(ws: Workspace, study_id: str) -> None:
         state["_review_problem"] = error
         return
     state["review_body"] = ""
+    state["review_status"] = "draft"  # an approval is a deliberate choice each time, never a leftover
     state["_review_saved"] = True
 
 
@@ -133,7 +134,8 @@ def report_section(ws: Workspace, study: dict, run: dict, res: RunResults, notes
     st.markdown("The report is one self-contained HTML file (it opens offline, in any browser) with the summary, "
                 "every model's numbers with intervals, the charts, and the review notes and sign-off of this run "
                 f"and of the study ({len(relevant)} note{'s' if len(relevant) != 1 else ''} now).")
-    pdf = st.checkbox("Also make a PDF", key="review_pdf", value=False, disabled=not has_browser,
+    st.session_state.setdefault("review_pdf", False)
+    pdf = st.checkbox("Also make a PDF", key="review_pdf", disabled=not has_browser,
                       help=None if has_browser else "A PDF needs Chromium on the server; it is not installed.")
     if st.button("Build the report", type="primary", key="review_build", icon=":material/description:"):
         with st.spinner("Building the report…"):

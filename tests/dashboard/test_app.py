@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from core.store import Workspace
-
-# Pages not built yet (the result pages are tested in test_train_page.py and test_result_pages.py).
-PLACEHOLDERS = {
-    "app_pages/explain.py": ("Explain", "train a model on the Train page"),
-}
 
 
 def test_startup_dataset_opens_on_a_ready_study_created_from_the_card(make_app, workspace):
@@ -42,20 +35,7 @@ def test_unknown_startup_dataset_is_reported_not_raised(make_app, workspace):
     assert "no bundled dataset named 'adultt'" in warning and "adult, compas, german" in warning
 
 
-@pytest.mark.parametrize("page", list(PLACEHOLDERS))
-def test_placeholder_pages_say_what_they_will_show_and_what_to_do_first(make_app, page):
-    title, first = PLACEHOLDERS[page]
-    app = make_app(dataset="adult")
-    app.run()
-    app.switch_page(page).run()
-    assert not app.exception
-    assert app.title[0].value == title
-    assert any("What you will see here" in m.value for m in app.markdown)
-    assert any(first in info.value for info in app.info)
-    assert any("not available in this version" in caption.value for caption in app.caption)
-
-
-def test_placeholder_pages_without_a_study_point_to_the_data_page(make_app, workspace):
+def test_result_pages_without_a_study_point_to_the_data_page(make_app, workspace):
     app = make_app()
     app.run()
     app.switch_page("app_pages/fairness.py").run()

@@ -121,7 +121,7 @@ def test_fairness_table_gaps_and_plain_language(make_app, workspace, artifact):
     assert list(gap_chart["data"][0]["x"]) == ["scarf+linear", "scarf+bn-stats", "supervised"]
     assert gap_chart["data"][0]["error_y"]["type"] == "data"
     words = text(app)
-    assert "Compared with the supervised baseline" in words and "interval" in words
+    assert "Against the supervised baseline" in words and "interval" in words
     assert ("includes 0" in words) or ("excludes 0" in words)
     table = app.dataframe[0].value
     assert list(table.columns[:3]) == ["Group", "Rows", "Accuracy"]
