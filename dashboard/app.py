@@ -36,12 +36,13 @@ def main() -> None:
     except InputError as error:
         show_input_error(error)
         return
-    if state.CURRENT_STUDY not in st.session_state:
+    if state.CURRENT_STUDY not in st.session_state and not state.study_from_address(ws):
         st.session_state["startup_problem"] = studies.choose_startup_study(ws)
     slot = st.sidebar.container()
     page.run()
     with slot:
         sidebar.render(ws)
+    state.keep_study_in_address()
 
 
 main()

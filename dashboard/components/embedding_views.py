@@ -38,7 +38,9 @@ def points(root: str, run_id: str, model: str, _res: RunResults) -> pd.DataFrame
     return core_results.embedding_points(_res, model)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+# A figure is shared, not copied (cache_resource): unpickling a 9,000-point map on every rerun
+# cost 30-60 ms per chart. st.plotly_chart only reads it.
+@st.cache_resource(show_spinner=False, max_entries=64)
 def figure(root: str, run_id: str, model: str, colour_by: str, colour_title: str, _res: RunResults):
     frame = points(root, run_id, model, _res)
     positive, negative = core_results.outcome_names(_res.report)

@@ -22,6 +22,7 @@ from core.store import DEFAULT_WORKSPACE, Workspace
 WORKSPACE_ENV = "EQUISCOPE_WORKSPACE"
 DATASET_ENV = "EQUISCOPE_DATASET"
 CURRENT_STUDY = "current_study_id"
+STUDY_PARAM = "study"
 
 
 def workspace_root() -> Path:
@@ -51,6 +52,24 @@ def current_study_id() -> str | None:
 
 def set_current_study(study_id: str | None) -> None:
     st.session_state[CURRENT_STUDY] = study_id
+
+
+def keep_study_in_address() -> None:
+    """Write the current study into the address (`?study=ID`) on every run (switching pages clears
+    the query string), so a browser refresh, which starts a new session, reopens the same study."""
+    study_id = current_study_id()
+    if study_id and st.query_params.get(STUDY_PARAM) != study_id:
+        st.query_params[STUDY_PARAM] = study_id
+
+
+def study_from_address(ws: Workspace) -> bool:
+    """At a session's first run: select the study named in the address (`?study=ID`), if it
+    exists; True if one was selected. A refreshed page thus stays on its study."""
+    study_id = st.query_params.get(STUDY_PARAM)
+    if study_id and any(study["id"] == study_id for study in ws.list_studies()):
+        st.session_state[CURRENT_STUDY] = study_id
+        return True
+    return False
 
 
 def current_study(ws: Workspace) -> dict | None:

@@ -170,3 +170,18 @@ def test_a_failed_run_shows_its_reason_and_an_interrupted_run_says_so(make_app, 
     table = app.dataframe[0].value
     assert set(table["Status"]) == {"failed", "interrupted"}
     assert "pretraining diverged" in " ".join(table["Reason"])
+
+
+def test_a_refresh_reopens_the_study_in_the_address_with_its_runs(make_app, workspace, worker_calls):
+    app = open_train(make_app)
+    study_id = study_of(workspace)["id"]
+    app.button(key="train_start").click().run()
+    assert app.query_params["study"] == study_id
+    other = Workspace(workspace).create_study("Another", "german", "0" * 64, {"target": "credit", "sensitive": ["sex"]})
+    fresh = make_app(dataset="german")  # a refresh: a new session, the same address
+    fresh.query_params["study"] = study_id
+    fresh.run()
+    fresh.switch_page(TRAIN).run()
+    assert not fresh.exception
+    assert fresh.session_state["current_study_id"] == study_id != other
+    assert fresh.dataframe[0].value["Status"].tolist() == ["waiting in the queue"]
