@@ -8,9 +8,8 @@ import streamlit as st
 
 from core import results as core_results
 from core.errors import InputError
-from core.export import csv_bytes
 from core.results import SUPERVISED, RunResults
-from dashboard.components import result_charts
+from dashboard.components import result_charts, runs
 from dashboard.components.format import md
 from dashboard.components.messages import show_input_error
 from dashboard.components.result_words import GAP_NAMES, METRIC_NAMES, VERDICT_WORDS, interval, number
@@ -42,14 +41,28 @@ def tradeoff_section(frame: pd.DataFrame, gap: str, attribute: str, run_ids: tup
                 "bars overlap may not really differ.")
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(result_charts.pareto_chart(frame, "worst_group_accuracy",
-                                                   f"worst-group accuracy ({attribute})", "pareto_worst_group",
-                                                   lower_is_better=False),
-                        key="pareto_worst", config=result_charts.PLOTLY_CONFIG)
+        st.plotly_chart(_pareto(run_ids, attribute, gap, "worst_group_accuracy", frame), key="pareto_worst",
+                        config=result_charts.PLOTLY_CONFIG)
     with right:
-        st.plotly_chart(result_charts.pareto_chart(frame, "gap", f"{GAP_NAMES[gap].lower()} ({attribute})",
-                                                   "pareto_gap", lower_is_better=True),
-                        key="pareto_gap", config=result_charts.PLOTLY_CONFIG)
+        st.plotly_chart(_pareto(run_ids, attribute, gap, "gap", frame), key="pareto_gap",
+                        config=result_charts.PLOTLY_CONFIG)
+
+
+# Figures are shared, not copied, and keyed by what they show: building two Pareto figures cost
+# 0.16 s, most of a rerun.
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _pareto(run_ids: tuple[str, ...], attribute: str, gap: str, y: str, _frame: pd.DataFrame):
+    if y == "worst_group_accuracy":
+        return result_charts.pareto_chart(_frame, y, f"worst-group accuracy ({attribute})", "pareto_worst_group",
+                                          lower_is_better=False)
+    return result_charts.pareto_chart(_frame, "gap", f"{GAP_NAMES[gap].lower()} ({attribute})", "pareto_gap",
+                                      lower_is_better=gap not in core_results.HIGHER_IS_BETTER)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _fractions(run_ids: tuple[str, ...], partition: str, metric: str, title: str, by_group: bool,
+               _data: pd.DataFrame):
+    return result_charts.fraction_chart(_data, title, by_group)
 
 
 def table_section(frame: pd.DataFrame, gap: str, attribute: str) -> None:
@@ -71,9 +84,8 @@ def table_section(frame: pd.DataFrame, gap: str, attribute: str) -> None:
         "Trainable parameters": st.column_config.NumberColumn(format="localized")})
     st.caption(f"Click a column header to sort. Gaps and worst-group accuracy are for {md(attribute)}. Empty cells "
                "are undefined values (n/a).")
-    st.download_button("Download the comparison (CSV, exact values and intervals)", csv_bytes(frame),
-                       file_name="comparison.csv", mime="text/csv", key="download_comparison",
-                       icon=":material/download:")
+    runs.download_csv("Download the comparison (CSV, exact values and intervals)", frame, "comparison.csv",
+                      "download_comparison")
 
 
 def paired_section(runs: list[dict], loaded: dict[str, RunResults], root: str, attribute: str, gap: str) -> None:
@@ -131,7 +143,7 @@ def fractions_section(pairs: list, root: str, run_ids: tuple[str, ...], partitio
     metric = st.selectbox("Show", list(choices), format_func=choices.get, key="compare_curve_metric")
     data = curves(root, run_ids, partition, metric, pairs)
     by_group = metric in METRIC_NAMES
-    st.plotly_chart(result_charts.fraction_chart(data, choices[metric], by_group), key="fraction_chart",
+    st.plotly_chart(_fractions(run_ids, partition, metric, choices[metric], by_group, data), key="fraction_chart",
                     config=result_charts.PLOTLY_CONFIG)
     st.caption("One line per model (and per group); when several runs used the same share of labels, the newest "
                "counts. Error bars: 95% intervals.")

@@ -13,9 +13,8 @@ import streamlit as st
 
 from core import results as core_results
 from core.errors import InputError
-from core.export import csv_bytes
 from core.results import RunResults
-from dashboard.components import result_charts
+from dashboard.components import result_charts, runs
 from dashboard.components.format import md, words
 from dashboard.components.messages import show_input_error
 from dashboard.components.result_words import (GAP_INTERVAL, GAP_NAMES, GAP_SCALE, METRIC_NAMES, gap_meaning,
@@ -43,6 +42,16 @@ def group_table(root: str, run_id: str, model: str, partition: str, _report: dic
     return core_results.group_table(_report, model, partition)
 
 
+@st.cache_resource(show_spinner=False, max_entries=64)
+def gap_figure(root: str, run_id: str, partition: str, gap: str, level: float, _table: pd.DataFrame):
+    return result_charts.gap_chart(_table, GAP_NAMES[gap], level)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _manual_result(root: str, run_id: str, model: str, partition: str, thresholds: tuple, _res: RunResults) -> dict:
+    return core_results.manual_whatif(_res, model, partition, dict(thresholds))
+
+
 def partition_label(partition: str) -> str:
     return f"{partition} (intersection)" if " & " in partition else partition
 
@@ -59,7 +68,7 @@ def gaps_section(res: RunResults, run_id: str, root: str, partition: str) -> Non
     st.markdown(f"**{GAP_NAMES[gap]}**: {gap_meaning(gap, positive)} {GAP_SCALE}")
     table = gap_table(root, run_id, partition, gap, res.report)
     level = confidence(res)
-    st.plotly_chart(result_charts.gap_chart(table, GAP_NAMES[gap], level), key="fair_gap_chart",
+    st.plotly_chart(gap_figure(root, run_id, partition, gap, level, table), key="fair_gap_chart",
                     config=result_charts.PLOTLY_CONFIG)
     lines = []
     for row in table.to_dict("records"):
@@ -70,9 +79,8 @@ def gaps_section(res: RunResults, run_id: str, root: str, partition: str) -> Non
     st.markdown("\n".join(f"- {line}" for line in lines))
     with st.expander("How to read these intervals", icon=":material/help:"):
         st.markdown(GAP_INTERVAL)
-    st.download_button("Download the gaps (CSV, exact values)", csv_bytes(table.assign(partition=partition, gap=gap)),
-                       file_name=f"gaps-{run_id}.csv", mime="text/csv", key="download_gaps",
-                       icon=":material/download:")
+    runs.download_csv("Download the gaps (CSV, exact values)", table.assign(partition=partition, gap=gap),
+                      f"gaps-{run_id}.csv", "download_gaps")
 
 
 def _display_groups(table: pd.DataFrame) -> pd.DataFrame:
@@ -116,10 +124,8 @@ def groups_section(res: RunResults, run_id: str, root: str, partition: str, mode
                     "(for example no row of the group truly has the outcome), never 0.")
     with st.expander("What each column means", icon=":material/help:"):
         st.markdown("\n".join(f"- **{METRIC_NAMES[m]}**: {metric_meaning(m, positive)}." for m in TABLE_METRICS))
-    st.download_button("Download the per-group table (CSV, exact values)",
-                       csv_bytes(table.assign(model=model, partition=partition)),
-                       file_name=f"groups-{run_id}.csv", mime="text/csv", key="download_groups",
-                       icon=":material/download:")
+    runs.download_csv("Download the per-group table (CSV, exact values)",
+                      table.assign(model=model, partition=partition), f"groups-{run_id}.csv", "download_groups")
 
 
 # ----------------------------------------------------------------------------- threshold what-if
@@ -138,7 +144,7 @@ def whatif_section(res: RunResults, run_id: str, root: str, partition: str, mode
                     format_func={"manual": "Set them by hand", "fair": "Fair thresholds in one click"}.get)
     try:
         if mode == "manual":
-            result = _manual(res, run_id, partition, model)
+            result = _manual(res, run_id, root, partition, model)
         else:
             result = _one_click(res, run_id, root, partition, model)
     except InputError as error:
@@ -148,7 +154,7 @@ def whatif_section(res: RunResults, run_id: str, root: str, partition: str, mode
         _whatif_result(res, result, run_id)
 
 
-def _manual(res: RunResults, run_id: str, partition: str, model: str) -> dict:
+def _manual(res: RunResults, run_id: str, root: str, partition: str, model: str) -> dict:
     groups = sorted(set(core_results.partition_labels(res.predictions, partition)))
     columns = st.columns(min(4, len(groups)))
     thresholds = {}
@@ -157,7 +163,7 @@ def _manual(res: RunResults, run_id: str, partition: str, model: str) -> dict:
         st.session_state.setdefault(key, 0.5)
         with columns[index % len(columns)]:
             thresholds[group] = st.slider(group, 0.0, 1.0, step=0.01, key=key)
-    return core_results.manual_whatif(res, model, partition, thresholds)
+    return _manual_result(root, run_id, model, partition, tuple(sorted(thresholds.items())), res)
 
 
 def _one_click(res: RunResults, run_id: str, root: str, partition: str, model: str) -> dict | None:
@@ -204,5 +210,4 @@ def _whatif_result(res: RunResults, result: dict, run_id: str) -> None:
     st.dataframe(shown, hide_index=True, width="stretch")
     st.caption("Before: one threshold of 0.5 for every group. These are point values on the test rows, without "
                "intervals; differences of a few points between groups can be chance, especially in small groups.")
-    st.download_button("Download the what-if (CSV, exact values)", csv_bytes(table), file_name=f"whatif-{run_id}.csv",
-                       mime="text/csv", key="download_whatif", icon=":material/download:")
+    runs.download_csv("Download the what-if (CSV, exact values)", table, f"whatif-{run_id}.csv", "download_whatif")

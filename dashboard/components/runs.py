@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from core.errors import InputError
+from core.export import csv_bytes
 from core.results import RunResults, load_results
 from core.store import Workspace
 from dashboard.components import state
@@ -109,3 +111,10 @@ def _no_finished_run(ws: Workspace, study: dict) -> None:
         st.info("**First:** train and audit models on the Train page: the results appear here.",
                 icon=":material/arrow_forward:")
     st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+
+
+def download_csv(label: str, frame: pd.DataFrame, file_name: str, key: str) -> None:
+    """A download of `frame` as formula-safe CSV with its exact values. The CSV is made only when
+    the reviewer clicks (deferred), so drawing the page does not pay for it on every rerun."""
+    st.download_button(label, data=lambda: csv_bytes(frame), file_name=file_name, mime="text/csv", key=key,
+                       icon=":material/download:", on_click="ignore")

@@ -13,7 +13,6 @@ import streamlit as st
 from core import jobs
 from core.errors import InputError
 from core.pipeline import STRATEGIES, AuditConfig
-from core.ssl import method_names
 from core.store import Workspace
 from dashboard.components import result_charts, runs
 from dashboard.components.format import md
@@ -36,6 +35,8 @@ PRESET_WORDS = {"quick": "Quick run", "full": "Full run", "custom": "Custom"}
 # is about five times longer (more epochs, a larger encoder, six models to audit).
 QUICK_BASE_S, QUICK_PER_ROW_S = 20.0, 0.0074
 FULL_FACTOR = 5.0
+# The nine objectives of core.ssl, in its registry order (a test checks they agree): listed here
+# so that drawing the page does not import torch (2 s on a server's first visit to Train).
 METHOD_WORDS = {"scarf": "SCARF: contrast each row with a copy whose columns are partly swapped with other rows",
                 "vime": "VIME: rebuild masked values and guess which were masked",
                 "dae": "Denoising autoencoder: rebuild the row from a corrupted copy",
@@ -78,7 +79,7 @@ def settings_form(ws: Workspace, study: dict) -> None:
              "careful audit. Changing any setting below makes it Custom.")
     left, right = st.columns(2)
     with left:
-        method = st.selectbox("Self-supervised (SSL) method", method_names(), key="train_method",
+        method = st.selectbox("Self-supervised (SSL) method", list(METHOD_WORDS), key="train_method",
                               on_change=_mark_custom, help="How the encoder learns from all rows without using the "
                                                            "outcome.")
         st.caption(METHOD_WORDS.get(method, method))

@@ -88,10 +88,11 @@ def test_embeddings_side_by_side_with_hover_and_leakage(make_app, workspace, art
     left = charts[0]
     assert all(trace["type"] == "scattergl" for trace in left["data"])
     assert {trace["name"] for trace in left["data"]} == {"female", "male"}  # coloured by sex first
-    template = left["data"][0]["hovertemplate"]
+    assert left["data"][0]["hovertemplate"] == "%{hovertext}<extra></extra>"
+    hover = left["data"][0]["hovertext"][0]
     for shown in ("sex", "age", "label", "prediction", "score"):
-        assert f"{shown}:" in template
-    assert "credit_amount" not in template and "duration" not in template
+        assert f"{shown}: " in hover
+    assert "credit_amount" not in hover and "duration" not in hover and "row_id" not in hover
     points = sum(len(values(trace["x"])) for trace in left["data"])
     assert points == json.loads((artifact / "report.json").read_text())["study"]["n_test"]
     assert "Leakage" in text(app) and "chance: 50%" in text(app)
