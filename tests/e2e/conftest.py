@@ -72,7 +72,8 @@ def app_url(e2e_workspace, tmp_path_factory) -> str:
                NUMBA_CACHE_DIR=str(ROOT / ".cache" / "numba"))
     command = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
                "--server.port", str(port), "--server.address", "127.0.0.1",
-               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+               "--client.toolbarMode", "minimal"]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
@@ -107,6 +108,11 @@ def browser_context_args(browser_context_args):
 
 
 @pytest.fixture(scope="session")
-def screenshots() -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS
+def screenshots(tmp_path_factory) -> Path:
+    """Where the tests save their screenshots: docs/screenshots when EQUISCOPE_SCREENSHOTS=1 (to
+    refresh the committed pictures deliberately), otherwise a temporary folder, so that a test run
+    never dirties the checkout."""
+    if os.environ.get("EQUISCOPE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return SCREENSHOTS
+    return tmp_path_factory.mktemp("screenshots")

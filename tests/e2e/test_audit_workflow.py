@@ -87,6 +87,11 @@ def test_short_run_then_results_review_and_report(page: Page, app_url: str, e2e_
     page.get_by_role("heading", name="2. Progress").evaluate("e => e.scrollIntoView({block: 'start'})")
     page.wait_for_timeout(500)
     page.screenshot(path=screenshots / "train-progress.png")
+    # A refresh starts a new session: the study (from the address) and the run (from the store) are still there.
+    page.reload()
+    expect(page.get_by_role("heading", name="Train", exact=True)).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_test_id("stSidebar").get_by_text("Credit, workflow test").first).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_text(re.compile(r"is running|Latest finished run")).first).to_be_visible(timeout=WAIT_MS)
     expect(page.get_by_text("Latest finished run")).to_be_visible(timeout=RUN_MS)
     no_error_box(page)
     page.screenshot(path=screenshots / "train.png")
@@ -136,7 +141,9 @@ def test_short_run_then_results_review_and_report(page: Page, app_url: str, e2e_
     page.get_by_role("option", name="approved", exact=True).click()
     form.get_by_role("button", name=re.compile("Save note")).click()
     expect(page.get_by_text("Signed off by Dana Reviewer")).to_be_visible(timeout=WAIT_MS)
-    expect(page.get_by_text("Gap between the sexes checked; sign-off for the pilot.")).to_be_visible()
+    note = "Gap between the sexes checked; sign-off for the pilot."
+    expect(page.get_by_role("paragraph").filter(has_text=note)).to_be_visible()  # in the list of notes
+    expect(form.get_by_test_id("stTextArea").locator("textarea")).to_have_value("", timeout=WAIT_MS)  # box cleared
     no_error_box(page)
     page.get_by_role("heading", name="Review & report", exact=True).evaluate("e => e.scrollIntoView({block: 'start'})")
     page.wait_for_timeout(400)
