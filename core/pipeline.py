@@ -52,9 +52,10 @@ class AuditConfig:
     method: str = "scarf"
     strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
     label_fraction: float = 1.0
-    epochs: int = 20
-    finetune_epochs: int = 30
-    batch_size: int = 256
+    epochs: int = 10
+    finetune_epochs: int = 20
+    patience: int = 5
+    batch_size: int = 512
     encoder: dict[str, Any] = field(default_factory=dict)
     method_params: dict[str, Any] = field(default_factory=dict)
     n_boot: int = 1000
@@ -62,6 +63,7 @@ class AuditConfig:
     min_group_size: int = 30
     umap: bool = True
     seed: int = 0
+    workers: int = 0  # processes for the per-model audit; 0: one per core (core.parallel); same results
 
     def validate(self) -> None:
         from core.ssl import get_method
@@ -77,6 +79,8 @@ class AuditConfig:
         if not 0 < float(self.label_fraction) <= 1:
             raise InputError(f"Label fraction {self.label_fraction} is outside (0, 1]",
                              "Give a fraction such as 0.1 for 10% of the labels, or 1 for all")
+        if int(self.workers) < 0:
+            raise InputError(f"Workers must be 0 (one per core) or more, got {self.workers}", "Use 0")
         if not self.sensitive:
             raise InputError("No sensitive attribute chosen", "Give --sensitive, e.g. --sensitive sex,race")
 
@@ -212,7 +216,7 @@ def _finetune_all(config: AuditConfig, study: Study, encoder, progress: _Progres
                            model=strategy, **{k: event[k] for k in ("epoch", "epochs", "loss", "val_loss")
                                               if k in event})
 
-        finetune_config = FinetuneConfig(strategy=strategy, epochs=config.finetune_epochs,
+        finetune_config = FinetuneConfig(strategy=strategy, epochs=config.finetune_epochs, patience=config.patience,
                                          batch_size=config.batch_size, seed=config.seed)
         if strategy == SUPERVISED:
             model = train_supervised(X_train, y_train, X_val, y_val, finetune_config, encoder.config,
@@ -227,8 +231,8 @@ def _finetune_all(config: AuditConfig, study: Study, encoder, progress: _Progres
 def audit_models(config: AuditConfig, study: Study, models: list, pretrained, out_dir: Path,
                  progress: _Progress, should_stop: Callable[[], bool] | None) -> dict:
     """Audit every model on the study's test rows; write predictions and embeddings; return the report."""
-    from core.audit.bootstrap import paired_gap_differences
-    from core.audit.fairness import audit_fairness
+    from core.audit.per_model import ModelTask, audit_model
+    from core.parallel import run_tasks
     from core.audit.representation import attribute_leakage
     from core.data import find_proxies
 
@@ -244,33 +248,49 @@ def audit_models(config: AuditConfig, study: Study, models: list, pretrained, ou
                        {m.name: m.predict_proba(X[validation]) for m in models},
                        None)
 
-    raw_leakage = {attribute: attribute_leakage(X[test], groups_test[attribute], random_state=config.seed)
-                   for attribute in groups_test.columns}
     embeddings = {m.name: m.embed(X[test]) for m in models}
-    supervised = embeddings[SUPERVISED]
+    strata = groups_test.astype(str).agg(" & ".join, axis=1).to_numpy()
+    # The models' audits and the raw-feature leakage probes are independent tasks: run on every core.
+    tasks = [(attribute_leakage, (X[test], groups_test[attribute]), {"random_state": config.seed})
+             for attribute in groups_test.columns]
+    tasks += [(audit_model, (ModelTask(
+        name=m.name, y_true=y_test, y_pred=preds[m.name], y_score=scores[m.name], groups=groups_test,
+        embedding=embeddings[m.name], supervised_embedding=embeddings[SUPERVISED],
+        supervised_pred=None if m.name == SUPERVISED else preds[SUPERVISED], strata=strata, n_boot=config.n_boot,
+        confidence=config.confidence, min_group_size=config.min_group_size, umap=config.umap, seed=config.seed),),
+        {}) for m in models]
+    names = list(groups_test.columns) + [m.name for m in models]
+
+    def on_done(index: int, finished: int) -> None:
+        progress.stage("audit", finished / len(tasks), message=f"Audited {names[index]}")
+
+    progress.stage("audit", 0.0, message=f"Auditing {len(models)} models")
+    results = run_tasks(tasks, workers=config.workers, should_stop=should_stop, on_done=on_done)
+    raw_leakage = dict(zip(groups_test.columns, results[:len(groups_test.columns)]))
+    audited = results[len(groups_test.columns):]
+
     entries, umap_frames = [], []
-    steps = len(models) * (2 if config.umap else 1)
-    for index, model in enumerate(models):
-        if should_stop is not None and should_stop():
-            _stop_if_cancelled(True)
-        progress.stage("audit", index / steps, message=f"Auditing {model.name}")
-        fairness = audit_fairness(y_test, preds[model.name], scores[model.name], groups_test,
-                                  n_boot=config.n_boot, confidence=config.confidence,
-                                  min_group_size=config.min_group_size, random_state=config.seed)
-        fairness["groups"] = _in_natural_order(fairness["groups"], study.data.group_order)
-        representation = _representation(embeddings[model.name], supervised, y_test, groups_test,
-                                         raw_leakage, config.seed, compare=model.name != SUPERVISED)
+    row_ids = study.row_ids(test)
+    for model, result in zip(models, audited):
+        fairness = result["fairness"]
+        representation = result["representation"]
+        for attribute, probe in representation["leakage"].items():
+            raw = raw_leakage[attribute]
+            representation["leakage"][attribute] = {**probe, "raw_features_balanced_accuracy": raw["balanced_accuracy"],
+                                                    "raw_features_std": raw["std"]}
         entry = {"name": model.name, "pretraining": model.pretraining, "strategy": model.strategy,
                  "n_trainable_params": model.n_trainable_params,
-                 "overall": fairness["overall"], "groups": fairness["groups"], "gaps": fairness["gaps"],
-                 "representation": representation, "calibration": model.calibration}
-        if model.name != SUPERVISED:
-            entry["compared_with_supervised"] = paired_gap_differences(
-                y_test, preds[model.name], preds[SUPERVISED], groups_test, n_boot=config.n_boot,
-                confidence=config.confidence, random_state=config.seed)
+                 "overall": fairness["overall"], "groups": _in_natural_order(fairness["groups"], study.data.group_order),
+                 "gaps": fairness["gaps"], "representation": representation, "calibration": model.calibration}
+        if result["compared_with_supervised"] is not None:
+            entry["compared_with_supervised"] = result["compared_with_supervised"]
         entries.append(entry)
-    if config.umap:
-        umap_frames = _umap_all(embeddings, study, groups_test, config.seed, progress, len(models), steps)
+        if result["umap"] is not None:
+            coords, rows = result["umap"]
+            umap_frames.append(pd.DataFrame({"row_id": row_ids[rows], "model": model.name,
+                                             "umap_x": coords[:, 0].astype(np.float32),
+                                             "umap_y": coords[:, 1].astype(np.float32)}))
+    if umap_frames:
         atomic_write(out_dir / "embeddings.parquet", _parquet_bytes(pd.concat(umap_frames, ignore_index=True)))
 
     return {
@@ -298,41 +318,6 @@ def _in_natural_order(groups: dict[str, list[dict]], order: dict[str, list[str]]
                      for a, v in row["values"].items())
 
     return {key: sorted(rows, key=rank) for key, rows in groups.items()}
-
-
-def _representation(embedding: np.ndarray, supervised: np.ndarray, y: np.ndarray, groups: pd.DataFrame,
-                    raw_leakage: dict, seed: int, compare: bool) -> dict:
-    from core.audit.representation import attribute_leakage, knn_accuracy_by_group, per_group_cka
-
-    leakage, knn, cka = {}, {}, {}
-    for attribute in groups.columns:
-        probe = attribute_leakage(embedding, groups[attribute], random_state=seed)
-        raw = raw_leakage[attribute]
-        leakage[attribute] = {**probe, "raw_features_balanced_accuracy": raw["balanced_accuracy"],
-                              "raw_features_std": raw["std"]}
-        knn[attribute] = knn_accuracy_by_group(embedding, y, groups[attribute], random_state=seed)
-        if compare:
-            cka[attribute] = per_group_cka(embedding, supervised, groups[attribute])
-    result = {"leakage": leakage, "knn_accuracy": knn}
-    if compare:
-        result["cka_with_supervised"] = cka
-    return result
-
-
-def _umap_all(embeddings: dict[str, np.ndarray], study: Study, groups: pd.DataFrame, seed: int,
-              progress: _Progress, done: int, steps: int) -> list[pd.DataFrame]:
-    from core.audit.representation import project_umap
-
-    strata = groups.astype(str).agg(" & ".join, axis=1).to_numpy()
-    row_ids = study.row_ids(study.split.test)
-    frames = []
-    for index, (name, embedding) in enumerate(embeddings.items()):
-        progress.stage("audit", (done + index) / steps, message=f"UMAP projection: {name}")
-        coords, rows = project_umap(embedding, random_state=seed, strata=strata)
-        frames.append(pd.DataFrame({"row_id": row_ids[rows], "model": name,
-                                    "umap_x": coords[:, 0].astype(np.float32),
-                                    "umap_y": coords[:, 1].astype(np.float32)}))
-    return frames
 
 
 def _write_predictions(path: Path, row_ids: np.ndarray, groups: pd.DataFrame, y: np.ndarray,

@@ -23,6 +23,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from core.errors import InputError
 
@@ -155,8 +156,13 @@ def project_umap(
     min_dist: float = 0.1,
     min_group_rows: int = 500,
     neighbours: str = "auto",
+    n_epochs: int = 200,
 ) -> tuple[np.ndarray, np.ndarray]:
     """2-D UMAP of the embeddings (umap-learn, Euclidean metric).
+
+    `n_epochs` layout-optimisation epochs: 200 is umap-learn's own choice above 10,000 rows;
+    below that it would use 500, which on Adult's 9,045 test rows took 2.5x as long for a
+    picture that reads the same (docs/performance.md).
 
     Above `max_rows` rows, a display subsample is embedded instead: stratified by `strata`
     (one group label per row) with `stratified_subsample`, or uniform when `strata` is None.
@@ -207,6 +213,7 @@ def project_umap(
         n_components=2,
         n_neighbors=k,
         min_dist=min_dist,
+        n_epochs=n_epochs,
         # The spectral initialisation fails on graphs of a handful of points (k >= N).
         init="spectral" if len(row_index) > 2 * n_neighbors else "random",
         random_state=random_state,
@@ -249,16 +256,20 @@ def _probe_targets(
 
 
 def _probe(x: np.ndarray, y: np.ndarray, n_splits: int, random_state: int) -> list[float]:
-    """Per-fold balanced accuracy of a standardised logistic probe predicting y from x."""
+    """Per-fold balanced accuracy of a standardised logistic probe predicting y from x.
+
+    One thread: these problems (thousands of rows, ~100 columns) gain nothing from more, and
+    on a busy machine OpenMP/BLAS threads competing for cores made a probe 3-10x slower."""
     folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
     scores = []
-    for train, test in folds.split(x, y):
-        probe = make_pipeline(
-            StandardScaler(),
-            LogisticRegression(class_weight="balanced", max_iter=2000),
-        )
-        probe.fit(x[train], y[train])
-        scores.append(float(balanced_accuracy_score(y[test], probe.predict(x[test]))))
+    with threadpool_limits(limits=1):
+        for train, test in folds.split(x, y):
+            probe = make_pipeline(
+                StandardScaler(),
+                LogisticRegression(class_weight="balanced", max_iter=2000),
+            )
+            probe.fit(x[train], y[train])
+            scores.append(float(balanced_accuracy_score(y[test], probe.predict(x[test]))))
     return scores
 
 

@@ -10,27 +10,35 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
 from core.errors import InputError
 
-DEFAULT_STRATEGIES = "linear,bn-stats,bn-affine,gradual,full"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from core.pipeline import STRATEGIES, AuditConfig
+
+    # One source of the defaults: AuditConfig (the dashboard's full preset reads them too).
+    default = {name: spec.default for name, spec in AuditConfig.__dataclass_fields__.items()}
+    strategies = ",".join(STRATEGIES)
     parser.add_argument("--data", required=True, help="a bundled dataset name or a CSV/Parquet/Excel path")
     parser.add_argument("--target", required=True, help="the outcome column")
     parser.add_argument("--sensitive", required=True, help="comma-separated sensitive attributes, e.g. sex,race")
     parser.add_argument("--positive", help="the target value that counts as positive")
-    parser.add_argument("--method", default="scarf", help="SSL pretraining method (default scarf)")
-    parser.add_argument("--strategies", default=DEFAULT_STRATEGIES,
-                        help=f"comma-separated fine-tuning strategies (default {DEFAULT_STRATEGIES})")
-    parser.add_argument("--label-fraction", type=float, default=1.0, help="share of training labels used (0, 1]")
-    parser.add_argument("--epochs", type=int, default=20, help="pretraining epochs (default 20)")
-    parser.add_argument("--finetune-epochs", type=int, default=30, help="fine-tuning epochs (default 30)")
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for CIs (default 1000)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--method", default=default["method"], help="SSL pretraining method (default %(default)s)")
+    parser.add_argument("--strategies", default=strategies,
+                        help="comma-separated fine-tuning strategies (default %(default)s)")
+    parser.add_argument("--label-fraction", type=float, default=default["label_fraction"],
+                        help="share of training labels used (0, 1]")
+    parser.add_argument("--epochs", type=int, default=default["epochs"], help="pretraining epochs (default %(default)s)")
+    parser.add_argument("--finetune-epochs", type=int, default=default["finetune_epochs"],
+                        help="most fine-tuning epochs; early stopping may end sooner (default %(default)s)")
+    parser.add_argument("--n-boot", type=int, default=default["n_boot"],
+                        help="bootstrap resamples for CIs (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=default["seed"])
     parser.add_argument("--no-umap", action="store_true", help="skip the UMAP projections")
     parser.add_argument("--include-pii", action="store_true",
                         help="let columns flagged as personal data into features and reports")
@@ -55,7 +63,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise InputError(f"--out '{out}' is a file", "Give a folder path")
+    _remove_stale_partials(out)
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
+    # `kill` (SIGTERM) ends the audit like Ctrl-C: marked cancelled, partial folder removed.
+    signal.signal(signal.SIGTERM, _interrupt)
     workspace = Workspace(args.workspace)
     run_id = workspace.create_run("audit", f"{config.method} audit of {config.data}",
                                   {**config.to_dict(), "out": str(out)})
@@ -77,6 +88,29 @@ def run(args: argparse.Namespace) -> int:
     workspace.finish_run(run_id, "succeeded", metrics=headline(report))
     _print_summary(report, out)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
+def _remove_stale_partials(out: Path) -> None:
+    """Partial folders of audits whose process is gone (killed with SIGKILL, or the machine
+    stopped): nothing can finish them, so they are removed before a new audit into `out`."""
+    for folder in out.parent.glob(f".{out.name}.partial-*"):
+        pid = folder.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _print_summary(report: dict, out: Path) -> None:

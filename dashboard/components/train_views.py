@@ -21,11 +21,14 @@ from dashboard.components.messages import show_input_error
 ENCODER_SIZES = {"small": {"hidden_dim": 128, "depth": 2, "embed_dim": 64},
                  "default": {"hidden_dim": 256, "depth": 3, "embed_dim": 128},
                  "large": {"hidden_dim": 512, "depth": 4, "embed_dim": 256}}
+_AUDIT_DEFAULTS = {name: spec.default for name, spec in AuditConfig.__dataclass_fields__.items()}
 PRESETS = {
     "quick": {"train_method": "scarf", "train_size": "small", "train_epochs": 5, "train_finetune_epochs": 5,
               "train_label_pct": 100, "train_strategies": ["linear", "bn-stats", "full"], "train_n_boot": 200},
-    "full": {"train_method": "scarf", "train_size": "default", "train_epochs": 20, "train_finetune_epochs": 30,
-             "train_label_pct": 100, "train_strategies": list(STRATEGIES), "train_n_boot": 1000},
+    # The full preset is `equiscope audit`'s defaults (AuditConfig), so the two give the same run.
+    "full": {"train_method": _AUDIT_DEFAULTS["method"], "train_size": "default",
+             "train_epochs": _AUDIT_DEFAULTS["epochs"], "train_finetune_epochs": _AUDIT_DEFAULTS["finetune_epochs"],
+             "train_label_pct": 100, "train_strategies": list(STRATEGIES), "train_n_boot": _AUDIT_DEFAULTS["n_boot"]},
 }
 PRESET_WORDS = {"quick": "Quick run", "full": "Full run", "custom": "Custom"}
 # Wall time of the quick preset, measured on this project's 2-core server (shared, so a laptop is

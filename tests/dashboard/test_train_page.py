@@ -13,6 +13,7 @@ import pytest
 from apphelpers import errors, people_csv, upload
 
 from core import jobs
+from core.pipeline import AuditConfig
 from core.store import Workspace
 
 TRAIN = "app_pages/train.py"
@@ -78,12 +79,16 @@ def test_quick_preset_is_the_default_and_start_queues_an_audit_of_the_study(make
 def test_full_preset_and_a_second_job_queues_behind_the_first(make_app, workspace, worker_calls):
     app = open_train(make_app)
     app.radio(key="train_preset").set_value("full").run()
-    assert app.session_state["train_epochs"] == 20 and len(app.session_state["train_strategies"]) == 5
+    assert len(app.session_state["train_strategies"]) == 5
     app.button(key="train_start").click().run()
     app.button(key="train_start").click().run()
     assert not app.exception
     runs = Workspace(workspace).list_runs(kind="audit")
     assert [r["status"] for r in runs] == ["queued", "queued"]
+    defaults = AuditConfig(data="", target="", sensitive=[])  # the full preset is `equiscope audit`'s defaults
+    for key in ("method", "epochs", "finetune_epochs", "batch_size", "patience", "n_boot", "strategies",
+                "label_fraction", "umap"):
+        assert runs[0]["config"][key] == getattr(defaults, key), key
     text = " ".join(m.value for m in app.markdown)
     assert "position 1 of 2" in text and "position 2 of 2" in text
     table = app.dataframe[0].value

@@ -16,7 +16,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_sco
 from core.pipeline import AuditConfig, run_audit
 
 TINY = dict(data="german", target="credit", sensitive=["sex", "age"], positive="good", epochs=1,
-            finetune_epochs=2, n_boot=30, strategies=["linear", "bn-stats"], umap=False,
+            finetune_epochs=2, n_boot=30, strategies=["linear", "bn-stats"], umap=True, workers=2,
             encoder={"hidden_dim": 32, "depth": 2, "embed_dim": 16})
 
 
@@ -92,10 +92,14 @@ def test_numbers_agree_exactly_with_fairlearn_from_predictions(audit_dir):
             assert gaps["worst_group_accuracy"] == pytest.approx(frame.group_min()["accuracy"], abs=1e-12)
 
 
-def test_same_seed_gives_an_identical_report(audit_dir, tmp_path):
-    run_audit(AuditConfig(**TINY), tmp_path)
-    assert (tmp_path / "report.json").read_bytes() == (audit_dir / "report.json").read_bytes()
+def test_same_seed_gives_an_identical_report_in_one_process_or_two(audit_dir, tmp_path):
+    """The fixture audited the models in two worker processes; this run audits them here, one by one."""
+    run_audit(AuditConfig(**{**TINY, "workers": 1}), tmp_path)
+    ours, theirs = json.loads((tmp_path / "report.json").read_text()), json.loads((audit_dir / "report.json").read_text())
+    ours["config"].pop("workers"), theirs["config"].pop("workers")
+    assert ours == theirs
     assert pd.read_parquet(tmp_path / "predictions.parquet").equals(pd.read_parquet(audit_dir / "predictions.parquet"))
+    assert pd.read_parquet(tmp_path / "embeddings.parquet").equals(pd.read_parquet(audit_dir / "embeddings.parquet"))
 
 
 def test_cli_audit_writes_all_or_nothing(tmp_path):
@@ -115,3 +119,26 @@ def test_cli_audit_writes_all_or_nothing(tmp_path):
 
     runs = Workspace(tmp_path / "ws").list_runs(kind="audit")
     assert [r["status"] for r in runs] == ["failed"] and "gender" in runs[0]["error"]
+
+
+def test_a_terminated_audit_leaves_no_folder_and_is_marked_cancelled(tmp_path):
+    import signal
+    import time
+
+    from core.store import Workspace
+
+    stale = tmp_path / ".out.partial-999999999"  # left by an audit killed with SIGKILL (no such process)
+    stale.mkdir()
+    process = subprocess.Popen([sys.executable, "-m", "core.cli", "audit", "--data", "german", "--target", "credit",
+                                "--sensitive", "sex", "--epochs", "50", "--out", str(tmp_path / "out"),
+                                "--workspace", str(tmp_path / "ws")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(f".out.partial-{process.pid}/checkpoints")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # wait until pretraining has written into its partial folder
+    assert not stale.exists()
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
+    assert process.returncode != 0
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial-*"))
+    runs = Workspace(tmp_path / "ws").list_runs(kind="audit")
+    assert [r["status"] for r in runs] == ["cancelled"]

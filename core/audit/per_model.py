@@ -1,0 +1,75 @@
+"""Everything measured about one model on the test rows, as one self-contained task.
+
+The pipeline audits every model the same way and the models do not depend on each other, so
+each model's audit is a picklable `ModelTask` run by `audit_model`, in the pipeline's process
+or in a worker process (core.pipeline runs them on every core). Every random draw is seeded
+from the task alone, so the result is the same wherever and in whatever order it runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class ModelTask:
+    """The inputs of one model's audit (test rows only)."""
+
+    name: str
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    y_score: np.ndarray
+    groups: pd.DataFrame                 # one column per sensitive attribute
+    embedding: np.ndarray                # the model's test-row embeddings
+    supervised_embedding: np.ndarray     # the supervised baseline's, for CKA
+    supervised_pred: np.ndarray | None   # None for the baseline itself (nothing to compare with)
+    strata: np.ndarray                   # intersection label per row (UMAP display subsample)
+    n_boot: int
+    confidence: float
+    min_group_size: int
+    umap: bool
+    seed: int
+
+
+def audit_model(task: ModelTask) -> dict:
+    """Fairness with bootstrap CIs, the paired comparison with the supervised baseline,
+    representation (leakage probe, kNN accuracy, CKA with the baseline) and the UMAP layout.
+
+    Returns {"fairness", "compared_with_supervised" (or None), "representation",
+    "umap": (coords, row positions) or None}.
+    """
+    from core.audit.bootstrap import paired_gap_differences
+    from core.audit.fairness import audit_fairness
+    from core.audit.representation import project_umap
+
+    fairness = audit_fairness(task.y_true, task.y_pred, task.y_score, task.groups, n_boot=task.n_boot,
+                              confidence=task.confidence, min_group_size=task.min_group_size,
+                              random_state=task.seed)
+    compared = None
+    if task.supervised_pred is not None:
+        compared = paired_gap_differences(task.y_true, task.y_pred, task.supervised_pred, task.groups,
+                                          n_boot=task.n_boot, confidence=task.confidence, random_state=task.seed)
+    layout = project_umap(task.embedding, random_state=task.seed, strata=task.strata) if task.umap else None
+    return {"fairness": fairness, "compared_with_supervised": compared, "representation": representation(task),
+            "umap": layout}
+
+
+def representation(task: ModelTask) -> dict:
+    """Per attribute: leakage probe, kNN accuracy of the label, and (not for the baseline) CKA."""
+    from core.audit.representation import attribute_leakage, knn_accuracy_by_group, per_group_cka
+
+    compare = task.supervised_pred is not None
+    leakage, knn, cka = {}, {}, {}
+    for attribute in task.groups.columns:
+        leakage[attribute] = attribute_leakage(task.embedding, task.groups[attribute], random_state=task.seed)
+        knn[attribute] = knn_accuracy_by_group(task.embedding, task.y_true, task.groups[attribute],
+                                               random_state=task.seed)
+        if compare:
+            cka[attribute] = per_group_cka(task.embedding, task.supervised_embedding, task.groups[attribute])
+    result = {"leakage": leakage, "knn_accuracy": knn}
+    if compare:
+        result["cka_with_supervised"] = cka
+    return result
