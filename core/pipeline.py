@@ -19,17 +19,19 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from core import __version__
-from core.data import DatasetSpec, open_source
-from core.data.source import DataSource
 from core.errors import InputError
 from core.store import atomic_write
-from core.study import Study
+
+if TYPE_CHECKING:  # imported where used: the CLI reads AuditConfig's defaults without loading scikit-learn
+    from core.data import DatasetSpec
+    from core.data.source import DataSource
+    from core.study import Study
 
 STRATEGIES = ("linear", "bn-stats", "bn-affine", "gradual", "full")
 SUPERVISED = "supervised"
@@ -64,6 +66,7 @@ class AuditConfig:
     umap: bool = True
     seed: int = 0
     workers: int = 0  # processes for the per-model audit; 0: one per core (core.parallel); same results
+    threads: int = 1  # torch CPU threads for pretraining and fine-tuning (docs/decisions.md: why 1)
 
     def validate(self) -> None:
         from core.ssl import get_method
@@ -79,12 +82,16 @@ class AuditConfig:
         if not 0 < float(self.label_fraction) <= 1:
             raise InputError(f"Label fraction {self.label_fraction} is outside (0, 1]",
                              "Give a fraction such as 0.1 for 10% of the labels, or 1 for all")
+        if int(self.threads) < 1:
+            raise InputError(f"Threads must be 1 or more, got {self.threads}", "Use 1")
         if int(self.workers) < 0:
             raise InputError(f"Workers must be 0 (one per core) or more, got {self.workers}", "Use 0")
         if not self.sensitive:
             raise InputError("No sensitive attribute chosen", "Give --sensitive, e.g. --sensitive sex,race")
 
     def spec(self) -> DatasetSpec:
+        from core.data import DatasetSpec
+
         return DatasetSpec(target=self.target, sensitive=tuple(self.sensitive), positive_label=self.positive,
                            features=None if self.features is None else tuple(self.features),
                            include_pii=self.include_pii, min_group_size=self.min_group_size)
@@ -118,10 +125,15 @@ def run_audit(config: AuditConfig, out_dir: Path, *, on_event: Event | None = No
               should_stop: Callable[[], bool] | None = None, source: DataSource | None = None) -> dict:
     """Run the whole audit into `out_dir` and return the report (also in report.json)."""
     from core.checkpoint import save_encoder
+    from core.data import open_source
     from core.ssl.views import FeatureLayout
+    from core.study import Study
     from core.train import PretrainConfig, pretrain
 
+    import torch
+
     config.validate()
+    torch.set_num_threads(int(config.threads))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     progress = _Progress(on_event)

@@ -19,6 +19,7 @@ from core.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from core.commands.pretrain import add_threads_argument
     from core.pipeline import STRATEGIES, AuditConfig
 
     # One source of the defaults: AuditConfig (the dashboard's full preset reads them too).
@@ -39,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-boot", type=int, default=default["n_boot"],
                         help="bootstrap resamples for CIs (default %(default)s)")
     parser.add_argument("--seed", type=int, default=default["seed"])
+    add_threads_argument(parser)
     parser.add_argument("--no-umap", action="store_true", help="skip the UMAP projections")
     parser.add_argument("--include-pii", action="store_true",
                         help="let columns flagged as personal data into features and reports")
@@ -56,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
                          sensitive=[s.strip() for s in args.sensitive.split(",") if s.strip()],
                          method=args.method, strategies=[s.strip() for s in args.strategies.split(",") if s.strip()],
                          label_fraction=args.label_fraction, epochs=args.epochs, finetune_epochs=args.finetune_epochs,
-                         n_boot=args.n_boot, seed=args.seed, umap=not args.no_umap, include_pii=args.include_pii)
+                         n_boot=args.n_boot, seed=args.seed, umap=not args.no_umap, include_pii=args.include_pii,
+                         threads=args.threads)
     config.validate()
     if args.n_boot < 0:
         raise InputError(f"--n-boot must be 0 or more, got {args.n_boot}", "Use 1000 for reporting, 0 to skip CIs")

@@ -6,9 +6,6 @@ import argparse
 
 from core.cli import print_json
 from core.commands._format import percent, text_table
-from core.data import DatasetSpec, find_proxies, open_source, prepare, profile_columns, profile_groups, scan_pii
-from core.data.kinds import infer_kinds
-from core.data.spec import suggest_sensitive
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.data import (DatasetSpec, find_proxies, open_source, prepare, profile_columns, profile_groups,
+                           scan_pii)
+    from core.data.kinds import infer_kinds
+
     source = open_source(args.data)
     frame = source.frame
     kinds = infer_kinds(frame)
@@ -51,6 +52,8 @@ def _sensitive(args: argparse.Namespace, source, frame) -> list[str]:
         return [s.strip() for s in args.sensitive.split(",") if s.strip()]
     if source.card:
         return list(source.card.sensitive)
+    from core.data.spec import suggest_sensitive
+
     return suggest_sensitive(frame)
 
 

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 from core import auth
-from core.data.loading import MAX_UPLOAD_BYTES
 from core.errors import InputError
 from core.store import DEFAULT_WORKSPACE, Workspace
 
@@ -62,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                "--server.address", args.host, "--server.port", str(args.port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false",
                "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal",
-               "--server.maxUploadSize", str(max(1, MAX_UPLOAD_BYTES // (1024 * 1024)))]
+               "--server.maxUploadSize", str(max(1, _max_upload_bytes() // (1024 * 1024)))]
     print(f"Equiscope dashboard: http://{'localhost' if auth.is_loopback(args.host) else args.host}:{args.port} "
           f"(workspace {workspace.root}); stop with Ctrl+C", file=sys.stderr)
     try:
@@ -78,3 +77,9 @@ def _prompt_passphrase() -> str:
     if getpass.getpass("Same passphrase again: ") != first:
         raise InputError("The two passphrases differ", "Run the command again and type the same one twice")
     return first
+
+
+def _max_upload_bytes() -> int:
+    from core.data.loading import MAX_UPLOAD_BYTES  # core.data loads scikit-learn: only when serving
+
+    return MAX_UPLOAD_BYTES
