@@ -32,7 +32,7 @@ test-e2e: setup
 	$(BIN)/python -m pytest tests/e2e -q
 
 bench: setup
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Rebuild assets/ from the raw files in ../shared/datasets (not needed to run or test).
 assets: setup

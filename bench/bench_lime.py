@@ -16,7 +16,7 @@ each is warmed up once, then timed row by row; the median is reported. ratio = p
 (> 1: ours is faster). Also timed: a 200-row subgroup aggregate (100 rows of each sex, the
 aggregate's default LIME settings) against its 60 s budget (ratio = budget / measured).
 
-    python -m bench.bench_lime [--run /tmp/adult-run] [--rows 10]
+    python -m bench.bench_lime [--run /tmp/adult-run] [--rows 10] [--quick]
     python bench/bench_lime.py
 
 Writes "lime_explanation" and "lime_subgroup_aggregate" into bench/results.json (merged with
@@ -28,9 +28,6 @@ equiscope audit --data adult --target income --sensitive sex,race --epochs 2
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -40,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: python bench/bench_lime.py
     sys.path.insert(0, str(ROOT))
 
-RESULTS = ROOT / "bench" / "results.json"
+from bench.common import machine_line, merge_result  # noqa: E402
+
 GOAL_S = 0.3
 SUBGROUP_BUDGET_S = 60.0
 
@@ -89,22 +87,16 @@ def time_peer(ctx, model_name: str, rows: list[int], num_samples: int) -> list[f
     return times
 
 
-def write_results(entries: dict) -> None:
-    current = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
-    current.update(entries)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(RESULTS)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default="/tmp/adult-run", help="an Adult audit run folder (made if missing)")
     parser.add_argument("--rows", type=int, default=10, help="test rows timed (default 10)")
     parser.add_argument("--num-samples", type=int, default=5000)
     parser.add_argument("--skip-subgroup", action="store_true", help="time only the single explanation")
+    parser.add_argument("--quick", action="store_true", help="3 rows, no subgroup aggregate (smoke check)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.rows, args.skip_subgroup = 3, True
 
     from core.explain import load_run, subgroup_importance
     from core.explain.subgroup import NUM_SAMPLES as SUBGROUP_SAMPLES
@@ -118,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ours = statistics.median(time_ours(ctx, model, rows, args.num_samples))
     peer = statistics.median(time_peer(ctx, model, rows, args.num_samples))
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
+    machine = machine_line()
     print(f"one explanation at {args.num_samples} samples, model {model}, median of {len(rows)} rows ({machine})")
     print(f"  ours (raw columns -> encoder -> model): {ours:.3f} s")
     print(f"  peer (lime on the encoded matrix, numpy predict_fn): {peer:.3f} s")
@@ -126,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     entries = {"lime_explanation": {
         "value": round(ours, 4), "unit": "s",
         "peer": "lime on the encoded one-hot matrix, model wrapped as a plain numpy predict function",
-        "peer_value": round(peer, 4), "ratio": round(peer / ours, 3), "goal": f"<= {GOAL_S} s",
+        "peer_value": round(peer, 4), "ratio": round(peer / ours, 3), "goal": f"<= {GOAL_S} s", "met": ours <= GOAL_S,
         "model": model, "num_samples": args.num_samples, "rows": len(rows), "machine": machine}}
 
     if not args.skip_subgroup:
@@ -145,10 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         entries["lime_subgroup_aggregate"] = {
             "value": round(elapsed, 2), "unit": "s", "peer": f"a budget of {SUBGROUP_BUDGET_S:.0f} s",
             "peer_value": SUBGROUP_BUDGET_S, "ratio": round(SUBGROUP_BUDGET_S / elapsed, 3),
-            "goal": f"<= {SUBGROUP_BUDGET_S:.0f} s", "rows": done[0], "num_samples": SUBGROUP_SAMPLES,
+            "goal": f"<= {SUBGROUP_BUDGET_S:.0f} s", "met": elapsed <= SUBGROUP_BUDGET_S, "rows": done[0],
+            "num_samples": SUBGROUP_SAMPLES,
             "machine": machine}
-    write_results(entries)
-    print(f"wrote {', '.join(entries)} to {RESULTS}")
+    for name, entry in entries.items():
+        path = merge_result(name, entry, quick=args.quick)
+    print(f"wrote {', '.join(entries)} to {path}")
     return 0
 
 
