@@ -1,13 +1,11 @@
 """Independent CPU-bound tasks on every core, in worker processes, with cooperative cancel.
 
-    results = run_tasks([(function, args, kwargs), ...], workers=0)   # 0: one per core
-
-Results come back in the order of the tasks, whatever order they finish in. Each worker
+`Workers` gives results in the order of the tasks, whatever order they finish in. Each worker
 process runs one thread of BLAS/OpenMP (two workers each spinning two threads on two cores
 made small linear algebra 3-10x slower than one thread each). Processes are started with
 "spawn": the caller may already hold torch's or OpenMP's threads, which a fork does not
-survive safely. With one worker, or one task, everything runs in this process instead (no
-start-up cost, which for a worker importing umap-learn is 2-5 s).
+survive safely. With one worker everything runs in this process instead (no start-up cost,
+which for a worker importing torch and umap-learn is 2-5 s).
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
-Task = tuple[Callable[..., Any], tuple, dict]
 MAX_WORKERS = 4  # the audit has 6-8 tasks by default; more processes only add memory
 
 
@@ -34,51 +31,73 @@ def _one_thread() -> None:
     threadpool_limits(limits=1)
 
 
-def run_tasks(tasks: Sequence[Task], *, workers: int = 0, should_stop: Callable[[], bool] | None = None,
-              on_done: Callable[[int, int], None] | None = None, poll_s: float = 0.5) -> list[Any]:
-    """Run `function(*args, **kwargs)` for every task; return their results in task order.
+class Workers:
+    """A pool of `workers` processes for independent tasks, or this process when workers <= 1.
 
-    workers: processes to use (0: `default_workers()`). should_stop is polled between tasks
-    (and every `poll_s` seconds while they run); when it returns True, tasks not started are
-    dropped and `core.jobs.Cancelled` is raised (tasks already running finish in the
-    background). on_done(task index, number finished so far) is called as each task ends. A
-    task's exception is raised here.
+        with Workers(2) as workers:
+            first = workers.submit(function, *args)      # starts now in a worker process
+            ...                                          # this process goes on meanwhile
+            results = workers.gather([first, ...], should_stop=..., on_done=...)
+
+    In this process (workers <= 1) a submitted task runs when it is gathered, in order.
     """
-    workers = min(workers or default_workers(), len(tasks))
-    if workers <= 1:
-        return _run_here(tasks, should_stop, on_done)
-    results: list[Any] = [None] * len(tasks)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_one_thread)
-    try:
-        pending: dict[Future, int] = {pool.submit(function, *args, **kwargs): index
-                                      for index, (function, args, kwargs) in enumerate(tasks)}
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> Workers:
+        if self.workers > 1:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_one_thread,
+                                             mp_context=multiprocessing.get_context("spawn"))
+        return self
+
+    def __exit__(self, error_type: type | None, *_: object) -> None:
+        if self._pool is not None:
+            # After a cancel or a failure: drop what has not started and do not wait for the rest.
+            self._pool.shutdown(wait=error_type is None, cancel_futures=error_type is not None)
+
+    def submit(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Future | _Later:
+        if self._pool is None:
+            return _Later(function, args, kwargs)
+        return self._pool.submit(function, *args, **kwargs)
+
+    def gather(self, futures: Sequence[Future | _Later], *, should_stop: Callable[[], bool] | None = None,
+               on_done: Callable[[int, int, Any], None] | None = None, poll_s: float = 0.5) -> list[Any]:
+        """The tasks' results in the order given. should_stop is polled between tasks (and every
+        `poll_s` seconds while they run); when it returns True, `core.jobs.Cancelled` is raised.
+        on_done(position, number finished so far, result) is called as each task ends. A task's
+        exception is raised here."""
+        results: list[Any] = [None] * len(futures)
+        if self._pool is None:
+            for index, later in enumerate(futures):
+                _stop_if(should_stop)
+                results[index] = later.result()
+                if on_done is not None:
+                    on_done(index, index + 1, results[index])
+            return results
+        pending = {future: index for index, future in enumerate(futures)}
         finished = 0
         while pending:
             done, _ = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
-            for future in done:
+            for future in sorted(done, key=pending.get):
                 index = pending.pop(future)
                 results[index] = future.result()
                 finished += 1
                 if on_done is not None:
-                    on_done(index, finished)
+                    on_done(index, finished, results[index])
             _stop_if(should_stop)
-    except BaseException:  # cancelled, or a task failed: drop what has not started, do not wait
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-    return results
+        return results
 
 
-def _run_here(tasks: Sequence[Task], should_stop: Callable[[], bool] | None,
-              on_done: Callable[[int, int], None] | None) -> list[Any]:
-    results = []
-    for index, (function, args, kwargs) in enumerate(tasks):
-        _stop_if(should_stop)
-        results.append(function(*args, **kwargs))
-        if on_done is not None:
-            on_done(index, index + 1)
-    return results
+class _Later:
+    """A task kept to be run in this process when its result is asked for."""
+
+    def __init__(self, function: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+        self.function, self.args, self.kwargs = function, args, kwargs
+
+    def result(self) -> Any:
+        return self.function(*self.args, **self.kwargs)
 
 
 def _stop_if(should_stop: Callable[[], bool] | None) -> None:

@@ -28,6 +28,8 @@ from core import __version__
 from core.errors import InputError
 from core.store import atomic_write
 
+from core.parallel import Workers
+
 if TYPE_CHECKING:  # imported where used: the CLI reads AuditConfig's defaults without loading scikit-learn
     from core.data import DatasetSpec
     from core.data.source import DataSource
@@ -65,7 +67,7 @@ class AuditConfig:
     min_group_size: int = 30
     umap: bool = True
     seed: int = 0
-    workers: int = 0  # processes for the per-model audit; 0: one per core (core.parallel); same results
+    workers: int = 0  # processes for fine-tuning and auditing the models; 0: automatic (`workers_for`)
     threads: int = 1  # torch CPU threads for pretraining and fine-tuning (docs/decisions.md: why 1)
 
     def validate(self) -> None:
@@ -152,31 +154,37 @@ def run_audit(config: AuditConfig, out_dir: Path, *, on_event: Event | None = No
     pretrain_config = PretrainConfig(method=config.method, method_params=dict(config.method_params),
                                      encoder=dict(config.encoder), epochs=config.epochs,
                                      batch_size=config.batch_size, seed=config.seed, device="cpu")
-    t0 = time.perf_counter()
+    with Workers(workers_for(config, len(split.test))) as workers:
+        # The supervised baseline needs no encoder: in a worker process it trains during pretraining.
+        supervised = _submit_finetune(workers, config, study, SUPERVISED, None,
+                                      pretrain_config.encoder_config(X.shape[1]))
+        t0 = time.perf_counter()
 
-    def pretrain_event(event: dict) -> None:
-        fraction = event.get("step", 0) / max(event.get("total_steps", 1), 1)
-        progress.stage("pretrain", fraction, message=f"Pretraining {config.method}",
-                       **{k: event[k] for k in ("epoch", "epochs", "step", "total_steps", "loss", "val_loss",
-                                                 "rows_per_second") if k in event})
+        def pretrain_event(event: dict) -> None:
+            fraction = event.get("step", 0) / max(event.get("total_steps", 1), 1)
+            progress.stage("pretrain", fraction, message=f"Pretraining {config.method}",
+                           **{k: event[k] for k in ("epoch", "epochs", "step", "total_steps", "loss", "val_loss",
+                                                     "rows_per_second") if k in event})
 
-    pretrained = pretrain(X[split.pretrain], X[split.validation], FeatureLayout.from_encoder(study.encoder),
-                          pretrain_config, on_event=pretrain_event, should_stop=should_stop,
-                          checkpoint_dir=out_dir / "checkpoints")
-    _stop_if_cancelled(pretrained.cancelled)
-    save_encoder(out_dir / "encoder", pretrained.encoder, pretrain_config.to_dict())
-    timings["pretrain_s"] = time.perf_counter() - t0
-    progress.finish("pretrain")
+        pretrained = pretrain(X[split.pretrain], X[split.validation], FeatureLayout.from_encoder(study.encoder),
+                              pretrain_config, on_event=pretrain_event, should_stop=should_stop,
+                              checkpoint_dir=out_dir / "checkpoints")
+        _stop_if_cancelled(pretrained.cancelled)
+        save_encoder(out_dir / "encoder", pretrained.encoder, pretrain_config.to_dict())
+        timings["pretrain_s"] = time.perf_counter() - t0
+        progress.finish("pretrain")
 
-    t0 = time.perf_counter()
-    models = _finetune_all(config, study, pretrained.encoder, progress, should_stop)
-    for model in models:
-        model.save(out_dir / "models" / model.name)
-    timings["finetune_s"] = time.perf_counter() - t0
-    progress.finish("finetune")
+        t0 = time.perf_counter()
+        futures = [_submit_finetune(workers, config, study, strategy, pretrained.encoder, None)
+                   for strategy in config.strategies] + [supervised]
+        models = _gather_finetuned(workers, futures, config, progress, should_stop)
+        for model in models:
+            model.save(out_dir / "models" / model.name)
+        timings["finetune_s"] = time.perf_counter() - t0
+        progress.finish("finetune")
 
-    t0 = time.perf_counter()
-    report = audit_models(config, study, models, pretrained, out_dir, progress, should_stop)
+        t0 = time.perf_counter()
+        report = audit_models(config, study, models, pretrained, out_dir, progress, should_stop, workers)
     timings["audit_s"] = time.perf_counter() - t0
     atomic_write(out_dir / "report.json", json.dumps(report, indent=2, sort_keys=False))
     _write_html(report, out_dir, on_event)
@@ -211,40 +219,70 @@ def _stop_if_cancelled(cancelled: bool) -> None:
         raise Cancelled()
 
 
-def _finetune_all(config: AuditConfig, study: Study, encoder, progress: _Progress,
-                  should_stop: Callable[[], bool] | None) -> list:
+# Below this many test rows a worker process's start-up (2-5 s: torch, scikit-learn, umap-learn)
+# costs more than it saves; the automatic choice then stays in one process.
+PARALLEL_MIN_TEST_ROWS = 2_000
+
+
+def workers_for(config: AuditConfig, n_test: int) -> int:
+    """Processes for the models' fine-tuning and audit: config.workers if set, else one per core
+    (core.parallel.default_workers) from PARALLEL_MIN_TEST_ROWS test rows, else 1. The results
+    do not depend on it."""
+    from core.parallel import default_workers
+
+    if config.workers:
+        return int(config.workers)
+    return default_workers() if n_test >= PARALLEL_MIN_TEST_ROWS else 1
+
+
+def _submit_finetune(workers: Workers, config: AuditConfig, study: Study, strategy: str, encoder,
+                     encoder_config) -> Any:
+    """Start one fine-tuning (a strategy on `encoder`, or the supervised baseline of shape
+    `encoder_config`) as a seeded task of `workers`."""
     from core.finetune.config import FinetuneConfig
+
+    split = study.split
+    finetune_config = FinetuneConfig(strategy=strategy, epochs=config.finetune_epochs, patience=config.patience,
+                                     batch_size=config.batch_size, seed=config.seed)
+    return workers.submit(_finetune_one, finetune_config, encoder, encoder_config, study.X[split.labelled_train],
+                          study.labels(split.labelled_train), study.X[split.validation],
+                          study.labels(split.validation), config.method, config.threads)
+
+
+def _gather_finetuned(workers: Workers, futures: list, config: AuditConfig, progress: _Progress,
+                      should_stop: Callable[[], bool] | None) -> list:
+    """The fine-tuned models in submission order. A model's loss curve is reported when it is
+    done; cancel takes effect between models."""
+    def on_done(index: int, finished: int, model) -> None:
+        for record in model.history:
+            if "epoch" in record:
+                progress.stage("finetune", finished / len(futures), message=f"Fine-tuned {model.strategy}",
+                               model=model.strategy, epoch=record["epoch"], epochs=config.finetune_epochs,
+                               loss=record["train_loss"], val_loss=record["val_loss"])
+        progress.stage("finetune", finished / len(futures), message=f"Fine-tuned {model.strategy}",
+                       model=model.strategy)
+
+    progress.stage("finetune", 0.0, message=f"Fine-tuning {len(futures)} models")
+    return workers.gather(futures, should_stop=should_stop, on_done=on_done)
+
+
+def _finetune_one(finetune_config, encoder, encoder_config, X_train: np.ndarray, y_train: np.ndarray,
+                  X_val: np.ndarray, y_val: np.ndarray, method: str, threads: int):
+    """One fine-tuning task (a worker process may run it): a strategy, or the supervised baseline."""
+    import torch
+
     from core.finetune.training import finetune, train_supervised
 
-    X, split = study.X, study.split
-    X_train, y_train = X[split.labelled_train], study.labels(split.labelled_train)
-    X_val, y_val = X[split.validation], study.labels(split.validation)
-    plan = list(config.strategies) + [SUPERVISED]
-    models = []
-    for index, strategy in enumerate(plan):
-        def on_event(event: dict, index: int = index, strategy: str = strategy) -> None:
-            within = event.get("epoch", 0) / max(event.get("epochs", 1), 1)
-            progress.stage("finetune", (index + within) / len(plan), message=f"Fine-tuning: {strategy}",
-                           model=strategy, **{k: event[k] for k in ("epoch", "epochs", "loss", "val_loss")
-                                              if k in event})
-
-        finetune_config = FinetuneConfig(strategy=strategy, epochs=config.finetune_epochs, patience=config.patience,
-                                         batch_size=config.batch_size, seed=config.seed)
-        if strategy == SUPERVISED:
-            model = train_supervised(X_train, y_train, X_val, y_val, finetune_config, encoder.config,
-                                     on_event=on_event, should_stop=should_stop)
-        else:
-            model = finetune(encoder, X_train, y_train, X_val, y_val, finetune_config,
-                             pretraining=config.method, on_event=on_event, should_stop=should_stop)
-        models.append(model)
-    return models
+    torch.set_num_threads(threads)
+    if finetune_config.strategy == SUPERVISED:
+        return train_supervised(X_train, y_train, X_val, y_val, finetune_config, encoder_config)
+    return finetune(encoder, X_train, y_train, X_val, y_val, finetune_config, pretraining=method)
 
 
 def audit_models(config: AuditConfig, study: Study, models: list, pretrained, out_dir: Path,
-                 progress: _Progress, should_stop: Callable[[], bool] | None) -> dict:
+                 progress: _Progress, should_stop: Callable[[], bool] | None, workers: Workers) -> dict:
     """Audit every model on the study's test rows; write predictions and embeddings; return the report."""
     from core.audit.per_model import ModelTask, audit_model
-    from core.parallel import run_tasks
     from core.audit.representation import attribute_leakage
     from core.data import find_proxies
 
@@ -263,21 +301,21 @@ def audit_models(config: AuditConfig, study: Study, models: list, pretrained, ou
     embeddings = {m.name: m.embed(X[test]) for m in models}
     strata = groups_test.astype(str).agg(" & ".join, axis=1).to_numpy()
     # The models' audits and the raw-feature leakage probes are independent tasks: run on every core.
-    tasks = [(attribute_leakage, (X[test], groups_test[attribute]), {"random_state": config.seed})
-             for attribute in groups_test.columns]
-    tasks += [(audit_model, (ModelTask(
+    futures = [workers.submit(attribute_leakage, X[test], groups_test[attribute], random_state=config.seed)
+               for attribute in groups_test.columns]
+    futures += [workers.submit(audit_model, ModelTask(
         name=m.name, y_true=y_test, y_pred=preds[m.name], y_score=scores[m.name], groups=groups_test,
         embedding=embeddings[m.name], supervised_embedding=embeddings[SUPERVISED],
         supervised_pred=None if m.name == SUPERVISED else preds[SUPERVISED], strata=strata, n_boot=config.n_boot,
-        confidence=config.confidence, min_group_size=config.min_group_size, umap=config.umap, seed=config.seed),),
-        {}) for m in models]
+        confidence=config.confidence, min_group_size=config.min_group_size, umap=config.umap, seed=config.seed))
+        for m in models]
     names = list(groups_test.columns) + [m.name for m in models]
 
-    def on_done(index: int, finished: int) -> None:
-        progress.stage("audit", finished / len(tasks), message=f"Audited {names[index]}")
+    def on_done(index: int, finished: int, result: dict) -> None:
+        progress.stage("audit", finished / len(futures), message=f"Audited {names[index]}")
 
     progress.stage("audit", 0.0, message=f"Auditing {len(models)} models")
-    results = run_tasks(tasks, workers=config.workers, should_stop=should_stop, on_done=on_done)
+    results = workers.gather(futures, should_stop=should_stop, on_done=on_done)
     raw_leakage = dict(zip(groups_test.columns, results[:len(groups_test.columns)]))
     audited = results[len(groups_test.columns):]
 
