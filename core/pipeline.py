@@ -125,7 +125,11 @@ class _Progress:
 
 def run_audit(config: AuditConfig, out_dir: Path, *, on_event: Event | None = None,
               should_stop: Callable[[], bool] | None = None, source: DataSource | None = None) -> dict:
-    """Run the whole audit into `out_dir` and return the report (also in report.json)."""
+    """Run the whole audit into `out_dir` and return the report (also in report.json).
+
+    From 2,000 test rows the models are fine-tuned and audited in spawned worker processes
+    (`workers_for`), so a script that calls this must keep its top level under
+    `if __name__ == "__main__":`, as Python's multiprocessing requires."""
     from core.checkpoint import save_encoder
     from core.data import open_source
     from core.ssl.views import FeatureLayout
