@@ -9,12 +9,15 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import InputError
-from dashboard.components import access, runs, sidebar, state, studies
+from dashboard.components import access, explain_views, runs, sidebar, state, studies
 from dashboard.components.data_setup import FORM_KEYS
 from dashboard.components.messages import show_input_error
 
 st.set_page_config(layout="wide", page_title="Equiscope", page_icon=":material/balance:")
-state.keep_widget_state(FORM_KEYS + runs.KEEP_KEYS)
+# Widget values that survive a visit to another page (the Data form, the Train settings, the result
+# pages' and the Explain page's choices): see components/state.py.
+KEPT_KEYS = FORM_KEYS + runs.KEEP_KEYS + explain_views.KEEP_KEYS
+state.keep_widget_state(KEPT_KEYS)
 
 PAGES = [
     st.Page("app_pages/data.py", title="Data", icon=":material/table_chart:", default=True),
@@ -39,10 +42,13 @@ def main() -> None:
     if state.CURRENT_STUDY not in st.session_state and not state.study_from_address(ws):
         st.session_state["startup_problem"] = studies.choose_startup_study(ws)
     slot = st.sidebar.container()
-    page.run()
-    with slot:
-        sidebar.render(ws)
-    state.keep_study_in_address()
+    try:
+        page.run()
+        with slot:
+            sidebar.render(ws)
+        state.keep_study_in_address()
+    finally:  # also when st.rerun cuts the run short: a key the page removed must stay removed
+        state.remember_widget_state(KEPT_KEYS)
 
 
 main()

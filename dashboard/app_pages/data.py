@@ -11,9 +11,14 @@ from dashboard.components.messages import show_input_error
 
 
 def sync_form_with_current_study(ws) -> None:
-    """Show the current study's set-up when the session starts or the reviewer switches study."""
+    """Show the current study's set-up when the session starts, when the reviewer switches study, and
+    when the form's values are gone (app.py keeps them across pages; should Streamlit still have
+    dropped them, the form shows the current study again rather than the start-up defaults)."""
     study = state.current_study(ws)
-    if study is None or st.session_state.get("_form_study") == study["id"]:
+    if study is None:
+        return
+    form_kept = "data_source" in st.session_state  # the source radio is drawn on every run of this page
+    if st.session_state.get("_form_study") == study["id"] and form_kept:
         return
     st.session_state["_form_study"] = study["id"]
     upload = studies.stored_upload(ws, study) if study["settings"].get("source") == "upload" else None

@@ -6,8 +6,16 @@
 - The current study is `st.session_state["current_study_id"]`: per browser session, so two
   reviewers on one server never change each other's selection.
 - Streamlit forgets a widget's value when a run does not draw that widget (another page is
-  shown). `keep_widget_state` re-assigns the listed keys at the top of every run, which turns
-  them into plain session values that survive a visit to another page.
+  shown). `keep_widget_state`, at the top of every full run, keeps a copy of the listed values
+  under a key no widget uses (`KEPT`) and puts back any value Streamlit dropped;
+  `remember_widget_state`, at the end of every full run, records the values as the page left
+  them (a key the page deleted stays deleted).
+  Why not simply re-assign every key at the top of every run (what this did before)? After a
+  fragment run (the Train page polls its progress in one), a re-assigned value is stored under
+  the widget's element id, and the clean-up Streamlit does on a page switch, *before* the new
+  page's run, deletes it as stale: the Data form came back with the start-up defaults. And a
+  re-assigned key counts as set by code, so every run sends its value to the browser again:
+  under load, a run still in flight overwrote what the reviewer had just typed or picked.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from core.store import DEFAULT_WORKSPACE, Workspace
 WORKSPACE_ENV = "EQUISCOPE_WORKSPACE"
 DATASET_ENV = "EQUISCOPE_DATASET"
 CURRENT_STUDY = "current_study_id"
+KEPT = "_kept_widget_values"
 STUDY_PARAM = "study"
 
 
@@ -84,7 +93,20 @@ def current_study(ws: Workspace) -> dict | None:
 
 
 def keep_widget_state(keys: list[str]) -> None:
-    """Keep these widget values across page switches (see the module docstring)."""
+    """At the top of every full run: copy these widget values aside, and put back any that
+    Streamlit dropped since the last run (see the module docstring)."""
+    session = st.session_state
+    kept = dict(session.get(KEPT) or {})
     for key in keys:
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
+        if key in session:
+            kept[key] = session[key]
+        elif key in kept:
+            session[key] = kept[key]
+    session[KEPT] = kept
+
+
+def remember_widget_state(keys: list[str]) -> None:
+    """At the end of every full run (also one cut short by `st.rerun`): record these values as the
+    page left them, so that `keep_widget_state` never brings back a value the page removed."""
+    session = st.session_state
+    session[KEPT] = {key: session[key] for key in keys if key in session}
