@@ -189,10 +189,13 @@ def diagnostic_job(context: JobContext) -> dict:
 
     It exercises the queue, progress, cancel and failure paths end to end (tests, health checks).
     """
+    from core.jobs import Cancelled as JobCancelled  # as the real jobs do (core.pipeline, core.parallel)
+
     steps = int(context.config.get("steps", 3))
     delay = float(context.config.get("delay_s", 0.1))
     for step in range(1, steps + 1):
-        context.check_cancel()
+        if context.should_stop():
+            raise JobCancelled()
         time.sleep(delay)
         context.report({"step": step, "total_steps": steps, "loss": 1.0 / step})
         if context.config.get("fail_at_step") == step:
@@ -211,4 +214,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, not this `__main__` copy: jobs raise `core.jobs.Cancelled`,
+    # which is not this copy's `Cancelled`, so a cancelled run would be recorded as failed.
+    from core.jobs import main as worker_main
+
+    sys.exit(worker_main())
