@@ -41,6 +41,7 @@ def main() -> None:
         return
     if state.CURRENT_STUDY not in st.session_state and not state.study_from_address(ws):
         st.session_state["startup_problem"] = studies.choose_startup_study(ws)
+    state.on_page_entry(page.title, KEPT_KEYS)
     slot = st.sidebar.container()
     try:
         page.run()

@@ -31,6 +31,7 @@ WORKSPACE_ENV = "EQUISCOPE_WORKSPACE"
 DATASET_ENV = "EQUISCOPE_DATASET"
 CURRENT_STUDY = "current_study_id"
 KEPT = "_kept_widget_values"
+_SHOWN_PAGE = "_shown_page"
 STUDY_PARAM = "study"
 
 
@@ -103,6 +104,21 @@ def keep_widget_state(keys: list[str]) -> None:
         elif key in kept:
             session[key] = kept[key]
     session[KEPT] = kept
+
+
+def on_page_entry(page_title: str, keys: list[str]) -> None:
+    """On the first run of a page after another page was shown: set the kept values again, by
+    code. The browser forgets a widget when its page is left; redrawn, a widget whose value was
+    not set by code in this run can show its first option while the session holds another
+    value (seen once in Chromium: the Data page showed 'Adult' with the German study loaded).
+    Only on entry, so nothing the reviewer is typing on the page can be overwritten."""
+    session = st.session_state
+    if session.get(_SHOWN_PAGE) == page_title:
+        return
+    session[_SHOWN_PAGE] = page_title
+    for key in keys:
+        if key in session:
+            session[key] = session[key]
 
 
 def remember_widget_state(keys: list[str]) -> None:
