@@ -100,20 +100,12 @@ def _interrupt(signum: int, frame: object) -> None:
 def _remove_stale_partials(out: Path) -> None:
     """Partial folders of audits whose process is gone (killed with SIGKILL, or the machine
     stopped): nothing can finish them, so they are removed before a new audit into `out`."""
+    from core.store import pid_alive
+
     for folder in out.parent.glob(f".{out.name}.partial-*"):
         pid = folder.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _print_summary(report: dict, out: Path) -> None:
