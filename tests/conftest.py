@@ -3,11 +3,25 @@ machine), and a synthetic encoded table with known structure for the SSL engine 
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _main_module_kept():
+    """Put pytest's `__main__` back after each test. AppTest runs dashboard/app.py as
+    `__main__` and leaves it there; processes started later with "spawn" (core.parallel's
+    workers, the store's two-writer test) re-run the parent's `__main__` file, and would run
+    the dashboard app instead of nothing."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
 
 
 def make_synthetic_table(n: int = 1500, seed: int = 0) -> dict:
