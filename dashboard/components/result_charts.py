@@ -13,11 +13,10 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.report import MODEL_PALETTE, model_colours  # one colour per model, the same as in the report
 from dashboard.components.charts import PLOTLY_CONFIG
 
 SUPERVISED = "supervised"
-MODEL_PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#8C6D31", "#7F3C8D")
-SUPERVISED_COLOUR = "#4D4D4D"
 GROUP_PALETTE = ("#1B9E77", "#D95F02", "#7570B3", "#E7298A", "#66A61E", "#E6AB02", "#A6761D", "#1F78B4",
                  "#B15928", "#6A3D9A", "#999999", "#17BECF")
 ERROR_COLOURS = {"correct": "#9CA3AF", "false positive": "#D55E00", "false negative": "#0072B2"}
@@ -25,16 +24,6 @@ LAYOUT = {"plot_bgcolor": "white", "font": {"size": 13}, "margin": {"l": 10, "r"
 __all__ = ["PLOTLY_CONFIG", "model_colours", "loss_chart", "umap_chart", "gap_chart", "pareto_chart",
            "fraction_chart"]
 
-
-def model_colours(names: list[str]) -> dict[str, str]:
-    colours, index = {}, 0
-    for name in names:
-        if name == SUPERVISED:
-            colours[name] = SUPERVISED_COLOUR
-        else:
-            colours[name] = MODEL_PALETTE[index % len(MODEL_PALETTE)]
-            index += 1
-    return colours
 
 
 def _grid(figure: go.Figure) -> go.Figure:
