@@ -16,7 +16,6 @@ import plotly.graph_objects as go
 from core.report import MODEL_PALETTE, model_colours  # one colour per model, the same as in the report
 from dashboard.components.charts import PLOTLY_CONFIG
 
-SUPERVISED = "supervised"
 GROUP_PALETTE = ("#1B9E77", "#D95F02", "#7570B3", "#E7298A", "#66A61E", "#E6AB02", "#A6761D", "#1F78B4",
                  "#B15928", "#6A3D9A", "#999999", "#17BECF")
 ERROR_COLOURS = {"correct": "#9CA3AF", "false positive": "#D55E00", "false negative": "#0072B2"}
