@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from glob import escape as glob_escape
 from pathlib import Path
 
 from core.errors import InputError
@@ -106,11 +107,17 @@ def now_iso() -> str:
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write `data` to `path` so that readers never see a partial file (temp + fsync + rename)."""
+    """Write `data` to `path` so that readers never see a partial file (temp + fsync + rename).
+
+    The temporary file, `.NAME.PID.XXXXXXXX.tmp` beside the target, names its writer's process:
+    a writer killed before its rename leaves it behind, and the next write of the same file
+    removes every such file whose writer is no longer alive (`remove_stale_temporaries`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
         with os.fdopen(fd, "wb") as handle:
@@ -130,6 +137,23 @@ def atomic_write(path: Path, data: bytes | str) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporary files of `atomic_write(path, ...)` calls whose process has died.
+
+    A temporary file is `.NAME.PID.XXXXXXXX.tmp`; one whose PID is alive (a writer at work, in
+    this or another process) is left alone, as is any name that does not parse. Returns what
+    was removed.
+    """
+    removed = []
+    for tmp in Path(path).parent.glob(f".{glob_escape(Path(path).name)}.*.tmp"):
+        pid_text = tmp.name[len(Path(path).name) + 2:].split(".", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not pid_alive(int(pid_text)):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
 
 
 def pid_alive(pid: int) -> bool:

@@ -38,7 +38,7 @@ from core.checkpoint import load_training_state
 from core.cli import main as cli_main
 from core.errors import InputError
 from core.ssl.views import FeatureLayout
-from core.store import Workspace, atomic_write
+from core.store import Workspace, atomic_write, remove_stale_temporaries
 from core.train import PretrainConfig, pretrain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -245,8 +245,26 @@ def test_atomic_write_killed_mid_write_leaves_the_old_or_the_new_file(tmp_path):
     assert max(versions) > 0  # the children did replace the file
     with pytest.raises(AssertionError, match="partial"):  # and the check would catch a cut file
         complete_version(target.read_bytes()[:-1])
+    left_behind = len(list(tmp_path.glob(".artifact.bin.*.tmp")))
+    atomic_write(target, b"version 0\n" + bytes([0]) * (1 << 20))  # the next write sweeps them
+    assert complete_version(target.read_bytes()) == 0
+    assert not list(tmp_path.glob(".artifact.bin.*.tmp"))
     print(f"{KILLS} kills of atomic_write; versions seen {versions}; "
-          f"{len(list(tmp_path.glob('.artifact.bin.*.tmp')))} temporary files left behind")
+          f"{left_behind} temporary files left behind, none after the next write")
+
+
+def test_stale_temporaries_of_dead_writers_only_are_removed(tmp_path):
+    target = tmp_path / "report.json"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".report.json.{dead.pid}.abcd1234.tmp"
+    alive = tmp_path / f".report.json.{os.getppid()}.efgh5678.tmp"  # a live process at work
+    other_file = tmp_path / f".other.json.{dead.pid}.ijkl9012.tmp"
+    odd_name = tmp_path / ".report.json.not-a-pid.tmp"
+    for path in (stale, alive, other_file, odd_name):
+        path.write_bytes(b"partial")
+    assert remove_stale_temporaries(target) == [stale]
+    assert not stale.exists() and alive.exists() and other_file.exists() and odd_name.exists()
 
 
 # -- full and read-only disks -----------------------------------------------------------------
