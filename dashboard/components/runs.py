@@ -25,8 +25,8 @@ from dashboard.components.messages import show_input_error
 AUDIT = "audit"
 RUN_KEY = "results_run"
 # Widget keys of the result pages that must survive a visit to another page (app.py keeps them).
-TRAIN_KEYS = ["train_preset", "train_method", "train_size", "train_epochs", "train_finetune_epochs",
-              "train_label_pct", "train_strategies", "train_n_boot"]
+TRAIN_KEYS = ["train_method", "train_size", "train_epochs", "train_finetune_epochs", "train_label_pct",
+              "train_strategies", "train_n_boot"]
 VIEW_KEYS = ["embed_colour", "embed_model", "fair_partition", "fair_model", "fair_gap", "compare_attribute",
              "compare_gap", "review_author"]
 KEEP_KEYS = [RUN_KEY, *TRAIN_KEYS, *VIEW_KEYS]

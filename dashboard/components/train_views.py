@@ -31,6 +31,8 @@ PRESETS = {
              "train_label_pct": 100, "train_strategies": list(STRATEGIES), "train_n_boot": _AUDIT_DEFAULTS["n_boot"]},
 }
 PRESET_WORDS = {"quick": "Quick run", "full": "Full run", "custom": "Custom"}
+PRESET_HELP = {"quick": "A short run to see the workflow: a small encoder, 5 + 5 epochs, 3 strategies.",
+               "full": "The settings for a careful audit, the same as `equiscope audit`'s defaults."}
 # Wall time of each preset, measured on this project's 2-core server while other work shared it
 # (a laptop is usually faster), as base + per-row seconds through the two bundled tables measured:
 # German credit (1,000 rows): quick 18 s, full 11 s; Adult (45,222 rows): quick 146 s, full 151 s.
@@ -60,55 +62,63 @@ N_BOOT_CHOICES = [100, 200, 500, 1000, 2000]
 LABEL_PCT_CHOICES = [1, 2, 5, 10, 20, 25, 50, 75, 100]
 
 
-def _apply_preset() -> None:
-    preset = st.session_state.get("train_preset")
-    for key, value in PRESETS.get(preset, {}).items():
+def _apply_preset(preset: str) -> None:
+    for key, value in PRESETS[preset].items():
         st.session_state[key] = list(value) if isinstance(value, list) else value
 
 
-def _mark_custom() -> None:
-    st.session_state["train_preset"] = "custom"
+def preset_of(settings) -> str:
+    """'quick' or 'full' when the settings are exactly that preset's, else 'custom'.
+
+    The preset is worked out from the settings, never stored: a stored choice had to be reset to
+    Custom by every setting's callback, and a browser that sent its next change before drawing
+    that reset sent the old preset back, which re-applied it over the reviewer's change.
+    """
+    for name, values in PRESETS.items():
+        if all(sorted(settings.get(k) or []) == sorted(v) if isinstance(v, list) else settings.get(k) == v
+               for k, v in values.items()):
+            return name
+    return "custom"
 
 
 def settings_form(ws: Workspace, study: dict) -> None:
     """The settings, the expected time and the Start button."""
     state = st.session_state
-    if "train_preset" not in state:
-        state["train_preset"] = "quick"
-        _apply_preset()
-    for key, value in PRESETS["quick"].items():  # a key Streamlit dropped while another page was shown
-        state.setdefault(key, value)
-    st.radio("Preset", list(PRESET_WORDS), format_func=PRESET_WORDS.get, key="train_preset", horizontal=True,
-             on_change=_apply_preset, help="Quick: a short run to see the workflow; Full: the settings for a "
-             "careful audit. Changing any setting below makes it Custom.")
+    for key, value in PRESETS["quick"].items():  # first visit, or a key Streamlit dropped on another page
+        state.setdefault(key, list(value) if isinstance(value, list) else value)
+    preset = preset_of(state)
+    cells = st.columns([1, 1, 3], vertical_alignment="center")
+    for cell, name in zip(cells, PRESETS):
+        cell.button(PRESET_WORDS[name], key=f"train_preset_{name}", on_click=_apply_preset, args=(name,),
+                    type="primary" if preset == name else "secondary", use_container_width=True,
+                    help=PRESET_HELP[name])
+    cells[2].caption(f"Settings: **{PRESET_WORDS[preset]}**" + (
+        " (changed from the presets; choose one to start again from it)." if preset == "custom" else "."))
     left, right = st.columns(2)
     with left:
         method = st.selectbox("Self-supervised (SSL) method", list(METHOD_WORDS), key="train_method",
-                              on_change=_mark_custom, help="How the encoder learns from all rows without using the "
-                                                           "outcome.")
+                              help="How the encoder learns from all rows without using the outcome.")
         st.caption(METHOD_WORDS.get(method, method))
-        st.select_slider("Encoder size", list(ENCODER_SIZES), key="train_size", on_change=_mark_custom,
+        st.select_slider("Encoder size", list(ENCODER_SIZES), key="train_size",
                          help="small: 2 layers of 128; default: 3 layers of 256; large: 4 layers of 512. "
                               "Larger encoders take longer.")
         st.number_input("Pretraining epochs", min_value=1, max_value=200, step=1, key="train_epochs",
-                        on_change=_mark_custom, help="Passes over the rows during self-supervised pretraining.")
+                        help="Passes over the rows during self-supervised pretraining.")
         st.number_input("Fine-tuning epochs", min_value=1, max_value=200, step=1, key="train_finetune_epochs",
-                        on_change=_mark_custom, help="Passes over the labelled rows when training each model.")
+                        help="Passes over the labelled rows when training each model.")
     with right:
         st.select_slider("Share of training rows with labels", LABEL_PCT_CHOICES, key="train_label_pct",
-                         on_change=_mark_custom, format_func=lambda p: f"{p}%",
+                         format_func=lambda p: f"{p}%",
                          help="Fewer labels is where SSL pretraining is meant to help. Test rows always keep "
                               "their labels.")
         chosen = st.multiselect("Fine-tuning strategies", list(STRATEGIES), key="train_strategies",
-                                on_change=_mark_custom,
                                 help="Each strategy makes one model from the SSL encoder. A supervised baseline of "
                                      "the same shape, without pretraining, is always trained too.")
         if chosen:
             st.caption("; ".join(STRATEGY_WORDS[s] for s in chosen) + ".")
         st.select_slider("Bootstrap resamples (for the confidence intervals)", N_BOOT_CHOICES, key="train_n_boot",
-                         on_change=_mark_custom, help="More resamples give steadier intervals and take a little "
-                                                      "longer.")
-    st.caption(f"Expected time: {expected_time(state['train_preset'], study['settings'].get('rows'))}. "
+                         help="More resamples give steadier intervals and take a little longer.")
+    st.caption(f"Expected time: {expected_time(preset, study['settings'].get('rows'))}. "
                "A supervised baseline is always trained as well. Training runs in the background: you can use "
                "the other pages, or close the browser, meanwhile.")
     if st.button("Start", type="primary", key="train_start", icon=":material/play_arrow:"):
@@ -169,7 +179,7 @@ def start_run(ws: Workspace, study: dict) -> None:
         show_input_error(error)
         return
     state = st.session_state
-    name = (f"{PRESET_WORDS[state['train_preset']]}: {config.method}, "
+    name = (f"{PRESET_WORDS[preset_of(state)]}: {config.method}, "
             f"{len(config.strategies)} strateg{'y' if len(config.strategies) == 1 else 'ies'} + supervised")
     run_id = jobs.submit(ws, runs.AUDIT, name, config.to_dict(), study_id=study["id"])
     state["_train_started"] = run_id

@@ -34,6 +34,12 @@ def open_train(make_app, dataset="german"):
     return app
 
 
+def preset_shown(app) -> str:
+    """The preset the page says the settings are ('Quick run', 'Full run' or 'Custom')."""
+    line = next(c.value for c in app.caption if c.value.startswith("Settings: "))
+    return line.removeprefix("Settings: **").split("**")[0]
+
+
 def study_of(workspace) -> dict:
     return Workspace(workspace).list_studies()[0]
 
@@ -50,7 +56,7 @@ def test_without_a_study_the_page_points_to_data(make_app, worker_calls):
 def test_quick_preset_is_the_default_and_start_queues_an_audit_of_the_study(make_app, workspace, worker_calls):
     app = open_train(make_app)
     state = app.session_state
-    assert state["train_preset"] == "quick" and state["train_epochs"] == 5 and state["train_n_boot"] == 200
+    assert preset_shown(app) == "Quick run" and state["train_epochs"] == 5 and state["train_n_boot"] == 200
     assert "bn-stats" in state["train_strategies"] and len(state["train_strategies"]) == 3
     assert any("Expected time: about 20 s for 1,000 rows" in c.value for c in app.caption)
     from core.ssl import method_names
@@ -58,8 +64,9 @@ def test_quick_preset_is_the_default_and_start_queues_an_audit_of_the_study(make
     assert app.selectbox(key="train_method").options == method_names()  # all nine, in the registry's order
 
     app.selectbox(key="train_method").set_value("vicreg").run()
-    assert app.session_state["train_preset"] == "custom"
+    assert preset_shown(app) == "Custom"
     app.select_slider(key="train_label_pct").set_value(10).run()
+    assert app.session_state["train_method"] == "vicreg"  # a second change keeps the first
     app.button(key="train_start").click().run()
     assert not app.exception and not errors(app)
 
@@ -78,8 +85,8 @@ def test_quick_preset_is_the_default_and_start_queues_an_audit_of_the_study(make
 
 def test_full_preset_and_a_second_job_queues_behind_the_first(make_app, workspace, worker_calls):
     app = open_train(make_app)
-    app.radio(key="train_preset").set_value("full").run()
-    assert len(app.session_state["train_strategies"]) == 5
+    app.button(key="train_preset_full").click().run()
+    assert len(app.session_state["train_strategies"]) == 5 and preset_shown(app) == "Full run"
     app.button(key="train_start").click().run()
     app.button(key="train_start").click().run()
     assert not app.exception
@@ -93,6 +100,22 @@ def test_full_preset_and_a_second_job_queues_behind_the_first(make_app, workspac
     assert "position 1 of 2" in text and "position 2 of 2" in text
     table = app.dataframe[0].value
     assert list(table["Status"]) == ["waiting in the queue"] * 2
+
+
+def test_the_preset_follows_the_settings_and_a_preset_button_resets_them(make_app, worker_calls):
+    app = open_train(make_app)
+    app.number_input(key="train_epochs").set_value(7).run()
+    app.select_slider(key="train_n_boot").set_value(500).run()
+    state = app.session_state
+    assert (state["train_epochs"], state["train_n_boot"], preset_shown(app)) == (7, 500, "Custom")
+    app.number_input(key="train_epochs").set_value(5).run()
+    app.select_slider(key="train_n_boot").set_value(200).run()
+    assert preset_shown(app) == "Quick run"  # the same values as the preset: it is the preset
+    app.multiselect(key="train_strategies").set_value(["full", "linear", "bn-stats"]).run()
+    assert preset_shown(app) == "Quick run"  # the order strategies were picked in does not matter
+    app.number_input(key="train_epochs").set_value(9).run()
+    app.button(key="train_preset_quick").click().run()
+    assert app.session_state["train_epochs"] == 5 and preset_shown(app) == "Quick run"
 
 
 def test_no_strategy_is_refused_with_the_fix(make_app, workspace, worker_calls):
