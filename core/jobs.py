@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import importlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -153,6 +154,11 @@ def execute(workspace: Workspace, run: dict) -> str:
         status, error = ("cancelled", "Cancelled by a reviewer.") if context.should_stop() else ("succeeded", None)
     except Cancelled:
         metrics, status, error = None, "cancelled", "Cancelled by a reviewer."
+    except WorkerStopped:
+        # Marked now rather than found later by recover_interrupted; the worker then exits.
+        workspace.finish_run(run["id"], "interrupted", error="The job worker was stopped (SIGTERM) before the "
+                             "run finished. Start it again on the Train page.")
+        raise
     except InputError as problem:
         metrics, status, error = None, "failed", str(problem)
     except Exception as problem:  # a bug or a resource failure: keep the details, show one line
@@ -204,12 +210,26 @@ def diagnostic_job(context: JobContext) -> dict:
     return {"steps": steps}
 
 
+class WorkerStopped(BaseException):
+    """The job worker got SIGTERM. A BaseException, so that no job's `except Exception` takes it
+    for a failure: it unwinds the job (whose worker processes `core.parallel.Workers` stops),
+    the run is marked interrupted and the worker exits."""
+
+
+def _stop_worker(signum: int, _frame: object) -> None:
+    raise WorkerStopped(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Equiscope job worker (started by the dashboard)")
     parser.add_argument("--workspace", required=True)
     parser.add_argument("--idle-exit", type=float, default=IDLE_EXIT_S)
     args = parser.parse_args(argv)
-    run_worker(Workspace(args.workspace), idle_exit_s=args.idle_exit)
+    signal.signal(signal.SIGTERM, _stop_worker)
+    try:
+        run_worker(Workspace(args.workspace), idle_exit_s=args.idle_exit)
+    except WorkerStopped:
+        return 143  # 128 + SIGTERM, as if the signal had ended it
     return 0
 
 

@@ -6,6 +6,10 @@ made small linear algebra 3-10x slower than one thread each). Processes are star
 "spawn": the caller may already hold torch's or OpenMP's threads, which a fork does not
 survive safely. With one worker everything runs in this process instead (no start-up cost,
 which for a worker importing torch and umap-learn is 2-5 s).
+
+A worker can be given a `warm_up` to run when it starts, before its first task: the audit
+compiles umap-learn's numba code there (8-10 s of CPU a process, not kept by numba's cache),
+while the workers would otherwise wait for pretraining to end.
 """
 
 from __future__ import annotations
@@ -25,10 +29,15 @@ def default_workers() -> int:
     return max(1, min(MAX_WORKERS, available))
 
 
-def _one_thread() -> None:
+def _start_worker(warm_up: Callable[[], Any] | None) -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
+    if warm_up is not None:
+        try:
+            warm_up()
+        except Exception:  # noqa: BLE001, S110 - only a head start: the task itself meets any real error
+            pass
 
 
 class Workers:
@@ -42,20 +51,32 @@ class Workers:
     In this process (workers <= 1) a submitted task runs when it is gathered, in order.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, warm_up: Callable[[], Any] | None = None) -> None:
         self.workers = workers
+        self.warm_up = warm_up  # run by each worker process as it starts (picklable); not inline
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> Workers:
         if self.workers > 1:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_one_thread,
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_start_worker,
+                                             initargs=(self.warm_up,),
                                              mp_context=multiprocessing.get_context("spawn"))
         return self
 
     def __exit__(self, error_type: type | None, *_: object) -> None:
-        if self._pool is not None:
-            # After a cancel or a failure: drop what has not started and do not wait for the rest.
-            self._pool.shutdown(wait=error_type is None, cancel_futures=error_type is not None)
+        if self._pool is None:
+            return
+        if error_type is None:
+            self._pool.shutdown(wait=True)
+            return
+        # After a cancel or a failure nothing the workers compute is used: drop the tasks not
+        # started and stop the processes now, rather than wait for their current task to end.
+        processes = list((self._pool._processes or {}).values())  # no public way before Python 3.14
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(timeout=10)
 
     def submit(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Future | _Later:
         if self._pool is None:

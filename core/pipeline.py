@@ -18,6 +18,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +131,7 @@ def run_audit(config: AuditConfig, out_dir: Path, *, on_event: Event | None = No
     From 2,000 test rows the models are fine-tuned and audited in spawned worker processes
     (`workers_for`), so a script that calls this must keep its top level under
     `if __name__ == "__main__":`, as Python's multiprocessing requires."""
+    from core.audit.representation import warm_up_umap
     from core.checkpoint import save_encoder
     from core.data import open_source
     from core.ssl.views import FeatureLayout
@@ -158,7 +160,8 @@ def run_audit(config: AuditConfig, out_dir: Path, *, on_event: Event | None = No
     pretrain_config = PretrainConfig(method=config.method, method_params=dict(config.method_params),
                                      encoder=dict(config.encoder), epochs=config.epochs,
                                      batch_size=config.batch_size, seed=config.seed, device="cpu")
-    with Workers(workers_for(config, len(split.test))) as workers:
+    warm_up = partial(warm_up_umap, len(split.test)) if config.umap else None
+    with Workers(workers_for(config, len(split.test)), warm_up=warm_up) as workers:
         # The supervised baseline needs no encoder: in a worker process it trains during pretraining.
         supervised = _submit_finetune(workers, config, study, SUPERVISED, None,
                                       pretrain_config.encoder_config(X.shape[1]))

@@ -30,6 +30,9 @@ from core.errors import InputError
 #: Above this many embedded rows `project_umap(neighbours="auto")` uses umap's NN-descent.
 EXACT_NEIGHBOURS_MAX_ROWS = 20_000
 
+#: `project_umap` embeds a display subsample of at most this many rows by default.
+UMAP_MAX_ROWS = 50_000
+
 #: Label of the pooled group that too-small groups are merged into for the leakage probe.
 OTHER_GROUP = "(other)"
 
@@ -150,7 +153,7 @@ def project_umap(
     embeddings: Any,
     *,
     random_state: int = 0,
-    max_rows: int = 50_000,
+    max_rows: int = UMAP_MAX_ROWS,
     strata: Any = None,
     n_neighbors: int = 15,
     min_dist: float = 0.1,
@@ -226,6 +229,22 @@ def project_umap(
         warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]", category=UserWarning)
         coords = reducer.fit_transform(sample)
     return np.asarray(coords, dtype=np.float32), row_index
+
+
+def warm_up_umap(rows: int, random_state: int = 0) -> None:
+    """Compile the numba code `project_umap` will need for `rows` embedded rows, on a tiny table.
+
+    umap-learn compiles most of its functions again in every process (numba cannot cache them:
+    8-10 s of CPU on the exact-neighbour path, and ~40 s more for pynndescent's NN-descent on the
+    approximate one). Compiled code depends on the argument types, not the sizes, so a projection
+    of 200 random rows (exact path) or 4,200 (approximate: umap-learn searches exactly below
+    4,096) compiles what the real call will use. The audit's worker processes run this as they
+    start, while pretraining leaves them idle. It draws from its own generator only.
+    """
+    approximate = min(rows, UMAP_MAX_ROWS) > EXACT_NEIGHBOURS_MAX_ROWS
+    size = 4_200 if approximate else 200
+    sample = np.random.default_rng(random_state).standard_normal((size, 8)).astype(np.float32)
+    project_umap(sample, random_state=random_state, neighbours="approximate" if approximate else "exact")
 
 
 # ----------------------------------------------------------------------------- leakage

@@ -7,8 +7,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from core import jobs
+from core import jobs, store
+from core.pipeline import AuditConfig
 from core.store import Workspace
 
 
@@ -67,3 +69,34 @@ def test_a_killed_worker_leaves_an_interrupted_run_and_the_queue_goes_on(tmp_pat
     later = jobs.submit(workspace, "diagnostic", "later", {"steps": 1})
     assert wait_for(lambda: workspace.get_run(later)["status"] == "succeeded")
     assert workspace.get_run(victim)["status"] == "interrupted"
+
+
+def children_of(pid: int) -> set[int]:
+    """The live processes whose parent is `pid` (from /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_sigterm_marks_the_running_audit_interrupted_and_stops_its_worker_processes(tmp_path):
+    workspace = Workspace(tmp_path)
+    config = AuditConfig(data="german", target="credit", sensitive=["sex"], positive="good", epochs=50,
+                         finetune_epochs=2, n_boot=30, strategies=["linear"], umap=False, workers=2,
+                         encoder={"hidden_dim": 32, "depth": 2, "embed_dim": 16})
+    run = jobs.submit(workspace, "audit", "stopped", config.to_dict(), start_worker=False)
+    worker = subprocess.Popen([sys.executable, "-m", "core.jobs", "--workspace", str(tmp_path)])
+    # Pretraining has begun, so the pool's two processes are up (the baseline trains in one).
+    assert wait_for(lambda: any(e.get("stage") == "pretrain" and e.get("step") for e in workspace.events(run))
+                    and len(children_of(worker.pid)) >= 2, timeout=120)
+    pool = children_of(worker.pid)
+    os.kill(worker.pid, signal.SIGTERM)
+    assert worker.wait(timeout=60) == 143
+    stopped = workspace.get_run(run)
+    assert stopped["status"] == "interrupted" and "stopped (SIGTERM)" in stopped["error"]
+    assert wait_for(lambda: not any(store.pid_alive(pid) for pid in pool), timeout=15)
