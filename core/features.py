@@ -89,7 +89,9 @@ class TabularEncoder:
                     out[:, block.start + 1] = is_missing
             else:
                 categories = self.categories_[column]
-                codes = pd.Categorical(_as_text(frame[column]), categories=categories).codes.astype(np.int64)
+                # Position of each value among the categories, -1 if unseen (pd.Categorical with
+                # unseen values does the same but is deprecated in pandas 3).
+                codes = pd.Index(categories).get_indexer(_as_text(frame[column])).astype(np.int64)
                 if OTHER in categories:  # unseen values go to the "(other)" bucket
                     codes[codes < 0] = categories.index(OTHER)
                 rows = np.flatnonzero(codes >= 0)
