@@ -15,13 +15,10 @@ def render() -> None:
                 "encodes the group, even when the attribute is not used as a feature. Only neighbourhoods carry "
                 "meaning: the distances between far-apart islands and the axes do not.")
     ws = state.workspace()
-    study = runs.study_or_pointer(ws)
-    if study is None:
-        return
-    picked = runs.pick_run(ws, study)
+    picked = runs.current_run(ws)
     if picked is None:
         return
-    run, res = picked
+    _, run, res = picked
     if res.embeddings is None:
         st.info("This run has no 2-D maps (it ran without UMAP). Start a new run on the Train page.",
                 icon=":material/info:")

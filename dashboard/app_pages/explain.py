@@ -209,13 +209,10 @@ def render() -> None:
                 "another group? Pick a person from the test rows, see which features pushed the decision (LIME), "
                 "flip the sensitive attribute, and compare what models lean on for each group.")
     ws = state.workspace()
-    study = runs.study_or_pointer(ws)
-    if study is None:
-        return
-    picked = runs.pick_run(ws, study)
+    picked = runs.current_run(ws)
     if picked is None:
         return
-    run = picked[0]
+    study, run, _ = picked
     ctx = views.context(ws, run["id"])
     if ctx is None:
         return

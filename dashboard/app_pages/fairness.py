@@ -14,13 +14,10 @@ def render() -> None:
                 "supervised baseline), each model's per-group numbers with confidence intervals, and what "
                 "per-group thresholds would change.")
     ws = state.workspace()
-    study = runs.study_or_pointer(ws)
-    if study is None:
-        return
-    picked = runs.pick_run(ws, study)
+    picked = runs.current_run(ws)
     if picked is None:
         return
-    run, res = picked
+    _, run, res = picked
     root = str(ws.root)
     partitions = res.partitions
     if st.session_state.get("fair_partition") not in partitions:

@@ -47,6 +47,14 @@ def study_or_pointer(ws: Workspace) -> dict | None:
     return study
 
 
+def current_run(ws: Workspace) -> tuple[dict, dict, RunResults] | None:
+    """(study, run, results) of the run picked on a result page: the current study, then a
+    selectbox of its finished runs. Without either, say what to do first and return None."""
+    study = study_or_pointer(ws)
+    picked = pick_run(ws, study) if study is not None else None
+    return None if picked is None else (study, *picked)
+
+
 def audit_runs(ws: Workspace, study_id: str) -> list[dict]:
     """The study's audit runs, oldest first."""
     return ws.list_runs(study_id=study_id, kind=AUDIT)
