@@ -31,8 +31,11 @@ PRESETS = {
              "train_label_pct": 100, "train_strategies": list(STRATEGIES), "train_n_boot": _AUDIT_DEFAULTS["n_boot"]},
 }
 PRESET_WORDS = {"quick": "Quick run", "full": "Full run", "custom": "Custom"}
-PRESET_HELP = {"quick": "A short run to see the workflow: a small encoder, 5 + 5 epochs, 3 strategies.",
-               "full": "The settings for a careful audit, the same as `equiscope audit`'s defaults."}
+PRESET_HELP = {
+    "quick": (f"A short run to see the workflow: a {PRESETS['quick']['train_size']} encoder, "
+              f"{PRESETS['quick']['train_epochs']} + {PRESETS['quick']['train_finetune_epochs']} epochs, "
+              f"{len(PRESETS['quick']['train_strategies'])} strategies."),
+    "full": "The settings for a careful audit, the same as `equiscope audit`'s defaults."}
 # Wall time of each preset, measured on this project's 2-core server while other work shared it
 # (a laptop is usually faster), as base + per-row seconds through the two bundled tables measured:
 # German credit (1,000 rows): quick 18 s, full 11 s; Adult (45,222 rows): quick 146 s, full 151 s.
