@@ -44,7 +44,7 @@ SUBGROUP_BUDGET_S = 60.0
 
 
 def make_run(out: Path) -> None:
-    from core.pipeline import AuditConfig, run_audit
+    from core.run.pipeline import AuditConfig, run_audit
 
     print(f"making the Adult audit run in {out} (a few minutes)...", file=sys.stderr)
     partial = out.parent / f".{out.name}.partial"

@@ -50,8 +50,8 @@ RUNS = {"adult": Path(tempfile.gettempdir()) / "equiscope-bench-pages-adult",
 
 def make_run(dataset: str, out: Path) -> None:
     """A finished audit run of the bundled dataset, with UMAP (see the module docstring)."""
-    from core.datasets import load_card
-    from core.pipeline import AuditConfig, run_audit
+    from core.data.datasets import load_card
+    from core.run.pipeline import AuditConfig, run_audit
 
     print(f"making the {dataset} audit run in {out}...", file=sys.stderr)
     card = load_card(dataset)
@@ -66,7 +66,7 @@ def make_run(dataset: str, out: Path) -> None:
 
 def install_run(root: Path, run: Path) -> None:
     """The run folder as a succeeded audit of the workspace's (only) study."""
-    from core.store import Workspace
+    from core.workspace.store import Workspace
 
     ws = Workspace(root)
     config = json.loads((run / "report.json").read_text(encoding="utf-8"))["config"]

@@ -1,12 +1,12 @@
 """Benchmark: SCARF pretraining throughput (rows/s) on Adult, ours against the usual way of writing it.
 
-Ours: `core.train.pretrain` with method "scarf" and the default encoder (MLP 256-256-128 with
+Ours: `core.learning.pretrain.pretrain` with method "scarf" and the default encoder (MLP 256-256-128 with
 BatchNorm, projection head 128-256-128) on the pretraining rows of Adult's encoded matrix:
 the matrix lives on the device as one tensor, each batch is one indexed slice of a seeded
-permutation, and both views come from one batched corruption (`core.ssl.views`).
+permutation, and both views come from one batched corruption (`core.learning.ssl.views`).
 
-Peer: the same encoder and head (`core.models`) and the same InfoNCE loss
-(`core.ssl.contrastive.info_nce`, temperature 1.0) trained the way public SCARF
+Peer: the same encoder and head (`core.learning.models`) and the same InfoNCE loss
+(`core.learning.ssl.contrastive.info_nce`, temperature 1.0) trained the way public SCARF
 reimplementations do it: a torch `Dataset` whose `__getitem__` corrupts ONE row (a
 per-feature Bernoulli(0.6) mask and replacement values taken from uniformly drawn other
 rows, in numpy), a `DataLoader` (the audit's batch size, 512, shuffle, num_workers=0, incomplete last batch
@@ -45,11 +45,11 @@ if str(ROOT) not in sys.path:  # run as a script: python bench/bench_pretrain.py
     sys.path.insert(0, str(ROOT))
 
 from bench.common import adult_matrix, machine, machine_line, merge_result  # noqa: E402
-from core.models import Encoder, EncoderConfig, MLPHead  # noqa: E402
-from core.pipeline import AuditConfig  # noqa: E402
-from core.ssl.contrastive import Scarf, info_nce  # noqa: E402
-from core.ssl.views import FeatureLayout  # noqa: E402
-from core.train import PretrainConfig, pretrain  # noqa: E402
+from core.learning.models import Encoder, EncoderConfig, MLPHead  # noqa: E402
+from core.run.pipeline import AuditConfig  # noqa: E402
+from core.learning.ssl.contrastive import Scarf, info_nce  # noqa: E402
+from core.learning.ssl.views import FeatureLayout  # noqa: E402
+from core.learning.pretrain import PretrainConfig, pretrain  # noqa: E402
 
 AUDIT_BATCH_SIZE = AuditConfig.__dataclass_fields__["batch_size"].default
 GOAL_RATIO = 3.0
@@ -58,7 +58,7 @@ MATMUL_N = 2048
 
 
 def time_ours(X: np.ndarray, layout: FeatureLayout, epochs: int, batch: int, seed: int) -> float:
-    """Rows/s of core.train.pretrain over epochs 2..E. Each epoch-end event carries the
+    """Rows/s of core.learning.pretrain.pretrain over epochs 2..E. Each epoch-end event carries the
     cumulative training rows/s (validation and checkpoints excluded), from which the
     training seconds up to that epoch are step x batch / rows_per_second."""
     ends: list[tuple[int, float]] = []
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     achieved = flops_per_row(d, args.batch_size) * ours / 1e9
     share = achieved / peak
     info = machine()
-    print(f"  ours (core.train.pretrain): {ours:,.0f} rows/s")
+    print(f"  ours (core.learning.pretrain.pretrain): {ours:,.0f} rows/s")
     print(f"  peer (per-row Dataset + DataLoader): {peer:,.0f} rows/s")
     print(f"  ratio ours/peer: {ours / peer:.2f}  goal >= {GOAL_RATIO:g}: "
           f"{'met' if ours / peer >= GOAL_RATIO else 'NOT met'}")

@@ -1,8 +1,8 @@
 """Benchmark: SCARF pretraining streamed from a 1,000,000 x 50 Parquet file, peak memory against
 a 4 GB budget.
 
-Ours: `core.train.pretrain` (method "scarf", default encoder, batch 256, 1 epoch) on a
-`core.streaming.ParquetChunks` source: row groups are read one at a time (in a shuffled
+Ours: `core.learning.pretrain.pretrain` (method "scarf", default encoder, batch 256, 1 epoch) on a
+`core.learning.streaming.ParquetChunks` source: row groups are read one at a time (in a shuffled
 order) and batched through a shuffle buffer, so only one row group plus a batch of leftover
 rows is in memory, never the table. Every column is its own numeric feature
 (`FeatureLayout.all_numeric`).
@@ -65,9 +65,9 @@ def child(path: Path, epochs: int, batch: int, seed: int) -> None:
     """In a fresh process: pretrain on the streamed file, print the figures as one JSON line."""
     import torch
 
-    from core.ssl.views import FeatureLayout
-    from core.streaming import ParquetChunks
-    from core.train import PretrainConfig, pretrain
+    from core.learning.ssl.views import FeatureLayout
+    from core.learning.streaming import ParquetChunks
+    from core.learning.pretrain import PretrainConfig, pretrain
 
     source = ParquetChunks(path, random_state=seed)
     start = time.perf_counter()

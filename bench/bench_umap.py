@@ -10,7 +10,7 @@ Peer: `umap.UMAP(random_state=0).fit_transform(embeddings)`, umap-learn's defaul
 does), in a process that never imports core, as in a user's own script.
 
 Embeddings: the first 45,000 rows of Adult's encoded matrix through a frozen, randomly
-initialised default `core.models.Encoder` (seeded, eval mode): float32 (45,000, 128).
+initialised default `core.learning.models.Encoder` (seeded, eval mode): float32 (45,000, 128).
 
 numba compiles umap-learn's and pynndescent's code on first use and keeps it in a cache
 (NUMBA_CACHE_DIR; core sets a default, umap-learn alone writes beside its sources), so a
@@ -59,8 +59,8 @@ def make_embeddings(folder: Path, rows: int, seed: int) -> None:
     import torch
 
     from bench.common import adult_matrix
-    from core.models import Encoder, EncoderConfig
-    from core.train import embed
+    from core.learning.models import Encoder, EncoderConfig
+    from core.learning.pretrain import embed
 
     adult = adult_matrix(seed)
     X = adult.X[:rows]

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-    from core.ssl.views import FeatureLayout
-    from core.study import Study
+    from core.learning.ssl.views import FeatureLayout
+    from core.data.study import Study
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results.json"
@@ -167,9 +167,9 @@ def adult_matrix(seed: int = 0) -> AdultMatrix:
     """Study.create on the bundled Adult data with its card's target, positive label and
     sensitive attributes (sex, race), as `equiscope audit --data adult` does."""
     from core.data import DatasetSpec, open_source
-    from core.datasets import load_card
-    from core.ssl.views import FeatureLayout
-    from core.study import Study
+    from core.data.datasets import load_card
+    from core.learning.ssl.views import FeatureLayout
+    from core.data.study import Study
 
     card = load_card("adult")
     spec = DatasetSpec(target=card.target, sensitive=tuple(card.sensitive), positive_label=str(card.positive_label))

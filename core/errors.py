@@ -1,4 +1,4 @@
-"""The one error type Equiscope raises for bad input.
+"""The error types every layer shares: bad input, and a cancelled piece of work.
 
 Anything a user can fix (a wrong column name, an unreadable file, a target with one class)
 raises `InputError`. The CLI turns it into exit code 2 and one line on stderr; the dashboard
@@ -23,3 +23,12 @@ class InputError(ValueError):
     def __str__(self) -> str:
         hint = self.hint if self.hint.endswith(("?", "!")) else f"{self.hint}." if self.hint else ""
         return f"{self.message}. {hint}" if hint else f"{self.message}."
+
+
+class Cancelled(Exception):
+    """Work stopped at a safe point because someone asked (a reviewer's cancel, SIGTERM).
+
+    Raised by training loops, the worker pool and jobs when their `should_stop()` says so;
+    the job worker records the run as cancelled, not failed. It lives here, beside
+    `InputError`, so that learning and audit code need not know the job queue.
+    """

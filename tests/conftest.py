@@ -15,7 +15,7 @@ torch.set_num_threads(1)
 @pytest.fixture(autouse=True)
 def _main_module_kept():
     """Put pytest's `__main__` back after each test. AppTest runs dashboard/app.py as
-    `__main__` and leaves it there; processes started later with "spawn" (core.parallel's
+    `__main__` and leaves it there; processes started later with "spawn" (core.run.parallel's
     workers, the store's two-writer test) re-run the parent's `__main__` file, and would run
     the dashboard app instead of nothing."""
     main = sys.modules.get("__main__")

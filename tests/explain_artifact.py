@@ -22,9 +22,9 @@ import pandas as pd
 import torch
 
 from core.data import DatasetSpec, open_source
-from core.finetune.classifier import TrainedClassifier
-from core.models import ClassifierHead, Encoder, EncoderConfig
-from core.study import Study
+from core.learning.finetune.classifier import TrainedClassifier
+from core.learning.models import ClassifierHead, Encoder, EncoderConfig
+from core.data.study import Study
 
 N_ROWS = 400
 

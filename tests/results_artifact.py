@@ -17,8 +17,8 @@ _BUILT: dict[str, Path] = {}
 
 def build(tmp_path_factory) -> Path:
     if "german" not in _BUILT:
-        from core.datasets import load_card
-        from core.pipeline import AuditConfig, run_audit
+        from core.data.datasets import load_card
+        from core.run.pipeline import AuditConfig, run_audit
 
         card = load_card("german")
         config = AuditConfig(data="german", target=card.target, sensitive=list(card.sensitive),

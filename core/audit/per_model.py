@@ -2,7 +2,7 @@
 
 The pipeline audits every model the same way and the models do not depend on each other, so
 each model's audit is a picklable `ModelTask` run by `audit_model`, in the pipeline's process
-or in a worker process (core.pipeline runs them on every core). Every random draw is seeded
+or in a worker process (core.run.pipeline runs them on every core). Every random draw is seeded
 from the task alone, so the result is the same wherever and in whatever order it runs.
 """
 

@@ -1,19 +1,31 @@
-"""Load, validate, profile and split a user's table.
+"""Data: load, validate, profile and split a user's table; the bundled datasets; the study.
 
 One idea per module: `loading` (read files), `kinds` (column kinds), `spec` (DatasetSpec and
 its validation), `pii` (personal data), `proxies` (features standing in for a sensitive
 attribute), `profile` (column and group summaries), `split` (train/validation/test),
-`source` (bundled name or file path).
+`source` (bundled name or file path), `datasets` (the bundled examples), `features` (the
+tabular encoder), `study` (one table + spec + split + fitted encoder).
+
+The names below are imported on first use (PEP 562), so `import core.data.datasets` does
+not load scikit-learn: `equiscope datasets` starts in a fraction of a second.
 """
 
-from core.data.loading import MAX_UPLOAD_BYTES, LoadedTable, read_table
-from core.data.profile import profile_columns, profile_groups
-from core.data.proxies import ProxyFinding, find_proxies
-from core.data.pii import PiiFinding, scan_pii
-from core.data.source import DataSource, open_source
-from core.data.spec import DatasetSpec, PreparedData, prepare
-from core.data.split import Split, make_split
+from importlib import import_module
 
-__all__ = ["MAX_UPLOAD_BYTES", "DataSource", "DatasetSpec", "LoadedTable", "PiiFinding", "PreparedData",
-           "ProxyFinding", "Split", "find_proxies", "make_split", "open_source", "prepare",
-           "profile_columns", "profile_groups", "read_table", "scan_pii"]
+_EXPORTS = {
+    "MAX_UPLOAD_BYTES": "loading", "LoadedTable": "loading", "read_table": "loading",
+    "profile_columns": "profile", "profile_groups": "profile",
+    "ProxyFinding": "proxies", "find_proxies": "proxies",
+    "PiiFinding": "pii", "scan_pii": "pii",
+    "DataSource": "source", "open_source": "source",
+    "DatasetSpec": "spec", "PreparedData": "spec", "prepare": "spec",
+    "Split": "split", "make_split": "split",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f"core.data.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'core.data' has no attribute {name!r}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.data.loading import MAX_UPLOAD_BYTES, read_table
-from core.datasets import DatasetCard, list_datasets, load_bundled, load_card
+from core.data.datasets import DatasetCard, list_datasets, load_bundled, load_card
 from core.errors import InputError
 
 

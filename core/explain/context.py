@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InputError
-from core.features import CLIP, MISSING, OTHER, TabularEncoder
-from core.study import Study
+from core.data.features import CLIP, MISSING, OTHER, TabularEncoder
+from core.data.study import Study
 
 UNSEEN = "(unseen)"
 THRESHOLD = 0.5  # the audit's decision threshold: decision = probability >= 0.5
@@ -190,7 +190,7 @@ class RunContext:
 
     def model(self, name: str | None = None):
         """The TrainedClassifier called `name` (default: `default_model`)."""
-        from core.finetune.classifier import TrainedClassifier
+        from core.learning.finetune.classifier import TrainedClassifier
 
         name = name or self.default_model
         if name not in self.model_names:

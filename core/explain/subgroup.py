@@ -142,13 +142,13 @@ def _num(value: float) -> float | None:
 
 
 def subgroup_job(context) -> dict:
-    """Job entry point (core.jobs kind "explain-subgroup").
+    """Job entry point (core.workspace.jobs kind "explain-subgroup").
 
     config: {"audit_run_id" or "run_dir", "attribute", "model", "rows_per_group",
     "num_samples", "seed"}; writes the result to `<job run>/subgroup.json` and reports
     progress events ({"stage": "explain", "step", "total_steps", "fraction", "message"})."""
-    from core.jobs import Cancelled
-    from core.store import atomic_write
+    from core.errors import Cancelled
+    from core.files import atomic_write
 
     config = context.config
     run_dir = (context.workspace.run_dir(config["audit_run_id"]) if config.get("audit_run_id")

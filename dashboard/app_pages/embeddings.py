@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.results import SUPERVISED, ssl_models
+from core.results.tables import SUPERVISED, ssl_models
 from dashboard.components import embedding_views, runs, state
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import jobs
+from core.workspace import jobs
 from core.errors import InputError
-from core.export import csv_bytes
+from core.results.export import csv_bytes
 from core.explain.lime_tabular import NUM_SAMPLES
 from dashboard.components import explain_views as views
 from dashboard.components import runs, state

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.results import SUPERVISED
+from core.results.tables import SUPERVISED
 from dashboard.components import fairness_views, runs, state
 
 

@@ -2,7 +2,7 @@
 
 `gate()` is called by app.py before navigation: it returns True when this browser session
 may see the dashboard; otherwise it draws the login form (and nothing else) and returns False.
-The mode comes from `EQUISCOPE_AUTH`, set by `equiscope serve` (core/auth.py). A server
+The mode comes from `EQUISCOPE_AUTH`, set by `equiscope serve` (core/workspace/auth.py). A server
 started some other way on a non-loopback address fails closed: it asks for the passphrase.
 
 The session's reviewer (the OIDC e-mail, or the name given with the passphrase) is kept in
@@ -17,7 +17,7 @@ import time
 
 import streamlit as st
 
-from core import auth
+from core.workspace import auth
 from core.errors import InputError
 from dashboard.components import state
 from dashboard.components.messages import show_input_error

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import results as core_results
+from core.results import tables as core_results
 from core.errors import InputError
-from core.results import SUPERVISED, RunResults
+from core.results.tables import SUPERVISED, RunResults
 from dashboard.components import result_charts, runs
 from dashboard.components.format import md
 from dashboard.components.messages import show_input_error

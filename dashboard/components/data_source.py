@@ -2,7 +2,7 @@
 
 An upload is kept in `st.session_state["uploaded_table"]` (name, bytes, sha256) so it
 survives a visit to another page (Streamlit clears a file uploader that is not drawn). It
-reaches the workspace folder only when the reviewer saves a study (`core.uploads`), so a bad
+reaches the workspace folder only when the reviewer saves a study (`core.workspace.uploads`), so a bad
 file leaves the workspace unchanged.
 """
 

@@ -11,9 +11,9 @@ import pandas as pd
 import streamlit as st
 
 from core.data import PreparedData
-from core.uploads import safe_file_name
+from core.workspace.uploads import safe_file_name
 from dashboard.components import charts, tables
-from core.export import csv_bytes
+from core.results.export import csv_bytes
 from dashboard.components.format import bullets, count, md, pct
 
 KIND_WORDS = {"numeric": "number", "boolean": "two values", "categorical": "category", "datetime": "date",

@@ -12,8 +12,8 @@ import math
 import pandas as pd
 import streamlit as st
 
-from core import results as core_results
-from core.results import RunResults
+from core.results import tables as core_results
+from core.results.tables import RunResults
 from dashboard.components import result_charts
 from dashboard.components.format import md
 from dashboard.components.result_words import rate

@@ -20,7 +20,7 @@ import streamlit as st
 from core.errors import InputError
 from core.explain import (RunContext, compare_models, explain_row, flip_rates, flip_row, load_run,
                           nearest_counterfactuals)
-from core.store import Workspace
+from core.workspace.store import Workspace
 from dashboard.components.format import md, pct, words
 from dashboard.components.messages import show_input_error
 

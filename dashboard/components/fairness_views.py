@@ -1,6 +1,6 @@
 """Fairness page: gaps across models, the per-group table of one model, and the threshold what-if.
 
-Tables come from core.results (cached per run, model and partition); this module only rounds
+Tables come from core.results.tables (cached per run, model and partition); this module only rounds
 them for reading and words them. Downloads carry the exact values.
 """
 
@@ -11,9 +11,9 @@ import math
 import pandas as pd
 import streamlit as st
 
-from core import results as core_results
+from core.results import tables as core_results
 from core.errors import InputError
-from core.results import RunResults
+from core.results.tables import RunResults
 from dashboard.components import result_charts, runs
 from dashboard.components.format import md, words
 from dashboard.components.messages import show_input_error

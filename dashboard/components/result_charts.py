@@ -1,5 +1,5 @@
 """Plotly figures of a run's results: loss curves, UMAP maps, gap bars, Pareto views, curves over
-label fractions. Each takes what core.results returned and draws it; none computes a metric.
+label fractions. Each takes what core.results.tables returned and draws it; none computes a metric.
 
 Colours: one per model, the same on every page and in the HTML report (Okabe-Ito, colour-blind
 safe); the supervised baseline is always dark grey.
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.report import MODEL_PALETTE, model_colours  # one colour per model, the same as in the report
+from core.results.report import MODEL_PALETTE, model_colours  # one colour per model, the same as in the report
 from dashboard.components.charts import PLOTLY_CONFIG
 
 GROUP_PALETTE = ("#1B9E77", "#D95F02", "#7570B3", "#E7298A", "#66A61E", "#E6AB02", "#A6761D", "#1F78B4",

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import results as core_results
+from core.results import tables as core_results
 from core.errors import InputError
-from core.results import RunResults
-from core.store import NOTE_STATUSES, Workspace
+from core.results.tables import RunResults
+from core.workspace.store import NOTE_STATUSES, Workspace
 from dashboard.components import runs
 from dashboard.components.format import md
 from dashboard.components.messages import show_input_error
@@ -100,11 +100,11 @@ def notes_list(notes: list[dict], all_runs: list[dict]) -> None:
 
 
 def summary(res: RunResults) -> None:
-    """The report's plain-language summary (core.report.summarize), as the stakeholder reads it."""
+    """The report's plain-language summary (core.results.report.summarize), as the stakeholder reads it."""
     try:
-        from core.report import summarize
+        from core.results.report import summarize
     except ImportError:
-        st.caption("The summary needs the report module (core/report.py), which this version does not have.")
+        st.caption("The summary needs the report module (core/results/report.py), which this version does not have.")
         return
     items = summarize(res.report)
     lines = [f"**{md(i['text'])}**" if i.get("topic") == "largest_gap" else md(i["text"])
@@ -124,9 +124,9 @@ def reports_dir(ws: Workspace, run_id: str) -> Path:
 def report_section(ws: Workspace, study: dict, run: dict, res: RunResults, notes: list[dict]) -> None:
     """Build the stakeholder report with the notes; offer the built files for download."""
     try:
-        from core.report import find_browser
+        from core.results.report import find_browser
     except ImportError:
-        st.warning("The stakeholder report needs the report module (core/report.py), which this version does not "
+        st.warning("The stakeholder report needs the report module (core/results/report.py), which this version does not "
                    "have yet.", icon=":material/warning:")
         return
     relevant = [n for n in notes if n.get("run_id") in (None, run["id"])]

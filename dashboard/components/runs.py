@@ -3,7 +3,7 @@ run's artifacts loaded once per server process.
 
 Results of a finished run never change, so they are cached by (workspace, run id). They are
 shared between sessions without copying (`st.cache_resource`): the pages only read them
-(`core.results.RunResults` is frozen; frames are never modified in place). The picked run is
+(`core.results.tables.RunResults` is frozen; frames are never modified in place). The picked run is
 `st.session_state["results_run"]`, kept across pages (app.py lists it in `KEEP_KEYS`).
 """
 
@@ -15,9 +15,9 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import InputError
-from core.export import csv_bytes
-from core.results import RunResults, load_results
-from core.store import Workspace
+from core.results.export import csv_bytes
+from core.results.tables import RunResults, load_results
+from core.workspace.store import Workspace
 from dashboard.components import state
 from dashboard.components.format import md
 from dashboard.components.messages import show_input_error

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.store import Workspace
+from core.workspace.store import Workspace
 from dashboard.components import state, studies
 from dashboard.components.format import md
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.store import DEFAULT_WORKSPACE, Workspace
+from core.workspace.store import DEFAULT_WORKSPACE, Workspace
 
 WORKSPACE_ENV = "EQUISCOPE_WORKSPACE"
 DATASET_ENV = "EQUISCOPE_DATASET"

@@ -9,8 +9,8 @@ import streamlit as st
 
 from core.data import DatasetSpec, PreparedData
 from core.errors import InputError
-from core.store import Workspace
-from core.uploads import safe_file_name, save_upload
+from core.workspace.store import Workspace
+from core.workspace.uploads import safe_file_name, save_upload
 from dashboard.components import state, tables
 from dashboard.components.format import words
 

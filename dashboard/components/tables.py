@@ -18,7 +18,7 @@ import streamlit as st
 from core.data import (MAX_UPLOAD_BYTES, DatasetSpec, PreparedData, find_proxies, prepare, profile_columns,
                        profile_groups, read_table, scan_pii)
 from core.data.kinds import FEATURE_KINDS, infer_kinds
-from core.datasets import DatasetCard, list_datasets, load_bundled, load_card
+from core.data.datasets import DatasetCard, list_datasets, load_bundled, load_card
 
 UPLOAD_LIMIT_BYTES = MAX_UPLOAD_BYTES
 """Largest upload the page accepts (the loader's limit); tests lower it to try a 'huge' file."""

@@ -10,10 +10,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import jobs
+from core.workspace import jobs
 from core.errors import InputError
-from core.pipeline import STRATEGIES, AuditConfig
-from core.store import Workspace
+from core.run.pipeline import STRATEGIES, AuditConfig
+from core.workspace.store import Workspace
 from dashboard.components import result_charts, runs
 from dashboard.components.format import md
 from dashboard.components.messages import show_input_error
@@ -44,7 +44,7 @@ PRESET_HELP = {
 PRESET_SECONDS = {"quick": (18.0, 0.0029), "full": (11.0, 0.0032)}
 MEASURED = ("measured: German credit, 1,000 rows, quick 18 s and full 11 s; Adult, 45,222 rows, quick "
             "2.5 min and full 2.5 min")
-# The nine objectives of core.ssl, in its registry order (a test checks they agree): listed here
+# The nine objectives of core.learning.ssl, in its registry order (a test checks they agree): listed here
 # so that drawing the page does not import torch (2 s on a server's first visit to Train).
 METHOD_WORDS = {"scarf": "SCARF: contrast each row with a copy whose columns are partly swapped with other rows",
                 "vime": "VIME: rebuild masked values and guess which were masked",
@@ -218,7 +218,7 @@ def _live(ws: Workspace, study_id: str) -> None:
 
 
 def _running(ws: Workspace, run: dict) -> None:
-    from core.run_progress import loss_curves, run_progress
+    from core.workspace.run_progress import loss_curves, run_progress
 
     progress = run_progress(run)
     with st.container(border=True):
@@ -245,7 +245,7 @@ def _running(ws: Workspace, run: dict) -> None:
 
 
 def _queued(ws: Workspace, run: dict, queued: list[dict]) -> None:
-    from core.run_progress import queue_position
+    from core.workspace.run_progress import queue_position
 
     position = queue_position(run["id"], queued)
     with st.container(border=True):
@@ -290,7 +290,7 @@ def duration(seconds: float | None) -> str:
 
 def runs_list(ws: Workspace, study: dict) -> None:
     """Every audit run of the study, newest first, with what went wrong where something did."""
-    from core.run_progress import run_progress
+    from core.workspace.run_progress import run_progress
 
     all_runs = list(reversed(runs.audit_runs(ws, study["id"])))
     if not all_runs:

@@ -1,4 +1,4 @@
-"""The login gate in front of the whole app (dashboard/components/access.py, core/auth.py).
+"""The login gate in front of the whole app (dashboard/components/access.py, core/workspace/auth.py).
 
 With EQUISCOPE_AUTH=passphrase (what `equiscope serve --host 0.0.0.0` sets) a session sees a
 sign-in form and nothing else: no page, no sidebar, no study created, until it gives a name
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from core import auth
-from core.store import Workspace
+from core.workspace import auth
+from core.workspace.store import Workspace
 
 PASSPHRASE = "seven purple elephants dance"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.store import Workspace
+from core.workspace.store import Workspace
 
 
 def test_startup_dataset_opens_on_a_ready_study_created_from_the_card(make_app, workspace):

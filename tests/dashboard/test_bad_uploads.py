@@ -23,7 +23,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.data import read_table
 from core.errors import InputError
-from core.store import Workspace
+from core.workspace.store import Workspace
 
 UPLOAD_EXAMPLES = 25
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core.store import Workspace
+from core.workspace.store import Workspace
 from dashboard.components import data_setup, explain_views, runs, state
 
 MAIN = '''

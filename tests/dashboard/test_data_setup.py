@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from apphelpers import errors, figure, people_csv, upload, values
 
-from core.store import Workspace
+from core.workspace.store import Workspace
 from dashboard.components import tables
 
 

@@ -11,8 +11,8 @@ import pytest
 from apphelpers import errors, values
 
 import explain_artifact
-from core import jobs
-from core.store import Workspace
+from core.workspace import jobs
+from core.workspace.store import Workspace
 
 EXPLAIN = "app_pages/explain.py"
 

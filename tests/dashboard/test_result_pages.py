@@ -12,8 +12,8 @@ import results_artifact
 import streamlit as st
 from apphelpers import errors, values
 
-from core import results as core_results
-from core.store import Workspace
+from core.results import tables as core_results
+from core.workspace.store import Workspace
 
 EMBEDDINGS, FAIRNESS = "app_pages/embeddings.py", "app_pages/fairness.py"
 COMPARE, REVIEW = "app_pages/compare.py", "app_pages/review.py"

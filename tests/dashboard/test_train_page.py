@@ -1,7 +1,7 @@
 """The Train page: settings and presets, Start queues an audit job with the chosen config, live
 progress from the store (events, ETA, loss curve, cancel), the queue, failed and interrupted runs.
 
-No worker process is started: `core.jobs.ensure_worker` is replaced by a recorder, and progress
+No worker process is started: `core.workspace.jobs.ensure_worker` is replaced by a recorder, and progress
 is written into the store by the test, as the worker would."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import os
 import pytest
 from apphelpers import errors, people_csv, upload
 
-from core import jobs
-from core.pipeline import AuditConfig
-from core.store import Workspace
+from core.workspace import jobs
+from core.run.pipeline import AuditConfig
+from core.workspace.store import Workspace
 
 TRAIN = "app_pages/train.py"
 
@@ -59,7 +59,7 @@ def test_quick_preset_is_the_default_and_start_queues_an_audit_of_the_study(make
     assert preset_shown(app) == "Quick run" and state["train_epochs"] == 5 and state["train_n_boot"] == 200
     assert "bn-stats" in state["train_strategies"] and len(state["train_strategies"]) == 3
     assert any("Expected time: about 20 s for 1,000 rows" in c.value for c in app.caption)
-    from core.ssl import method_names
+    from core.learning.ssl import method_names
 
     assert app.selectbox(key="train_method").options == method_names()  # all nine, in the registry's order
 

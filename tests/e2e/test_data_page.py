@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Page, expect
 
-from core.store import Workspace
+from core.workspace.store import Workspace
 
 pytestmark = pytest.mark.e2e
 WAIT_MS = 60_000

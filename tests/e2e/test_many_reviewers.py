@@ -32,7 +32,7 @@ from playwright.async_api import Page, WebSocket, async_playwright, expect
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-from core.store import Workspace
+from core.workspace.store import Workspace
 
 pytestmark = pytest.mark.e2e
 REVIEWERS = 8

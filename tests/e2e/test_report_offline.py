@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from core.report import html_to_pdf
+from core.results.report import html_to_pdf
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def audit_dir(tmp_path_factory) -> Path:
-    from core.pipeline import AuditConfig, run_audit
+    from core.run.pipeline import AuditConfig, run_audit
 
     out = tmp_path_factory.mktemp("report-audit")
     run_audit(AuditConfig(data="german", target="credit", sensitive=["sex", "age"], positive="good",

@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from core import cli
+from core.cli import main as cli
 
 
 def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], capture_output=True, text=True, env=env)
+    return subprocess.run([sys.executable, "-m", "core.cli.main", *args], capture_output=True, text=True, env=env)
 
 
 def test_datasets_lists_the_bundled_ones(capsys):
@@ -59,7 +59,7 @@ def test_bad_input_exits_2_with_one_line(args, fragment):
 
 def test_an_internal_error_exits_1_with_a_log_pointer(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("EQUISCOPE_LOG_DIR", str(tmp_path))
-    monkeypatch.setattr("core.commands.datasets.list_datasets", lambda: 1 / 0)
+    monkeypatch.setattr("core.cli.datasets.list_datasets", lambda: 1 / 0)
     assert cli.main(["datasets"]) == 1
     err = capsys.readouterr().err
     assert "internal error" in err and str(tmp_path) in err and "Traceback" not in err

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 import explain_artifact
-from core import cli
+from core.cli import main as cli
 
 CONTRACT = {"row_id", "model", "prediction", "probability", "weights", "intercept", "local_fit_r2", "stability",
             "flip"}

@@ -11,11 +11,11 @@ import sys
 import numpy as np
 import pytest
 
-from core import cli
-from core.checkpoint import load_encoder
-from core.commands._progress import ProgressBar, format_duration
-from core.finetune import TrainedClassifier
-from core.study import Study
+from core.cli import main as cli
+from core.learning.checkpoint import load_encoder
+from core.cli._progress import ProgressBar, format_duration
+from core.learning.finetune import TrainedClassifier
+from core.data.study import Study
 
 TINY = ["--hidden-dim", "16", "--depth", "2", "--embed-dim", "8"]
 
@@ -95,7 +95,7 @@ def test_a_folder_without_a_study_is_refused(tmp_path, capsys):
 
 
 def test_exit_code_and_single_line_from_a_real_process(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "core.cli", "finetune", "--pretrained", str(tmp_path / "none"),
+    result = subprocess.run([sys.executable, "-m", "core.cli.main", "finetune", "--pretrained", str(tmp_path / "none"),
                              "--out", str(tmp_path / "o")], capture_output=True, text=True)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

@@ -14,7 +14,7 @@ import re
 import pandas as pd
 import pytest
 
-from core.datasets import BUNDLED_DIR, DatasetCard, list_datasets, load_bundled, load_card
+from core.data.datasets import BUNDLED_DIR, DatasetCard, list_datasets, load_bundled, load_card
 from core.errors import InputError
 
 NAMES = ["adult", "compas", "german"]
@@ -171,7 +171,7 @@ def test_name_is_case_insensitive():
 
 def test_bundled_dir_is_inside_the_source_tree():
     assert BUNDLED_DIR.name == "assets"
-    assert (BUNDLED_DIR.parent / "core" / "datasets.py").is_file()
+    assert (BUNDLED_DIR.parent / "core" / "data" / "datasets.py").is_file()
 
 
 def test_compas_raw_fixture_keeps_the_published_layout():

@@ -17,8 +17,8 @@ import sys
 import numpy as np
 import pytest
 
-from core.ssl.views import FeatureLayout
-from core.train import PretrainConfig, load_encoder, pretrain
+from core.learning.ssl.views import FeatureLayout
+from core.learning.pretrain import PretrainConfig, load_encoder, pretrain
 
 LOSS_RTOL = 1e-5
 PARAM_ATOL = 1e-5
@@ -38,7 +38,7 @@ def test_two_process_scarf_matches_one_process(synthetic_table, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     completed = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "core.train_ddp", "--train", str(tmp_path / "train.npy"),
+         "-m", "core.learning.pretrain_ddp", "--train", str(tmp_path / "train.npy"),
          "--val", str(tmp_path / "val.npy"), "--layout", str(tmp_path / "layout.json"),
          "--config", str(tmp_path / "config.json"), "--out", str(tmp_path / "out")],
         capture_output=True, text=True, timeout=120, env=env)

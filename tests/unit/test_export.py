@@ -6,7 +6,7 @@ import io
 
 import pandas as pd
 
-from core.export import csv_bytes
+from core.results.export import csv_bytes
 
 
 def test_csv_downloads_neutralise_spreadsheet_formulas_but_keep_numbers():

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from core.features import TabularEncoder
+from core.data.features import TabularEncoder
 
 
 def frames():

@@ -11,13 +11,13 @@ import torch
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
-from core.calibration import binary_nll, calibration_summary, expected_calibration_error, fit_temperature
+from core.learning.calibration import binary_nll, calibration_summary, expected_calibration_error, fit_temperature
 from core.errors import InputError
-from core.finetune import STRATEGIES, FinetuneConfig, TrainedClassifier, count_parameters, finetune, train_supervised
-from core.finetune.probe import fit_probe
-from core.finetune.strategies import batches, unfrozen_blocks
-from core.jobs import Cancelled
-from core.models import ClassifierHead, Encoder, EncoderConfig
+from core.learning.finetune import STRATEGIES, FinetuneConfig, TrainedClassifier, count_parameters, finetune, train_supervised
+from core.learning.finetune.probe import fit_probe
+from core.learning.finetune.strategies import batches, unfrozen_blocks
+from core.errors import Cancelled
+from core.learning.models import ClassifierHead, Encoder, EncoderConfig
 
 SMALL = dict(hidden_dim=16, depth=3, embed_dim=8)
 

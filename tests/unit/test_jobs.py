@@ -9,9 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from core import jobs, store
-from core.pipeline import AuditConfig
-from core.store import Workspace
+from core.processes import pid_alive
+from core.workspace import jobs, store
+from core.run.pipeline import AuditConfig
+from core.workspace.store import Workspace
 
 
 def wait_for(predicate, timeout=30.0):
@@ -62,7 +63,7 @@ def test_a_second_submit_reuses_the_running_worker(tmp_path):
 def test_a_killed_worker_leaves_an_interrupted_run_and_the_queue_goes_on(tmp_path):
     workspace = Workspace(tmp_path)
     victim = jobs.submit(workspace, "diagnostic", "victim", {"steps": 500, "delay_s": 0.05}, start_worker=False)
-    worker = subprocess.Popen([sys.executable, "-m", "core.jobs", "--workspace", str(tmp_path)])
+    worker = subprocess.Popen([sys.executable, "-m", "core.workspace.jobs", "--workspace", str(tmp_path)])
     assert wait_for(lambda: len(workspace.events(victim)) >= 2)
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait()
@@ -90,7 +91,7 @@ def test_sigterm_marks_the_running_audit_interrupted_and_stops_its_worker_proces
                          finetune_epochs=2, n_boot=30, strategies=["linear"], umap=False, workers=2,
                          encoder={"hidden_dim": 32, "depth": 2, "embed_dim": 16})
     run = jobs.submit(workspace, "audit", "stopped", config.to_dict(), start_worker=False)
-    worker = subprocess.Popen([sys.executable, "-m", "core.jobs", "--workspace", str(tmp_path)])
+    worker = subprocess.Popen([sys.executable, "-m", "core.workspace.jobs", "--workspace", str(tmp_path)])
     # Pretraining has begun, so the pool's two processes are up (the baseline trains in one).
     assert wait_for(lambda: any(e.get("stage") == "pretrain" and e.get("step") for e in workspace.events(run))
                     and len(children_of(worker.pid)) >= 2, timeout=120)
@@ -99,4 +100,4 @@ def test_sigterm_marks_the_running_audit_interrupted_and_stops_its_worker_proces
     assert worker.wait(timeout=60) == 143
     stopped = workspace.get_run(run)
     assert stopped["status"] == "interrupted" and "stopped (SIGTERM)" in stopped["error"]
-    assert wait_for(lambda: not any(store.pid_alive(pid) for pid in pool), timeout=15)
+    assert wait_for(lambda: not any(pid_alive(pid) for pid in pool), timeout=15)

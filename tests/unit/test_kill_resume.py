@@ -33,13 +33,14 @@ import numpy as np
 import pytest
 import torch
 
-from core import jobs
-from core.checkpoint import load_training_state
-from core.cli import main as cli_main
+from core.workspace import jobs
+from core.learning.checkpoint import load_training_state
+from core.cli.main import main as cli_main
 from core.errors import InputError
-from core.ssl.views import FeatureLayout
-from core.store import Workspace, atomic_write, remove_stale_temporaries
-from core.train import PretrainConfig, pretrain
+from core.learning.ssl.views import FeatureLayout
+from core.files import atomic_write, remove_stale_temporaries
+from core.workspace.store import Workspace
+from core.learning.pretrain import PretrainConfig, pretrain
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 8
@@ -76,9 +77,9 @@ PRETRAIN_CHILD = """
     from pathlib import Path
     import numpy as np, torch
     torch.set_num_threads(1)
-    from core.ssl.views import FeatureLayout
-    from core.store import Workspace
-    from core.train import PretrainConfig, pretrain
+    from core.learning.ssl.views import FeatureLayout
+    from core.workspace.store import Workspace
+    from core.learning.pretrain import PretrainConfig, pretrain
 
     root, data_path, marker, config_json, steps_per_epoch = sys.argv[1:6]
     ws = Workspace(root, recover=False)
@@ -159,7 +160,7 @@ def test_pretraining_killed_mid_epoch_is_interrupted_intact_and_resumes_bit_iden
 
 HAMMER_CHILD = """
     import os, sys
-    from core.store import Workspace
+    from core.workspace.store import Workspace
     root, log_path, name = sys.argv[1:4]
     ws = Workspace(root, recover=False)
     with open(log_path, "a") as log:
@@ -210,7 +211,7 @@ def test_the_database_survives_sigkill_during_writes(tmp_path):
 
 ATOMIC_CHILD = """
     import sys
-    from core.store import atomic_write
+    from core.files import atomic_write
     path, ready = sys.argv[1:3]
     open(ready, "w").close()
     version = 0

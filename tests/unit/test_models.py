@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from core.models import (ClassifierHead, Encoder, EncoderConfig, MLPHead, batchnorm_layers)
+from core.learning.models import (ClassifierHead, Encoder, EncoderConfig, MLPHead, batchnorm_layers)
 
 
 def test_encoder_shapes_and_block_structure():

@@ -1,4 +1,4 @@
-"""core.parallel.Workers: results in task order, errors and cancels, the warm-up each worker runs
+"""core.run.parallel.Workers: results in task order, errors and cancels, the warm-up each worker runs
 as it starts, and worker processes stopped at once when the run fails or is cancelled."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from core.jobs import Cancelled
-from core.parallel import Workers
-from core.store import pid_alive
+from core.errors import Cancelled
+from core.run.parallel import Workers
+from core.processes import pid_alive
 
 
 def square_after(seconds: float, value: int) -> int:

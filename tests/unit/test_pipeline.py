@@ -13,7 +13,7 @@ from fairlearn.metrics import (MetricFrame, demographic_parity_difference, equal
                                false_positive_rate, selection_rate, true_positive_rate)
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
-from core.pipeline import AuditConfig, run_audit
+from core.run.pipeline import AuditConfig, run_audit
 
 TINY = dict(data="german", target="credit", sensitive=["sex", "age"], positive="good", epochs=1,
             finetune_epochs=2, n_boot=30, strategies=["linear", "bn-stats"], umap=True, workers=1,
@@ -104,18 +104,18 @@ def test_same_seed_gives_an_identical_report_in_one_process_or_two(audit_dir, tm
 
 def test_cli_audit_writes_all_or_nothing(tmp_path):
     env_args = ["--workspace", str(tmp_path / "ws")]
-    bad = subprocess.run([sys.executable, "-m", "core.cli", "audit", "--data", "german", "--target", "credit",
+    bad = subprocess.run([sys.executable, "-m", "core.cli.main", "audit", "--data", "german", "--target", "credit",
                           "--sensitive", "sex", "--method", "nope", "--out", str(tmp_path / "out"), *env_args],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown pretraining method 'nope'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial-*"))
-    missing = subprocess.run([sys.executable, "-m", "core.cli", "audit", "--data", "german", "--target", "credit",
+    missing = subprocess.run([sys.executable, "-m", "core.cli.main", "audit", "--data", "german", "--target", "credit",
                               "--sensitive", "gender", "--out", str(tmp_path / "out"), *env_args],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "'gender' is not in the table" in missing.stderr
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial-*"))
-    from core.store import Workspace
+    from core.workspace.store import Workspace
 
     runs = Workspace(tmp_path / "ws").list_runs(kind="audit")
     assert [r["status"] for r in runs] == ["failed"] and "gender" in runs[0]["error"]
@@ -125,11 +125,11 @@ def test_a_terminated_audit_leaves_no_folder_and_is_marked_cancelled(tmp_path):
     import signal
     import time
 
-    from core.store import Workspace
+    from core.workspace.store import Workspace
 
     stale = tmp_path / ".out.partial-999999999"  # left by an audit killed with SIGKILL (no such process)
     stale.mkdir()
-    process = subprocess.Popen([sys.executable, "-m", "core.cli", "audit", "--data", "german", "--target", "credit",
+    process = subprocess.Popen([sys.executable, "-m", "core.cli.main", "audit", "--data", "german", "--target", "credit",
                                 "--sensitive", "sex", "--epochs", "50", "--out", str(tmp_path / "out"),
                                 "--workspace", str(tmp_path / "ws")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120

@@ -1,4 +1,4 @@
-"""core.results and core.run_progress: the tables the result pages draw, on a small real run
+"""core.results.tables and core.workspace.run_progress: the tables the result pages draw, on a small real run
 (German credit, tiny settings; built once per session) and on hand-made reports."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 import results_artifact
 
-from core import results
+from core.results import tables as results
 from core.audit.bootstrap import paired_gap_differences
 from core.audit.thresholds import optimize_thresholds
 from core.errors import InputError
-from core.run_progress import loss_curves, queue_position, run_progress
+from core.workspace.run_progress import loss_curves, queue_position, run_progress
 
 EO = "equalized_odds_difference"
 DP = "demographic_parity_difference"

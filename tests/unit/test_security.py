@@ -1,11 +1,11 @@
 """Access and privacy: the login, shared edits, upload names, safe CSV, personal data, no pickle.
 
-- core/auth.py: salted scrypt hashes (salt differs, wrong passphrase rejected, constant-time
+- core/workspace/auth.py: salted scrypt hashes (salt differs, wrong passphrase rejected, constant-time
   check, no plaintext stored), OIDC detection, the mode `serve` picks, the shared-edits rule.
 - `equiscope serve --host 0.0.0.0` refuses (exit 2, one line) without a login set up, and
   never passes the passphrase on.
 - Hostile upload names never reach the file system; uploads are capped.
-- Every CSV download in the code goes through `core.export.csv_bytes`, which neutralises
+- Every CSV download in the code goes through `core.results.export.csv_bytes`, which neutralises
   every formula-like cell (property-based).
 - A tiny real audit of a table with an e-mail and a name column: neither their values nor
   their names (outside the "withheld" statements) appear in any artifact or in hover data.
@@ -34,12 +34,12 @@ import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from core import auth
-from core.cli import main as cli_main
+from core.workspace import auth
+from core.cli.main import main as cli_main
 from core.errors import InputError
-from core.export import FORMULA_START, csv_bytes
-from core.store import Workspace
-from core.uploads import MAX_NAME_CHARS, UPLOADS_DIR, safe_file_name, save_upload
+from core.results.export import FORMULA_START, csv_bytes
+from core.workspace.store import Workspace
+from core.workspace.uploads import MAX_NAME_CHARS, UPLOADS_DIR, safe_file_name, save_upload
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE_DIRS = [ROOT / "core", ROOT / "dashboard"]
@@ -292,14 +292,14 @@ def test_uploads_are_capped_before_anything_is_written(tmp_path):
 # -- CSV exports ------------------------------------------------------------------------------------
 
 def csv_download_problems(source: str, filename: str) -> list[str]:
-    """Every `.to_csv(` outside core/export.py, and every CSV download whose data is not
+    """Every `.to_csv(` outside core/results/export.py, and every CSV download whose data is not
     `csv_bytes(...)`, in one Python source."""
     problems = []
     for node in ast.walk(ast.parse(source)):
         if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
             continue
-        if node.func.attr == "to_csv" and not filename.endswith("core/export.py"):
-            problems.append(f"{filename}:{node.lineno}: to_csv outside core.export")
+        if node.func.attr == "to_csv" and not filename.endswith("core/results/export.py"):
+            problems.append(f"{filename}:{node.lineno}: to_csv outside core.results.export")
         if node.func.attr == "download_button":
             words = ast.unparse(node)
             data = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "data"),
@@ -371,7 +371,7 @@ def people_with_pii(path: Path, n: int = 240) -> tuple[Path, list[str]]:
 
 @pytest.fixture(scope="module")
 def pii_audit(tmp_path_factory):
-    from core.pipeline import AuditConfig, run_audit
+    from core.run.pipeline import AuditConfig, run_audit
 
     folder = tmp_path_factory.mktemp("pii-audit")
     data, values = people_with_pii(folder / "people.csv")
@@ -416,7 +416,7 @@ def test_personal_data_values_appear_in_no_artifact(pii_audit):
     out, _, values = pii_audit
     texts = artifact_texts(out)
     assert {"report.json", "predictions.parquet", "study.json", "validation_predictions.parquet"} <= set(texts)
-    assert "report.html" in texts  # core/report.py has landed
+    assert "report.html" in texts  # core/results/report.py has landed
     for relative, text in texts.items():
         leaked = [value for value in values if value in text]
         assert not leaked, f"{relative} holds personal data: {leaked[:3]}"
@@ -436,7 +436,7 @@ def test_personal_data_column_names_appear_only_where_the_withholding_is_stated(
 
 
 def test_hover_data_of_the_embedding_map_holds_no_personal_data(pii_audit):
-    from core.results import embedding_points, load_results
+    from core.results.tables import embedding_points, load_results
 
     out, report, values = pii_audit
     predictions = pd.read_parquet(out / "predictions.parquet")
@@ -518,9 +518,9 @@ def malicious(tmp_path) -> tuple[bytes, bytes, Path]:
 
 
 def test_a_pickle_disguised_as_an_encoder_model_or_checkpoint_is_refused_not_run(tmp_path, malicious):
-    from core.checkpoint import load_encoder, load_training_state, save_encoder
-    from core.finetune.classifier import META_FILE, WEIGHTS_FILE, TrainedClassifier
-    from core.models import Encoder, EncoderConfig
+    from core.learning.checkpoint import load_encoder, load_training_state, save_encoder
+    from core.learning.finetune.classifier import META_FILE, WEIGHTS_FILE, TrainedClassifier
+    from core.learning.models import Encoder, EncoderConfig
 
     plain, torch_zip, marker = malicious
     encoder_dir = save_encoder(tmp_path / "encoder", Encoder(EncoderConfig(input_dim=4, hidden_dim=8, depth=1,

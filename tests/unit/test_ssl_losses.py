@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from core.models import EncoderConfig
-from core.ssl import make_objective
-from core.ssl.bootstrap import byol_loss, ema_tau, negative_cosine
-from core.ssl.clustering import sinkhorn, swav_loss
-from core.ssl.contrastive import info_nce, nt_xent
-from core.ssl.reconstruction import mixed_reconstruction
-from core.ssl.redundancy import barlow_loss, vicreg_loss
-from core.ssl.views import FeatureLayout, numeric_noise, swap_corrupt
+from core.learning.models import EncoderConfig
+from core.learning.ssl import make_objective
+from core.learning.ssl.bootstrap import byol_loss, ema_tau, negative_cosine
+from core.learning.ssl.clustering import sinkhorn, swav_loss
+from core.learning.ssl.contrastive import info_nce, nt_xent
+from core.learning.ssl.reconstruction import mixed_reconstruction
+from core.learning.ssl.redundancy import barlow_loss, vicreg_loss
+from core.learning.ssl.views import FeatureLayout, numeric_noise, swap_corrupt
 
 TOL = dict(rel=1e-4, abs=1e-5)
 

@@ -15,11 +15,11 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from core.errors import InputError
-from core.models import Encoder, EncoderConfig
-from core.ssl import METHODS, make_objective, method_defaults, method_names
-from core.ssl.collapse import COLLAPSE_THRESHOLD, collapse_report
-from core.ssl.views import FeatureLayout
-from core.train import PretrainConfig, embed, pretrain
+from core.learning.models import Encoder, EncoderConfig
+from core.learning.ssl import METHODS, make_objective, method_defaults, method_names
+from core.learning.ssl.collapse import COLLAPSE_THRESHOLD, collapse_report
+from core.learning.ssl.views import FeatureLayout
+from core.learning.pretrain import PretrainConfig, embed, pretrain
 
 ENCODER = {"hidden_dim": 64, "depth": 2, "embed_dim": 32}
 MARGIN = 0.05  # probe accuracy gain over the random encoder that counts as "learned"

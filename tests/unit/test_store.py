@@ -13,7 +13,8 @@ import time
 import pytest
 
 from core.errors import InputError
-from core.store import MIGRATIONS, Workspace, atomic_write
+from core.files import atomic_write
+from core.workspace.store import MIGRATIONS, Workspace
 
 
 def test_schema_is_versioned_and_wal(tmp_path):
@@ -87,7 +88,7 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
 def test_two_workers_never_claim_the_same_run(tmp_path):
     workspace = Workspace(tmp_path)
     ids = {workspace.create_run("diagnostic", str(i), {}) for i in range(40)}
-    script = ("import sys, json; from core.store import Workspace\n"
+    script = ("import sys, json; from core.workspace.store import Workspace\n"
               "w = Workspace(sys.argv[1], recover=False); got = []\n"
               "while (r := w.claim_next_run()) is not None: got.append(r['id'])\n"
               "print(json.dumps(got))")
@@ -101,7 +102,7 @@ def test_two_workers_never_claim_the_same_run(tmp_path):
 def test_a_run_left_running_by_a_killed_process_is_marked_interrupted(tmp_path):
     workspace = Workspace(tmp_path)
     run = workspace.create_run("diagnostic", "doomed", {})
-    script = ("import sys, time; from core.store import Workspace\n"
+    script = ("import sys, time; from core.workspace.store import Workspace\n"
               "w = Workspace(sys.argv[1], recover=False); w.claim_next_run(); print('claimed', flush=True)\n"
               "time.sleep(60)")
     child = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
@@ -145,7 +146,7 @@ def test_unwritable_workspace_is_a_clear_input_error(tmp_path):
 
 def test_find_or_create_study_is_atomic_across_processes(tmp_path):
     Workspace(tmp_path)
-    script = ("import sys; from core.store import Workspace\n"
+    script = ("import sys; from core.workspace.store import Workspace\n"
               "w = Workspace(sys.argv[1], recover=False)\n"
               "print(w.find_or_create_study('Adult', 'adult', 'sha', {'target': 'income', 'sensitive': ['sex']})[0])")
     procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)

@@ -8,7 +8,7 @@ import pytest
 
 from core.data import DatasetSpec, open_source
 from core.errors import InputError
-from core.study import Study
+from core.data.study import Study
 
 
 def write_table(path, n=300, seed=0):

@@ -15,11 +15,11 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from core.checkpoint import load_training_state
+from core.learning.checkpoint import load_training_state
 from core.errors import InputError
-from core.ssl.views import FeatureLayout
-from core.streaming import ArrayChunks, ParquetChunks, stream_batches
-from core.train import PretrainConfig, _lr_at, load_encoder, pretrain, resolve_device, save_encoder
+from core.learning.ssl.views import FeatureLayout
+from core.learning.streaming import ArrayChunks, ParquetChunks, stream_batches
+from core.learning.pretrain import PretrainConfig, _lr_at, load_encoder, pretrain, resolve_device, save_encoder
 
 ENCODER = {"hidden_dim": 32, "depth": 2, "embed_dim": 16}
 

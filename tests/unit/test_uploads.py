@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from core.errors import InputError
-from core.uploads import MAX_NAME_CHARS, safe_file_name, save_upload
+from core.workspace.uploads import MAX_NAME_CHARS, safe_file_name, save_upload
 
 CSV = b"age,sex,y\n30,F,1\n40,M,0\n"
 

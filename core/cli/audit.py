@@ -1,0 +1,124 @@
+"""`equiscope audit`: the whole audit from the command line, recorded in the workspace.
+
+Output is all or nothing: the audit writes into a temporary folder beside DIR and is renamed
+to DIR only when it succeeds (an earlier DIR is replaced). A failed or interrupted audit
+leaves no half-written DIR; its temporary folder is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+from core.errors import InputError
+
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from core.cli.pretrain import add_threads_argument
+    from core.run.pipeline import STRATEGIES, AuditConfig
+
+    # One source of the defaults: AuditConfig (the dashboard's full preset reads them too).
+    default = {name: spec.default for name, spec in AuditConfig.__dataclass_fields__.items()}
+    strategies = ",".join(STRATEGIES)
+    parser.add_argument("--data", required=True, help="a bundled dataset name or a CSV/Parquet/Excel path")
+    parser.add_argument("--target", required=True, help="the outcome column")
+    parser.add_argument("--sensitive", required=True, help="comma-separated sensitive attributes, e.g. sex,race")
+    parser.add_argument("--positive", help="the target value that counts as positive")
+    parser.add_argument("--method", default=default["method"], help="SSL pretraining method (default %(default)s)")
+    parser.add_argument("--strategies", default=strategies,
+                        help="comma-separated fine-tuning strategies (default %(default)s)")
+    parser.add_argument("--label-fraction", type=float, default=default["label_fraction"],
+                        help="share of training labels used (0, 1]")
+    parser.add_argument("--epochs", type=int, default=default["epochs"], help="pretraining epochs (default %(default)s)")
+    parser.add_argument("--finetune-epochs", type=int, default=default["finetune_epochs"],
+                        help="most fine-tuning epochs; early stopping may end sooner (default %(default)s)")
+    parser.add_argument("--n-boot", type=int, default=default["n_boot"],
+                        help="bootstrap resamples for CIs (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=default["seed"])
+    add_threads_argument(parser)
+    parser.add_argument("--no-umap", action="store_true", help="skip the UMAP projections")
+    parser.add_argument("--include-pii", action="store_true",
+                        help="let columns flagged as personal data into features and reports")
+    parser.add_argument("--workspace", default="equiscope-workspace",
+                        help="workspace where the run is recorded (default ./equiscope-workspace)")
+    parser.add_argument("--out", required=True, help="folder for report.json, predictions.parquet, report.html")
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.cli._progress import ProgressBar
+    from core.run.pipeline import AuditConfig, headline, run_audit
+    from core.workspace.store import Workspace
+
+    config = AuditConfig(data=args.data, target=args.target, positive=args.positive,
+                         sensitive=[s.strip() for s in args.sensitive.split(",") if s.strip()],
+                         method=args.method, strategies=[s.strip() for s in args.strategies.split(",") if s.strip()],
+                         label_fraction=args.label_fraction, epochs=args.epochs, finetune_epochs=args.finetune_epochs,
+                         n_boot=args.n_boot, seed=args.seed, umap=not args.no_umap, include_pii=args.include_pii,
+                         threads=args.threads)
+    config.validate()
+    if args.n_boot < 0:
+        raise InputError(f"--n-boot must be 0 or more, got {args.n_boot}", "Use 1000 for reporting, 0 to skip CIs")
+    out = Path(args.out).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out '{out}' is a file", "Give a folder path")
+    _remove_stale_partials(out)
+    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
+    # `kill` (SIGTERM) ends the audit like Ctrl-C: marked cancelled, partial folder removed.
+    signal.signal(signal.SIGTERM, _interrupt)
+    workspace = Workspace(args.workspace)
+    run_id = workspace.create_run("audit", f"{config.method} audit of {config.data}",
+                                  {**config.to_dict(), "out": str(out)})
+    workspace.start_run(run_id)
+    bar = ProgressBar()
+    try:
+        report = run_audit(config, partial, on_event=lambda event: (bar.update(event),
+                                                                    workspace.add_event(run_id, event)))
+        if out.exists():
+            shutil.rmtree(out)
+        partial.rename(out)
+    except BaseException as error:
+        bar.close()
+        shutil.rmtree(partial, ignore_errors=True)
+        status = "cancelled" if isinstance(error, KeyboardInterrupt) else "failed"
+        workspace.finish_run(run_id, status, error=str(error).splitlines()[0][:300] if str(error) else type(error).__name__)
+        raise
+    bar.close()
+    workspace.finish_run(run_id, "succeeded", metrics=headline(report))
+    _print_summary(report, out)
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
+def _remove_stale_partials(out: Path) -> None:
+    """Partial folders of audits whose process is gone (killed with SIGKILL, or the machine
+    stopped): nothing can finish them, so they are removed before a new audit into `out`."""
+    from core.processes import pid_alive
+
+    for folder in out.parent.glob(f".{out.name}.partial-*"):
+        pid = folder.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _print_summary(report: dict, out: Path) -> None:
+    from core.cli._format import text_table
+
+    first = report["study"]["sensitive"][0]
+    rows = []
+    for model in report["models"]:
+        gap = model["gaps"][first]
+        ci = gap.get("ci", {}).get("equalized_odds_difference") if isinstance(gap.get("ci"), dict) else None
+        rows.append([model["name"], f"{model['overall']['accuracy']:.3f}", f"{gap['worst_group_accuracy']:.3f}",
+                     f"{gap['equalized_odds_difference']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")])
+    print(text_table(rows, ["model", "accuracy", f"worst group ({first})", f"equalized odds gap ({first}) [95% CI]"],
+                     indent=""))
+    print(f"\nWrote {out}/report.json, predictions.parquet" +
+          (", report.html" if (out / "report.html").exists() else ""), file=sys.stderr)

@@ -1,0 +1,106 @@
+"""A study: one table, one DatasetSpec, one fixed split and one fitted encoder, shared by every
+model trained and audited in it, so that all models are compared on the same test rows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.data.source import DataSource, open_source
+from core.data.spec import DatasetSpec, PreparedData, prepare
+from core.data.split import Split, make_split
+from core.errors import InputError
+from core.data.features import TabularEncoder
+from core.files import atomic_write
+
+STUDY_FILE = "study.json"
+
+
+@dataclass
+class Study:
+    """Everything the models of one audit share. Build it with `Study.create`."""
+
+    source: DataSource
+    data: PreparedData
+    split: Split
+    encoder: TabularEncoder
+
+    @classmethod
+    def create(cls, source: DataSource, spec: DatasetSpec, *, label_fraction: float = 1.0, seed: int = 0,
+               test_size: float = 0.2, validation_size: float = 0.1) -> Study:
+        """Validate the spec, split the rows and fit the encoder on pretraining rows only
+        (train + unlabelled pool: never validation or test rows)."""
+        data = prepare(source.frame, spec)
+        split = make_split(data.y, data.groups, test_size=test_size, validation_size=validation_size,
+                           label_fraction=label_fraction, seed=seed)
+        numeric = [c for c in data.features if data.kinds[c] == "numeric"]
+        categorical = [c for c in data.features if data.kinds[c] != "numeric"]
+        encoder = TabularEncoder(numeric=numeric, categorical=categorical)
+        encoder.fit(data.frame.iloc[split.pretrain][data.features])
+        return cls(source=source, data=data, split=split, encoder=encoder)
+
+    def to_dict(self) -> dict:
+        """Everything needed to rebuild this study exactly (no pickle: plain JSON)."""
+        return {"dataset": self.source.name, "location": self.source.location,
+                "dataset_sha256": self.source.sha256, "spec": self.spec.to_dict(),
+                "split": self.split.to_dict(), "encoder": self.encoder.to_dict()}
+
+    def save(self, folder: Path) -> Path:
+        """Write `study.json` into `folder` (atomically) and return its path."""
+        path = Path(folder) / STUDY_FILE
+        atomic_write(path, json.dumps(self.to_dict()))
+        return path
+
+    @classmethod
+    def load(cls, folder: Path, source: DataSource | None = None) -> Study:
+        """Rebuild a saved study, reopening its data and checking that it has not changed."""
+        path = Path(folder) / STUDY_FILE
+        if not path.exists():
+            raise InputError(f"No {STUDY_FILE} in '{folder}'",
+                             "Point to the output folder of 'equiscope pretrain' or 'equiscope audit'")
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        source = source or open_source(saved["location"])
+        if source.sha256 != saved["dataset_sha256"]:
+            raise InputError(f"The data at '{saved['location']}' changed since the study was made "
+                             f"(sha256 {source.sha256[:12]}... instead of {saved['dataset_sha256'][:12]}...)",
+                             "Restore the original file, or start a new study")
+        data = prepare(source.frame, DatasetSpec.from_dict(saved["spec"]))
+        return cls(source=source, data=data, split=Split.from_dict(saved["split"]),
+                   encoder=TabularEncoder.from_dict(saved["encoder"]))
+
+    def with_label_fraction(self, label_fraction: float) -> Study:
+        """The same study (same train/validation/test rows) with another labelled subset of train."""
+        split = make_split(self.data.y, self.data.groups, test_size=self.split.test_size,
+                           validation_size=self.split.validation_size, label_fraction=label_fraction,
+                           seed=self.split.seed)
+        return Study(source=self.source, data=self.data, split=split, encoder=self.encoder)
+
+    @property
+    def spec(self) -> DatasetSpec:
+        return self.data.spec
+
+    @cached_property
+    def X(self) -> np.ndarray:
+        """Every row encoded, float32 (n_rows, n_features_out)."""
+        return self.encoder.transform(self.data.frame[self.data.features])
+
+    def labels(self, rows: np.ndarray) -> np.ndarray:
+        """0/1 labels of labelled rows (int64)."""
+        y = self.data.y[rows]
+        if np.isnan(y).any():
+            raise ValueError("labels() asked for unlabelled rows")
+        return y.astype(np.int64)
+
+    def groups(self, rows: np.ndarray) -> pd.DataFrame:
+        """Sensitive groups (text) of the given rows, index reset."""
+        return self.data.groups.iloc[rows].reset_index(drop=True)
+
+    def row_ids(self, rows: np.ndarray) -> np.ndarray:
+        """Stable row identifiers: the row's position in the loaded table."""
+        return np.asarray(rows, dtype=np.int64)

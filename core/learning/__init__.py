@@ -1,0 +1,1 @@
+"""Learning: encoders, the SSL objectives, the pretraining loop and fine-tuning strategies."""

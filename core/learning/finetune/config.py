@@ -1,0 +1,101 @@
+"""FinetuneConfig: every knob of a fine-tuning run, validated, JSON-able."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from core.errors import InputError
+
+STRATEGIES: tuple[str, ...] = ("linear", "bn-stats", "bn-affine", "gradual", "full")
+SUPERVISED = "supervised"
+CLASS_WEIGHTS = (None, "balanced")
+PROBE_SOLVERS = ("lbfgs", "adamw")
+
+
+@dataclass
+class FinetuneConfig:
+    """Settings of one fine-tuning run (see docs/finetuning.md for what each strategy trains).
+
+    strategy          one of STRATEGIES, or "supervised" (from-scratch baseline)
+    epochs            maximum passes over the labelled training rows
+    batch_size        rows per step (batches are split to nearly equal sizes <= batch_size)
+    lr                AdamW learning rate of the head (and of BN scale/shift in bn-affine, and
+                      of the whole encoder in the supervised baseline)
+    encoder_lr_scale  encoder learning rate = lr * encoder_lr_scale in `full` and `gradual`
+    weight_decay      AdamW decoupled weight decay on Linear weights (not biases, not BN)
+    dropout           dropout on the embedding, in front of the head, while training
+    class_weight      None, or "balanced": BCE pos_weight = n_negative / n_positive
+    early_stopping    stop after `patience` epochs without a lower validation loss and restore
+                      the weights of the best epoch; False keeps the last epoch's weights
+    patience          epochs without improvement before stopping
+    min_delta         an epoch improves when val_loss < best - min_delta
+    stage_epochs      `gradual`: epochs per stage (stage 0 = head only, stage s = top s blocks)
+    probe_solver      head of `linear` / `bn-stats`: "lbfgs" fits logistic regression to
+                      convergence (core.learning.finetune.probe; epochs, lr, batch size, dropout and
+                      early stopping do not apply); "adamw" uses the mini-batch loop instead
+    probe_l2          L2 penalty of the lbfgs probe; None chooses it on validation loss
+    calibrate         fit temperature scaling on the validation rows after training
+    seed              everything random (head init, shuffling, dropout) derives from it
+    """
+
+    strategy: str = "linear"
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 1e-3
+    encoder_lr_scale: float = 0.1
+    weight_decay: float = 1e-4
+    dropout: float = 0.0
+    class_weight: str | None = None
+    early_stopping: bool = True
+    patience: int = 10
+    min_delta: float = 0.0
+    stage_epochs: int = 2
+    probe_solver: str = "lbfgs"
+    probe_l2: float | None = None
+    calibrate: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        known = STRATEGIES + (SUPERVISED,)
+        if self.strategy not in known:
+            raise InputError(f"Unknown fine-tuning strategy '{self.strategy}'",
+                             f"Choose one of: {', '.join(known)}")
+        _positive_int("epochs", self.epochs)
+        _positive_int("patience", self.patience)
+        _positive_int("stage_epochs", self.stage_epochs)
+        if not isinstance(self.batch_size, int) or self.batch_size < 2:
+            raise InputError(f"Batch size must be an integer >= 2, got {self.batch_size!r}",
+                             "BatchNorm needs at least 2 rows per batch; use e.g. 256")
+        for name in ("lr", "encoder_lr_scale"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise InputError(f"{name} must be > 0, got {value!r}", "Use e.g. lr 1e-3 and encoder_lr_scale 0.1")
+        if not self.weight_decay >= 0 or not self.min_delta >= 0:
+            raise InputError("weight_decay and min_delta must be >= 0", "Use 0 to switch them off")
+        if not 0.0 <= self.dropout < 1.0:
+            raise InputError(f"Dropout must be in [0, 1), got {self.dropout!r}", "Use e.g. 0.1, or 0 for none")
+        if self.probe_solver not in PROBE_SOLVERS:
+            raise InputError(f"Unknown probe solver '{self.probe_solver}'", "Use 'lbfgs' or 'adamw'")
+        if self.probe_l2 is not None and not self.probe_l2 >= 0:
+            raise InputError(f"probe_l2 must be >= 0, got {self.probe_l2!r}",
+                             "Leave it unset to choose it on validation")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise InputError(f"Unknown class weight '{self.class_weight}'", "Use 'balanced' or none")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FinetuneConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InputError(f"{name.replace('_', ' ').capitalize()} must be a whole number > 0, got {value!r}",
+                         "Use e.g. 10")
