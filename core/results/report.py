@@ -31,10 +31,8 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from core.results.summary import (
-    GAP_WORDS, SUPERVISED, attributes, ci_includes_zero, ci_label, degeneracy, fmt_ci, fmt_int, fmt_num, fmt_pct,
-    intersections, is_number, summarize,
-)
+from core.results.formatting import ci_includes_zero, ci_label, fmt_ci, fmt_int, fmt_num, fmt_pct, is_number
+from core.results.summary import GAP_WORDS, SUPERVISED, attributes, degeneracy, intersections, summarize
 from core.files import atomic_write
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"

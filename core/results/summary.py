@@ -22,8 +22,9 @@ order; the HTML report and the dashboard draw the same list. Rules (docs/report.
 
 from __future__ import annotations
 
-import math
 from typing import Any
+
+from core.results.formatting import ci_includes_zero, ci_label, fmt_ci, fmt_int, fmt_num, fmt_pct, is_number
 
 HEADLINE_GAPS = ("equalized_odds_difference", "demographic_parity_difference")
 GAP_WORDS = {
@@ -40,55 +41,6 @@ RATE_WORDS = {"tpr": "true-positive rate", "fpr": "false-positive rate", "select
 NEAR_DEGENERATE = 0.02  # selection rate within 2 points of 0 or 1: the model barely tells rows apart
 UNTRUSTED_EXCLUDED = 0.05  # more undefined bootstrap replicates than this share: interval unreliable
 SUPERVISED = "supervised"
-MINUS = "\u2212"
-
-
-# -- formatting ---------------------------------------------------------------------------
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def fmt_num(value: Any, digits: int = 2) -> str:
-    """A gap or difference for reading: 2 decimals, 3 when 2 would hide a non-zero value."""
-    if not is_number(value):
-        return "n/a"
-    if abs(value) < 1e-12:  # floating-point noise of a difference of equal values
-        value = 0.0
-    if value != 0 and abs(value) < 0.5 * 10 ** -digits:
-        digits += 1
-    text = f"{value:.{digits}f}"
-    if float(text) == 0:
-        text = text.lstrip("-")
-    return text.replace("-", MINUS)
-
-
-def fmt_pct(value: Any, digits: int = 1) -> str:
-    """A rate in [0, 1] as a percentage."""
-    if not is_number(value):
-        return "n/a"
-    return f"{100 * value:.{digits}f}%".replace("-", MINUS)
-
-
-def fmt_int(value: Any) -> str:
-    return f"{int(value):,}" if is_number(value) else "n/a"
-
-
-def fmt_ci(ci: Any, fmt=fmt_num) -> str:
-    """"a to b", or "n/a" when there is no interval."""
-    if not ci or len(ci) != 2 or not all(is_number(v) for v in ci):
-        return "n/a"
-    return f"{fmt(ci[0])} to {fmt(ci[1])}"
-
-
-def ci_label(report: dict) -> str:
-    confidence = (report.get("bootstrap") or {}).get("confidence") or (report.get("config") or {}).get("confidence")
-    return f"{round(100 * confidence):d}% CI" if is_number(confidence) else "CI"
-
-
-def ci_includes_zero(ci: Any) -> bool | None:
-    if not ci or len(ci) != 2 or not all(is_number(v) for v in ci):
-        return None
-    return ci[0] <= 0 <= ci[1]
 
 
 # -- report access --------------------------------------------------------------------------

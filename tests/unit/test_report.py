@@ -16,7 +16,8 @@ from plotly.offline import get_plotlyjs
 
 import core.results.report as report_module
 from core.results.report import load_embeddings, render_html, write_html_report
-from core.results.summary import fmt_num, fmt_pct, summarize
+from core.results.formatting import fmt_num, fmt_pct
+from core.results.summary import summarize
 
 
 def _group(name: str, n: int, *, acc=0.8, tpr=0.7, fpr=0.2, sel=0.5, small=False, attribute="sex") -> dict:
