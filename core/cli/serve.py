@@ -4,18 +4,23 @@ Bound to 127.0.0.1 unless `--host` says otherwise; any other address needs a log
 (core/workspace/auth.py): OpenID Connect when `.streamlit/secrets.toml` has an `[auth]` section, else
 the workspace's passphrase, set with `--set-passphrase` (prompted) or `EQUISCOPE_PASSPHRASE`
 (for scripts; hashed, then removed from the environment). Without either it refuses to start.
+
+Stopping: SIGTERM, SIGINT (Ctrl+C) or SIGHUP to this process stops the Streamlit server too
+(forwarded; killed if it has not stopped within a few seconds), and the exit code is 128 + the
+signal's number. The workspace's job worker is a separate process that outlives the server by
+design: it finishes the run in progress and then exits when idle (docs/reliability.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 from core.workspace import auth
 from core.errors import InputError
+from core.processes import run_until_stopped
 from core.workspace.store import DEFAULT_WORKSPACE, Workspace
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
@@ -64,10 +69,7 @@ def run(args: argparse.Namespace) -> int:
                "--server.maxUploadSize", str(max(1, _max_upload_bytes() // (1024 * 1024)))]
     print(f"Equiscope dashboard: http://{'localhost' if auth.is_loopback(args.host) else args.host}:{args.port} "
           f"(workspace {workspace.root}); stop with Ctrl+C", file=sys.stderr)
-    try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:
-        return 0
+    return run_until_stopped(command, env=env)
 
 
 def _prompt_passphrase() -> str:

@@ -125,7 +125,7 @@ def serve_env(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(auth.PASSPHRASE_ENV, raising=False)
     started = []
-    monkeypatch.setattr("subprocess.call", lambda command, env: started.append((command, env)) or 0)
+    monkeypatch.setattr("core.cli.serve.run_until_stopped", lambda command, env: started.append((command, env)) or 0)
     return tmp_path / "ws", started
 
 
