@@ -11,7 +11,7 @@ import torch
 
 from core.learning.models import EncoderConfig
 from core.learning.ssl import make_objective
-from core.learning.ssl.bootstrap import byol_loss, ema_tau, negative_cosine
+from core.learning.ssl.self_distillation import byol_loss, ema_tau, negative_cosine
 from core.learning.ssl.clustering import sinkhorn, swav_loss
 from core.learning.ssl.contrastive import info_nce, nt_xent
 from core.learning.ssl.reconstruction import mixed_reconstruction

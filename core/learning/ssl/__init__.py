@@ -6,7 +6,7 @@
     make_objective(name, encoder_config, layout, **params) -> Objective
 
 Each objective's formula and paper are in its module: contrastive (scarf, simclr),
-reconstruction (vime, dae), bootstrap (byol, simsiam), redundancy (vicreg, barlow),
+reconstruction (vime, dae), self_distillation (byol, simsiam), redundancy (vicreg, barlow),
 clustering (swav). docs/ssl.md summarises them.
 """
 
@@ -17,11 +17,11 @@ from typing import Any
 from core.errors import InputError
 from core.learning.models import EncoderConfig
 from core.learning.ssl.base import Objective
-from core.learning.ssl.bootstrap import Byol, SimSiam
 from core.learning.ssl.clustering import SwAV
 from core.learning.ssl.contrastive import Scarf, SimCLR
 from core.learning.ssl.reconstruction import DenoisingAutoencoder, Vime
 from core.learning.ssl.redundancy import BarlowTwins, VICReg
+from core.learning.ssl.self_distillation import Byol, SimSiam
 from core.learning.ssl.views import FeatureLayout
 
 METHODS: dict[str, type[Objective]] = {cls.name: cls for cls in (

@@ -12,6 +12,9 @@ Views are made on the whole (global) batch and every view has the batch on dim 0
 DDP each rank makes identical views from the same generator and keeps its slice of rows;
 `compute_loss` gathers what it needs across ranks (core.learning.ssl.dist). `loss(x, generator)`
 does both steps in one call. `logs` holds detached scalar tensors (no device sync).
+
+`TwoViewObjective` is the base of the objectives that compare two independently corrupted
+views of each row (SimCLR, BYOL, SimSiam, VICReg, Barlow Twins, SwAV).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from torch import nn
 
 from core.errors import InputError
 from core.learning.models import Encoder, EncoderConfig
-from core.learning.ssl.views import FeatureLayout
+from core.learning.ssl.views import FeatureLayout, corrupted_view
 
 
 class Objective(nn.Module):
@@ -76,3 +79,14 @@ class Objective(nn.Module):
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
+
+
+class TwoViewObjective(Objective):
+    """An objective on two independently corrupted (+ numeric noise) views of each row."""
+
+    defaults: ClassVar[dict[str, Any]] = {"corruption_rate": 0.3, "noise_std": 0.1}
+
+    def make_views(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        p = self.params
+        return (corrupted_view(x, self.layout, p["corruption_rate"], p["noise_std"], generator),
+                corrupted_view(x, self.layout, p["corruption_rate"], p["noise_std"], generator))

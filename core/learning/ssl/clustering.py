@@ -21,7 +21,7 @@ from torch import nn
 
 from core.learning.models import EncoderConfig, MLPHead
 from core.learning.ssl import dist
-from core.learning.ssl.bootstrap import _TwoViews
+from core.learning.ssl.base import TwoViewObjective
 from core.learning.ssl.views import FeatureLayout
 
 
@@ -46,12 +46,12 @@ def swav_loss(s1: torch.Tensor, s2: torch.Tensor, q1: torch.Tensor, q2: torch.Te
     return -0.5 * (term1 + term2).mean()
 
 
-class SwAV(_TwoViews):
+class SwAV(TwoViewObjective):
     """Prototypes + Sinkhorn-Knopp codes (3 iterations, eps 0.05), temperature 0.1."""
 
     name = "swav"
     paper = "Caron et al., SwAV, NeurIPS 2020"
-    defaults = {**_TwoViews.defaults, "n_prototypes": 32, "epsilon": 0.05,
+    defaults = {**TwoViewObjective.defaults, "n_prototypes": 32, "epsilon": 0.05,
                 "sinkhorn_iters": 3, "temperature": 0.1, "proj_hidden": 256, "proj_dim": 128}
 
     def __init__(self, encoder_config: EncoderConfig, layout: FeatureLayout, **params: Any):

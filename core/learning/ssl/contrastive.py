@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from core.learning.models import EncoderConfig, MLPHead
 from core.learning.ssl import dist
-from core.learning.ssl.base import Objective
+from core.learning.ssl.base import Objective, TwoViewObjective
 from core.learning.ssl.views import FeatureLayout, corrupted_view
 
 
@@ -82,24 +82,19 @@ class Scarf(Objective):
         return loss, {"info_nce": loss.detach()}
 
 
-class SimCLR(Objective):
+class SimCLR(TwoViewObjective):
     """NT-Xent over two independently corrupted (+ numeric noise) views of each row."""
 
     name = "simclr"
     paper = "Chen et al., SimCLR, ICML 2020"
-    defaults: dict[str, Any] = {"corruption_rate": 0.3, "noise_std": 0.1, "temperature": 0.5,
-                                "proj_hidden": 256, "proj_dim": 128, "proj_depth": 2}
+    defaults = {**TwoViewObjective.defaults, "temperature": 0.5, "proj_hidden": 256, "proj_dim": 128,
+                "proj_depth": 2}
 
     def __init__(self, encoder_config: EncoderConfig, layout: FeatureLayout, **params: Any):
         super().__init__(encoder_config, layout, **params)
         p = self.params
         self.head = MLPHead(encoder_config.embed_dim, p["proj_hidden"], p["proj_dim"],
                             p["proj_depth"])
-
-    def make_views(self, x, generator):
-        p = self.params
-        return (corrupted_view(x, self.layout, p["corruption_rate"], p["noise_std"], generator),
-                corrupted_view(x, self.layout, p["corruption_rate"], p["noise_std"], generator))
 
     def compute_loss(self, v1, v2):
         z1 = self.head(self.encoder(v1))

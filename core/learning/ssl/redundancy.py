@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from core.learning.models import EncoderConfig, MLPHead
 from core.learning.ssl import dist
-from core.learning.ssl.bootstrap import _TwoViews
+from core.learning.ssl.base import TwoViewObjective
 from core.learning.ssl.views import FeatureLayout
 
 
@@ -70,12 +70,12 @@ def barlow_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float = 5e-3,
     return on_diag + lambd * off_diag, {"on_diag": on_diag.detach(), "off_diag": off_diag.detach()}
 
 
-class VICReg(_TwoViews):
+class VICReg(TwoViewObjective):
     """Invariance / variance / covariance, weights 25 / 25 / 1."""
 
     name = "vicreg"
     paper = "Bardes et al., VICReg, ICLR 2022"
-    defaults = {**_TwoViews.defaults, "sim_weight": 25.0, "var_weight": 25.0, "cov_weight": 1.0,
+    defaults = {**TwoViewObjective.defaults, "sim_weight": 25.0, "var_weight": 25.0, "cov_weight": 1.0,
                 "proj_hidden": 256, "proj_dim": 256, "proj_depth": 3}
 
     def __init__(self, encoder_config: EncoderConfig, layout: FeatureLayout, **params: Any):
@@ -91,12 +91,12 @@ class VICReg(_TwoViews):
         return vicreg_loss(z1, z2, p["sim_weight"], p["var_weight"], p["cov_weight"])
 
 
-class BarlowTwins(_TwoViews):
+class BarlowTwins(TwoViewObjective):
     """Cross-correlation towards the identity, off-diagonal weight lambda = 5e-3."""
 
     name = "barlow"
     paper = "Zbontar et al., Barlow Twins, ICML 2021"
-    defaults = {**_TwoViews.defaults, "lambd": 5e-3, "proj_hidden": 256, "proj_dim": 256,
+    defaults = {**TwoViewObjective.defaults, "lambd": 5e-3, "proj_hidden": 256, "proj_dim": 256,
                 "proj_depth": 3}
 
     def __init__(self, encoder_config: EncoderConfig, layout: FeatureLayout, **params: Any):

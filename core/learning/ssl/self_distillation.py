@@ -1,4 +1,4 @@
-"""Negative-free objectives with a predictor: BYOL and SimSiam.
+"""Self-distillation without negatives: BYOL and SimSiam (a predictor chases a stop-gradient target).
 
 BYOL (Grill et al. 2020, "Bootstrap Your Own Latent", NeurIPS): online f, projector g,
 predictor q; target network (f', g') = exponential moving average of (f, g):
@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from core.learning.models import EncoderConfig, MLPHead
-from core.learning.ssl.base import Objective
-from core.learning.ssl.views import FeatureLayout, corrupted_view
+from core.learning.ssl.base import TwoViewObjective
+from core.learning.ssl.views import FeatureLayout
 
 
 def byol_loss(p: torch.Tensor, z_target: torch.Tensor) -> torch.Tensor:
@@ -42,21 +42,12 @@ def ema_tau(step: int, total_steps: int, tau_base: float) -> float:
     return 1 - (1 - tau_base) * (math.cos(math.pi * step / max(total_steps, 1)) + 1) / 2
 
 
-class _TwoViews(Objective):
-    defaults: dict[str, Any] = {"corruption_rate": 0.3, "noise_std": 0.1}
-
-    def make_views(self, x, generator):
-        p = self.params
-        return (corrupted_view(x, self.layout, p["corruption_rate"], p["noise_std"], generator),
-                corrupted_view(x, self.layout, p["corruption_rate"], p["noise_std"], generator))
-
-
-class Byol(_TwoViews):
+class Byol(TwoViewObjective):
     """Online/target networks, EMA target (0.996 -> 1, cosine), predictor, symmetric loss."""
 
     name = "byol"
     paper = "Grill et al., BYOL, NeurIPS 2020"
-    defaults = {**_TwoViews.defaults, "tau_base": 0.996, "proj_hidden": 256, "proj_dim": 128,
+    defaults = {**TwoViewObjective.defaults, "tau_base": 0.996, "proj_hidden": 256, "proj_dim": 128,
                 "pred_hidden": 256}
 
     def __init__(self, encoder_config: EncoderConfig, layout: FeatureLayout, **params: Any):
@@ -86,12 +77,12 @@ class Byol(_TwoViews):
                 pt.lerp_(po, 1 - self.tau)          # pt = tau pt + (1 - tau) po
 
 
-class SimSiam(_TwoViews):
+class SimSiam(TwoViewObjective):
     """Predictor + stop-gradient, symmetric negative cosine."""
 
     name = "simsiam"
     paper = "Chen & He, SimSiam, CVPR 2021"
-    defaults = {**_TwoViews.defaults, "proj_hidden": 256, "proj_dim": 128, "pred_hidden": 32}
+    defaults = {**TwoViewObjective.defaults, "proj_hidden": 256, "proj_dim": 128, "pred_hidden": 32}
 
     def __init__(self, encoder_config: EncoderConfig, layout: FeatureLayout, **params: Any):
         super().__init__(encoder_config, layout, **params)
