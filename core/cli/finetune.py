@@ -5,8 +5,9 @@ Reads --pretrained DIR (the output of `equiscope pretrain`: study.json + encoder
 into --out:
     study.json            the study at the chosen label fraction (same train/validation/test rows)
     models/NAME/          each TrainedClassifier (model.safetensors + model.json)
-    metrics.json          per model: test accuracy, balanced accuracy, ROC AUC (threshold 0.5 on
-                          the calibrated probability), n_trainable_params, calibration, timings
+    metrics.json          per model: test accuracy, balanced accuracy, ROC AUC (decisions at
+                          core.vocabulary's DECISION_THRESHOLD, 0.5, on the calibrated probability),
+                          n_trainable_params, calibration, timings
 Every model sees the same labelled training rows, validation rows (early stopping,
 calibration) and test rows.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from core.cli.pretrain import ENCODER_DIR, add_threads_argument, output_folder, set_threads
 from core.errors import InputError
+from core.vocabulary import DECISION_THRESHOLD, STRATEGIES, SUPERVISED
 
 METRICS_FILE = "metrics.json"
 MODELS_DIR = "models"
@@ -28,8 +30,8 @@ MODELS_DIR = "models"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pretrained", required=True, help="output folder of 'equiscope pretrain'")
-    parser.add_argument("--strategies", default="linear,bn-stats,bn-affine,gradual,full",
-                        help="comma-separated: linear, bn-stats, bn-affine, gradual, full (default: all five); "
+    parser.add_argument("--strategies", default=",".join(STRATEGIES),
+                        help=f"comma-separated: {', '.join(STRATEGIES)} (default: all {len(STRATEGIES)}); "
                              "the supervised baseline is always trained")
     parser.add_argument("--label-fraction", type=float, default=1.0,
                         help="share of the training rows whose labels are used, in (0, 1] (default 1)")
@@ -45,8 +47,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_strategies(text: str) -> list[str]:
-    from core.learning.finetune import STRATEGIES, SUPERVISED
-
     names = [s.strip() for s in text.split(",") if s.strip()]
     unknown = [s for s in names if s not in STRATEGIES + (SUPERVISED,)]
     if unknown or not names:
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if not pretrained.is_dir():  # checked before importing torch, so the answer comes at once
         raise InputError(f"--pretrained folder '{pretrained}' does not exist",
                          "Give the --out folder of an 'equiscope pretrain' run")
-    from core.learning.finetune import SUPERVISED, FinetuneConfig
+    from core.learning.finetune import FinetuneConfig  # torch: loaded by `run` only, so --help stays fast
 
     strategies = parse_strategies(args.strategies)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr))
@@ -77,13 +77,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args, plan: list[str], base, pretrained: Path, out: Path) -> int:
-    from core.learning.checkpoint import load_encoder, read_encoder_meta
-    from core.learning.finetune import SUPERVISED, FinetuneConfig, finetune
-    from core.files import atomic_write
-    from core.data.study import Study
-
+    # Heavy (torch, pandas): loaded when the command runs, not when the CLI builds its parser.
     from core.cli._format import text_table
     from core.cli._progress import ProgressBar
+    from core.data.study import Study
+    from core.files import atomic_write
+    from core.learning.checkpoint import load_encoder, read_encoder_meta
+    from core.learning.finetune import FinetuneConfig, finetune
 
     study = Study.load(pretrained)
     encoder, _ = load_encoder(pretrained / ENCODER_DIR)
@@ -129,11 +129,11 @@ def _run(args, plan: list[str], base, pretrained: Path, out: Path) -> int:
 
 
 def model_metrics(model, X_test, y_test, seconds: float) -> dict:
-    """Test metrics of one model: predictions are probability >= 0.5."""
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
+    """Test metrics of one model: predictions are probability >= DECISION_THRESHOLD."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score  # heavy: only when run
 
     score = model.predict_proba(X_test)
-    pred = (score >= 0.5).astype(int)
+    pred = (score >= DECISION_THRESHOLD).astype(int)
     calibration = model.calibration or {}
     return {"name": model.name, "pretraining": model.pretraining, "strategy": model.strategy,
             "n_trainable_params": model.n_trainable_params,

@@ -21,10 +21,11 @@ import torch
 from scipy.special import expit
 
 from core import __version__
-from core.learning.checkpoint import load_tensors, save_tensors_atomic
 from core.errors import InputError
-from core.learning.models import ClassifierHead, Encoder, EncoderConfig
 from core.files import atomic_write
+from core.learning.checkpoint import load_tensors, save_tensors_atomic
+from core.learning.models import ClassifierHead, Encoder, EncoderConfig
+from core.vocabulary import DECISION_THRESHOLD
 
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
@@ -69,7 +70,7 @@ class TrainedClassifier:
         """Calibrated probability of the positive label, sigmoid(z / T), float64 (n,)."""
         return expit(self.logits(X) / self.temperature)
 
-    def predict(self, X: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    def predict(self, X: np.ndarray, threshold: float = DECISION_THRESHOLD) -> np.ndarray:
         """0/1 predictions: predict_proba(X) >= threshold (int64)."""
         return (self.predict_proba(X) >= threshold).astype(np.int64)
 

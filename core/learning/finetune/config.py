@@ -6,19 +6,19 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from core.errors import InputError
+from core.vocabulary import STRATEGIES, SUPERVISED
 
-STRATEGIES: tuple[str, ...] = ("linear", "bn-stats", "bn-affine", "gradual", "full")
-SUPERVISED = "supervised"
 CLASS_WEIGHTS = (None, "balanced")
-PROBE_SOLVERS = ("lbfgs", "adamw")
 
 
 @dataclass
 class FinetuneConfig:
     """Settings of one fine-tuning run (see docs/finetuning.md for what each strategy trains).
 
-    strategy          one of STRATEGIES, or "supervised" (from-scratch baseline)
-    epochs            maximum passes over the labelled training rows
+    strategy          one of core.vocabulary's STRATEGIES, or SUPERVISED (from-scratch baseline)
+    epochs            maximum passes over the labelled training rows (`linear` and `bn-stats`
+                      fit their head by L-BFGS instead: epochs, lr, batch size, dropout and
+                      early stopping do not apply to them, see core.learning.finetune.probe)
     batch_size        rows per step (batches are split to nearly equal sizes <= batch_size)
     lr                AdamW learning rate of the head (and of BN scale/shift in bn-affine, and
                       of the whole encoder in the supervised baseline)
@@ -26,15 +26,12 @@ class FinetuneConfig:
     weight_decay      AdamW decoupled weight decay on Linear weights (not biases, not BN)
     dropout           dropout on the embedding, in front of the head, while training
     class_weight      None, or "balanced": BCE pos_weight = n_negative / n_positive
-    early_stopping    stop after `patience` epochs without a lower validation loss and restore
-                      the weights of the best epoch; False keeps the last epoch's weights
-    patience          epochs without improvement before stopping
+    patience          stop after this many epochs without a lower validation loss, and
+                      keep the weights of the best epoch
     min_delta         an epoch improves when val_loss < best - min_delta
     stage_epochs      `gradual`: epochs per stage (stage 0 = head only, stage s = top s blocks)
-    probe_solver      head of `linear` / `bn-stats`: "lbfgs" fits logistic regression to
-                      convergence (core.learning.finetune.probe; epochs, lr, batch size, dropout and
-                      early stopping do not apply); "adamw" uses the mini-batch loop instead
-    probe_l2          L2 penalty of the lbfgs probe; None chooses it on validation loss
+    probe_l2          L2 penalty of the L-BFGS probe of `linear` / `bn-stats`; None chooses it
+                      on validation loss
     calibrate         fit temperature scaling on the validation rows after training
     seed              everything random (head init, shuffling, dropout) derives from it
     """
@@ -47,11 +44,9 @@ class FinetuneConfig:
     weight_decay: float = 1e-4
     dropout: float = 0.0
     class_weight: str | None = None
-    early_stopping: bool = True
     patience: int = 10
     min_delta: float = 0.0
     stage_epochs: int = 2
-    probe_solver: str = "lbfgs"
     probe_l2: float | None = None
     calibrate: bool = True
     seed: int = 0
@@ -78,8 +73,6 @@ class FinetuneConfig:
             raise InputError("weight_decay and min_delta must be >= 0", "Use 0 to switch them off")
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"Dropout must be in [0, 1), got {self.dropout!r}", "Use e.g. 0.1, or 0 for none")
-        if self.probe_solver not in PROBE_SOLVERS:
-            raise InputError(f"Unknown probe solver '{self.probe_solver}'", "Use 'lbfgs' or 'adamw'")
         if self.probe_l2 is not None and not self.probe_l2 >= 0:
             raise InputError(f"probe_l2 must be >= 0, got {self.probe_l2!r}",
                              "Leave it unset to choose it on validation")

@@ -31,8 +31,6 @@ with dropout off and under no_grad (as torch.optim.swa_utils.update_bn does).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import torch
 from torch import nn
@@ -102,14 +100,13 @@ def reestimate_bn_stats(encoder: Encoder, X: torch.Tensor, batch_size: int,
     return len(parts)
 
 
-def parameter_groups(encoder: Encoder | None, head: nn.Module, strategy: str, lr: float,
+def parameter_groups(encoder: Encoder, head: nn.Module, strategy: str, lr: float,
                      encoder_lr_scale: float, weight_decay: float) -> list[dict]:
-    """AdamW groups: Linear weights decay, biases and BN parameters do not; the encoder's
-    learning rate is lr * encoder_lr_scale in `full` and `gradual`, lr otherwise."""
-    groups = _split_decay(head, lr, weight_decay)
-    if encoder is not None and strategy not in HEAD_ONLY:
-        scale = encoder_lr_scale if strategy in ("full", "gradual") else 1.0
-        groups += _split_decay(encoder, lr * scale, weight_decay)
+    """AdamW groups of the strategies trained by the mini-batch loop (all but HEAD_ONLY):
+    Linear weights decay, biases and BN parameters do not; the encoder's learning rate is
+    lr * encoder_lr_scale in `full` and `gradual`, lr otherwise."""
+    scale = encoder_lr_scale if strategy in ("full", "gradual") else 1.0
+    groups = _split_decay(head, lr, weight_decay) + _split_decay(encoder, lr * scale, weight_decay)
     return [g for g in groups if g["params"]]
 
 
@@ -119,8 +116,3 @@ def _split_decay(module: nn.Module, lr: float, weight_decay: float) -> list[dict
     rest = [p for p in module.parameters() if id(p) not in decay_ids]
     return [{"params": decay, "lr": lr, "weight_decay": weight_decay},
             {"params": rest, "lr": lr, "weight_decay": 0.0}]
-
-
-def iter_trainable(*modules: nn.Module) -> Iterator[nn.Parameter]:
-    for module in modules:
-        yield from (p for p in module.parameters() if p.requires_grad)

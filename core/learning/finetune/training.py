@@ -4,8 +4,7 @@ Objective on the labelled training rows, z_i = head(dropout(encoder(x_i))), BCEW
     L = mean_i -(pw * y_i * log sigmoid(z_i) + (1 - y_i) * log(1 - sigmoid(z_i)))
     pw = n_negative / n_positive with class_weight="balanced", else 1.
 `linear` and `bn-stats` (frozen encoder): the embeddings are computed once and the head is
-fitted to convergence by L-BFGS (core.learning.finetune.probe), or, with probe_solver="adamw", by
-the loop below on the cached embeddings.
+fitted to convergence by L-BFGS (core.learning.finetune.probe).
 Every other strategy: AdamW on the trainable parameters (core.learning.finetune.strategies),
 shuffled batches of nearly equal size <= batch_size, one validation loss per epoch (the
 same L, eval mode: no dropout, BN running statistics). Early stopping keeps the weights
@@ -36,15 +35,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.errors import Cancelled, InputError
 from core.learning.calibration import calibration_summary
-from core.errors import InputError
 from core.learning.finetune.classifier import TrainedClassifier
-from core.learning.finetune.config import SUPERVISED, FinetuneConfig
+from core.learning.finetune.config import FinetuneConfig
 from core.learning.finetune.probe import fit_probe
 from core.learning.finetune.strategies import (HEAD_ONLY, batches, configure_encoder, parameter_groups,
-                                      reestimate_bn_stats, unfrozen_blocks)
-from core.errors import Cancelled
+                                               reestimate_bn_stats, unfrozen_blocks)
 from core.learning.models import ClassifierHead, Encoder, EncoderConfig
+from core.vocabulary import SUPERVISED, model_name
 
 EVENT_EVERY_S = 0.5  # step events at most this often; one event per epoch always
 EVAL_BATCH = 8192
@@ -84,7 +83,7 @@ def finetune(encoder: Encoder | None, X_train: np.ndarray, y_train: np.ndarray, 
             if encoder is None or not pretraining:
                 raise ValueError(f"strategy '{strategy}' needs a pretrained encoder and the name of its pretraining")
             encoder = copy.deepcopy(encoder).cpu()
-            name = f"{pretraining}+{strategy}"
+            name = model_name(pretraining, strategy)
         if encoder.config.input_dim != X_train.shape[1]:
             raise InputError(f"The encoder expects {encoder.config.input_dim} features but the rows have "
                              f"{X_train.shape[1]}", "Fine-tune with the study the encoder was pretrained on")
@@ -127,23 +126,21 @@ class _Run:
         n_pos = float(y_train.sum())
         pos_weight = (len(y_train) - n_pos) / n_pos if cfg.class_weight == "balanced" else 1.0
         extra: dict = {"n_train": len(X_train), "n_val": len(X_val), "pos_weight": pos_weight}
-        body: Encoder | None = encoder
         if self.strategy in HEAD_ONLY:
             if self.strategy == "bn-stats":
                 extra["bn_stat_batches"] = reestimate_bn_stats(encoder, x_tr, cfg.batch_size, self.rng)
             encoder.eval()
             for parameter in encoder.parameters():
                 parameter.requires_grad_(False)
-            # The encoder is a fixed function now: embed once, train the head on the embeddings.
-            x_tr, x_va, body = _forward(encoder, x_tr), _forward(encoder, x_va), None
-        if body is None and cfg.probe_solver == "lbfgs":
+            # The encoder is a fixed function now: embed once, fit the head on the embeddings.
+            h_tr, h_va = _forward(encoder, x_tr), _forward(encoder, x_va)
             self._check_cancel()
             self._emit({"message": f"{self.name}: fitting the logistic head", "fraction": 0.0})
-            history, extra["probe"] = fit_probe(head, x_tr, y_tr, x_va, y_va, pos_weight, cfg.probe_l2)
+            history, extra["probe"] = fit_probe(head, h_tr, y_tr, h_va, y_va, pos_weight, cfg.probe_l2)
             n_trainable = count_parameters(head)
         else:
             loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32))
-            history, n_trainable, epochs = self._train(body, x_tr, y_tr, x_va, y_va, loss_fn)
+            history, n_trainable, epochs = self._train(x_tr, y_tr, x_va, y_va, loss_fn)
             extra |= epochs
         encoder.eval()
         head.eval()
@@ -159,12 +156,12 @@ class _Run:
         self._emit({"fraction": 1.0, "message": f"{self.name}: done"})
         return model
 
-    def _train(self, body: Encoder | None, x_tr: torch.Tensor, y_tr: torch.Tensor, x_va: torch.Tensor,
-               y_va: torch.Tensor, loss_fn: nn.Module) -> tuple[list[dict], int, dict]:
+    def _train(self, x_tr: torch.Tensor, y_tr: torch.Tensor, x_va: torch.Tensor, y_va: torch.Tensor,
+               loss_fn: nn.Module) -> tuple[list[dict], int, dict]:
         """The mini-batch AdamW loop with early stopping. Returns (history, number of parameters
         that were trainable in at least one epoch, {"best_epoch", "epochs_run"})."""
         cfg, encoder, head = self.config, self.encoder, self.head
-        optimizer = torch.optim.AdamW(parameter_groups(body, head, self.strategy, cfg.lr, cfg.encoder_lr_scale,
+        optimizer = torch.optim.AdamW(parameter_groups(encoder, head, self.strategy, cfg.lr, cfg.encoder_lr_scale,
                                                        cfg.weight_decay))
         steps_per_epoch = len(batches(np.arange(len(x_tr)), cfg.batch_size))
         total_steps = cfg.epochs * steps_per_epoch
@@ -173,9 +170,8 @@ class _Run:
         best_loss, best_state, best_epoch, bad_epochs, stage = math.inf, None, 0, 0, -1
         for epoch in range(cfg.epochs):
             n_unfrozen = unfrozen_blocks(self.strategy, epoch, self.depth, cfg.stage_epochs)
-            if body is not None:
-                configure_encoder(encoder, self.strategy, n_unfrozen)
-                trained |= {id(p): p.numel() for p in encoder.parameters() if p.requires_grad}
+            configure_encoder(encoder, self.strategy, n_unfrozen)
+            trained |= {id(p): p.numel() for p in encoder.parameters() if p.requires_grad}
             if n_unfrozen != stage:  # a new gradual stage gets its own patience
                 stage, bad_epochs = n_unfrozen, 0
             head.train()
@@ -184,15 +180,14 @@ class _Run:
             for step, rows in enumerate(batches(self.rng.permutation(len(x_tr)), cfg.batch_size)):
                 self._check_cancel()
                 index = torch.from_numpy(rows)
-                h = x_tr[index] if body is None else body(x_tr[index])
-                loss = loss_fn(head(self.dropout(h)), y_tr[index])
+                loss = loss_fn(head(self.dropout(encoder(x_tr[index]))), y_tr[index])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 loss_sum += loss.item() * len(rows)
                 rows_seen += len(rows)
                 self._emit_step(epoch, step, steps_per_epoch, total_steps, loss.item(), rows_seen, epoch_start)
-            val_loss = self._loss(body, x_va, y_va, loss_fn)
+            val_loss = self._loss(x_va, y_va, loss_fn)
             seconds = time.perf_counter() - epoch_start
             record = {"epoch": epoch + 1, "train_loss": loss_sum / rows_seen, "val_loss": val_loss,
                       "seconds": seconds, "rows_per_second": rows_seen / seconds if seconds > 0 else None}
@@ -209,22 +204,21 @@ class _Run:
                         "rows_per_second": record["rows_per_second"], "fraction": (epoch + 1) / cfg.epochs,
                         "message": f"{self.name}: epoch {epoch + 1}/{cfg.epochs}"})
             last_stage = self.strategy != "gradual" or n_unfrozen == self.depth
-            if cfg.early_stopping and last_stage and bad_epochs >= cfg.patience:
+            if last_stage and bad_epochs >= cfg.patience:
                 break
-        if cfg.early_stopping and best_state is not None:
+        if best_state is not None:
             encoder.load_state_dict(best_state[0])
             head.load_state_dict(best_state[1])
-        return history, sum(trained.values()), {"best_epoch": best_epoch if cfg.early_stopping else len(history),
-                                                "epochs_run": len(history)}
+        return history, sum(trained.values()), {"best_epoch": best_epoch, "epochs_run": len(history)}
 
     def _check_cancel(self) -> None:
         if self.should_stop is not None and self.should_stop():
             raise Cancelled(f"fine-tuning of {self.name} cancelled")
 
-    def _loss(self, body: Encoder | None, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module) -> float:
+    def _loss(self, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module) -> float:
         """The training objective on (x, y) in eval mode (no dropout, BN running statistics)."""
         self.head.eval()
-        logits = _forward(self.head, x if body is None else _forward(body, x))
+        logits = _forward(self.head, _forward(self.encoder, x))
         return float(loss_fn(logits, y))
 
     def _emit_step(self, epoch: int, step: int, steps_per_epoch: int, total_steps: int, loss: float,
