@@ -1,5 +1,6 @@
 """Shared test set-up: one torch thread (reproducible numbers, and other work shares the
-machine), and a synthetic encoded table with known structure for the SSL engine tests."""
+machine), the tests' job kinds, and a synthetic encoded table with known structure for the SSL
+engine tests."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+
+import jobkinds
+from core.workspace import jobs
 
 torch.set_num_threads(1)
 
@@ -22,6 +26,15 @@ def _main_module_kept():
     yield
     if main is not None:
         sys.modules["__main__"] = main
+
+
+@pytest.fixture
+def test_job_kinds(monkeypatch):
+    """The tests' job kinds (tests/jobkinds.py: "diagnostic") known to `submit` and the worker,
+    in this process and in a worker that `submit` starts."""
+    for kind, target in jobkinds.TEST_JOB_KINDS.items():
+        monkeypatch.setitem(jobs.JOB_KINDS, kind, target)
+    monkeypatch.setattr(jobs, "WORKER_MODULE", jobkinds.WORKER_MODULE)
 
 
 def make_synthetic_table(n: int = 1500, seed: int = 0) -> dict:

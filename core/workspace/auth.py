@@ -21,8 +21,10 @@ Shared edits (authorisation):
 - A run may be cancelled only by its owner, unless the workspace setting `shared_edits` is
   `on` (`equiscope serve --shared-edits on`). Review notes are append-only for everyone (the
   store has no way to edit or delete one), and results are only ever read.
-- The dashboard tells core who is acting by registering a provider (`set_actor_provider`)
-  that reads the current browser session; core never imports Streamlit.
+- Who acts is passed explicitly: the store's methods that record or check it take an `actor`
+  (`Workspace.create_run`, `Workspace.request_cancel`, `core.workspace.jobs.submit`), and the
+  dashboard passes its session's reviewer. There is no global "current reviewer": Streamlit
+  serves many sessions in one process, and core never imports Streamlit.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ import json
 import os
 import secrets
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 
 from core.errors import InputError
@@ -124,7 +125,7 @@ def oidc_configured(files: list[Path] | None = None) -> Path | None:
 
 
 def authlib_installed() -> bool:
-    try:
+    try:  # imported only to see whether it is installed
         import authlib  # noqa: F401
     except ImportError:
         return False
@@ -150,37 +151,19 @@ def serve_mode(host: str, workspace, files: list[Path] | None = None) -> str:
 
 # -- who is acting, and what they may change ----------------------------------------------------
 
-_actor_provider: Callable[[], str | None] | None = None
-
-
-def set_actor_provider(provider: Callable[[], str | None] | None) -> None:
-    """Register how core learns the reviewer acting now (the dashboard's browser session)."""
-    global _actor_provider
-    _actor_provider = provider
-
-
-def current_actor() -> str | None:
-    """The reviewer acting now, or None for the workspace's owner (CLI, worker, loopback)."""
-    if _actor_provider is None:
-        return None
-    actor = _actor_provider()
-    return str(actor) if actor else None
-
-
 def shared_edits(workspace) -> bool:
     return (workspace.get_setting(SHARED_EDITS_KEY, "off") or "off").lower() == "on"
 
 
-def may_change(workspace, run: dict, actor: str | None = None) -> bool:
-    """Whether `actor` (default: the one acting now) may cancel `run`."""
-    actor = current_actor() if actor is None else actor
+def may_change(workspace, run: dict, actor: str | None) -> bool:
+    """Whether `actor` (None: the workspace's owner) may cancel `run`."""
     owner = run.get("owner")
     return actor is None or owner is None or owner == actor or shared_edits(workspace)
 
 
-def check_may_change(workspace, run: dict, action: str = "cancel") -> None:
-    """InputError unless the reviewer acting now may `action` the run (see the module docstring)."""
-    if not may_change(workspace, run):
+def check_may_change(workspace, run: dict, actor: str | None, action: str = "cancel") -> None:
+    """InputError unless `actor` may `action` the run (see the module docstring)."""
+    if not may_change(workspace, run, actor):
         raise InputError(f"The run '{run['name']}' was started by {run['owner']}; only they can {action} it",
                          "Ask them to, or turn on shared edits: equiscope serve --shared-edits on")
 

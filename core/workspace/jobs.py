@@ -1,8 +1,9 @@
 """Run long work (pretraining, audits) outside the dashboard, one job at a time, safely.
 
 How it works:
-- `submit(workspace, kind, name, config)` records a `queued` run in the store and makes
-  sure a worker process is running (`ensure_worker`).
+- `submit(workspace, kind, name, config, actor=...)` records a `queued` run in the store,
+  owned by `actor` (core.workspace.auth), and makes sure a worker process is running
+  (`ensure_worker`).
 - The worker (`python -m core.workspace.jobs --workspace W`) holds an exclusive lock file, so there is
   at most one per workspace; it claims the oldest queued run, runs it, and repeats; it exits
   after `IDLE_EXIT_S` seconds without work (the next submit starts a new one).
@@ -14,6 +15,12 @@ How it works:
   sees the dead process or the stale heartbeat and marks it `interrupted`.
 - A job that raises is marked `failed` with a one-line reason; the traceback goes to
   `runs/<id>/error.log`. A job whose `should_stop()` fired is marked `cancelled`.
+
+Job kinds of the tests: `JOB_KINDS` holds only the product's kinds, and nothing read from outside
+the code (an environment variable, a run's config) can add one, so no input can make the worker
+import a module of its choosing. Tests add theirs in-process (`monkeypatch.setitem(JOB_KINDS,
+...)`) and, for a worker in its own process, point `WORKER_MODULE` at tests/jobkinds.py, which
+adds them to JOB_KINDS and then runs this module's `main`.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from pathlib import Path
 
 from core.errors import Cancelled, InputError
 from core.files import atomic_write, storage_input_error
-from core.workspace.store import Workspace
+from core.workspace.store import RunRecord, Workspace
 
 IDLE_EXIT_S = 60.0
 POLL_S = 0.5
@@ -44,10 +51,11 @@ CANCEL_CHECK_S = 0.5
 
 # kind -> "module:function". Modules are imported only when a job of that kind runs.
 JOB_KINDS: dict[str, str] = {
-    "diagnostic": "core.workspace.jobs:diagnostic_job",
     "audit": "core.run.pipeline:audit_job",
     "explain-subgroup": "core.explain.subgroup:subgroup_job",
 }
+WORKER_MODULE = "core.workspace.jobs"
+"""The module `ensure_worker` runs with `python -m` (tests run tests/jobkinds.py instead)."""
 
 
 @dataclass
@@ -55,7 +63,7 @@ class JobContext:
     """What a running job gets: its run, its artifact folder, progress and cancel hooks."""
 
     workspace: Workspace
-    run: dict
+    run: RunRecord
     run_dir: Path
     _last_cancel_check: float = field(default=0.0, repr=False)
     _cancelled: bool = field(default=False, repr=False)
@@ -82,11 +90,12 @@ class JobContext:
 
 
 def submit(workspace: Workspace, kind: str, name: str, config: dict, study_id: str | None = None,
-           start_worker: bool = True) -> str:
-    """Queue a job and make sure a worker will run it; return the run id."""
+           start_worker: bool = True, *, actor: str | None = None) -> str:
+    """Queue a job owned by `actor` (None: the workspace's owner) and make sure a worker will run
+    it; return the run id."""
     if kind not in JOB_KINDS:
         raise InputError(f"Unknown job kind '{kind}'", f"Known kinds: {', '.join(JOB_KINDS)}")
-    run_id = workspace.create_run(kind, name, config, study_id=study_id)
+    run_id = workspace.create_run(kind, name, config, study_id=study_id, actor=actor)
     if start_worker:
         ensure_worker(workspace)
     return run_id
@@ -99,7 +108,7 @@ def ensure_worker(workspace: Workspace) -> bool:
     log = workspace.root / "logs" / "worker.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as handle:
-        subprocess.Popen([sys.executable, "-m", "core.workspace.jobs", "--workspace", str(workspace.root)],
+        subprocess.Popen([sys.executable, "-m", WORKER_MODULE, "--workspace", str(workspace.root)],
                          stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                          start_new_session=True, cwd=str(Path(__file__).resolve().parents[2]))
     return True
@@ -139,7 +148,7 @@ def run_worker(workspace: Workspace, idle_exit_s: float = IDLE_EXIT_S) -> int:
         return processed
 
 
-def execute(workspace: Workspace, run: dict) -> str:
+def execute(workspace: Workspace, run: RunRecord) -> str:
     """Run one claimed run to a final status, whatever the job does; return that status."""
     run_dir = workspace.run_dir(run["id"])
     context = JobContext(workspace=workspace, run=run, run_dir=run_dir)
@@ -185,24 +194,6 @@ def _heartbeat(workspace: Workspace, run_id: str, stop: threading.Event) -> None
     while not stop.wait(HEARTBEAT_S):
         with contextlib.suppress(Exception):  # a missed beat is harmless; a crash here is not
             workspace.heartbeat(run_id)
-
-
-def diagnostic_job(context: JobContext) -> dict:
-    """A job that does nothing but report `steps` events `delay_s` apart, and optionally fail.
-
-    It exercises the queue, progress, cancel and failure paths end to end (tests, health checks).
-    """
-    steps = int(context.config.get("steps", 3))
-    delay = float(context.config.get("delay_s", 0.1))
-    for step in range(1, steps + 1):
-        if context.should_stop():
-            raise Cancelled()
-        time.sleep(delay)
-        context.report({"step": step, "total_steps": steps, "loss": 1.0 / step})
-        if context.config.get("fail_at_step") == step:
-            raise RuntimeError(f"diagnostic failure at step {step}")
-    atomic_write(context.run_dir / "result.txt", f"{steps} steps\n")
-    return {"steps": steps}
 
 
 class WorkerStopped(BaseException):

@@ -15,6 +15,10 @@ Safety rules, and why:
   or resumption.
 - Connections are opened per operation: Streamlit serves each browser session in its own
   thread, and SQLite connections must not cross threads.
+
+Names: a row of the `studies` table is a `StudyRecord` (what a reviewer saved on the Data page:
+the table's fingerprint and set-up), not a `core.data.study.Study` (the data, split and fitted
+encoder a run builds from it); a row of `runs` is a `RunRecord`. The SQL tables keep their names.
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, TypedDict
 
 from core.errors import InputError
 from core.processes import pid_alive
+from core.workspace.auth import check_may_change
 
 DEFAULT_WORKSPACE = Path("equiscope-workspace")
 DB_NAME = "equiscope.sqlite"
@@ -94,6 +100,40 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN owner TEXT;
     """,
 ]
+
+
+class StudyRecord(TypedDict):
+    """A saved study: one row of the `studies` table, its JSON columns decoded."""
+
+    id: str
+    name: str
+    dataset: str  # a bundled dataset's name, or the uploaded file's safe name
+    dataset_sha256: str
+    spec: dict[str, Any]  # core.data.DatasetSpec.to_dict()
+    settings: dict[str, Any]  # source, file_format, rows; stored_path and file_name for an upload
+    created_at: str
+
+
+class RunRecord(TypedDict):
+    """A run (an audit, an explanation job, ...): one row of the `runs` table, JSON decoded."""
+
+    id: str
+    study_id: str | None
+    kind: str
+    name: str
+    status: str  # one of RUN_STATUSES
+    config: dict[str, Any]
+    metrics: dict[str, Any] | None
+    progress: dict[str, Any] | None
+    error: str | None
+    cancel_requested: bool
+    pid: int | None
+    host: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    heartbeat_at: float | None
+    owner: str | None  # the reviewer whose session created it; None: the workspace's owner
 
 
 def now_iso() -> str:
@@ -210,29 +250,30 @@ class Workspace:
                         now_iso()))
         return study_id, True
 
-    def get_study(self, study_id: str) -> dict:
+    def get_study(self, study_id: str) -> StudyRecord:
         rows = self._read("SELECT * FROM studies WHERE id = ?", (study_id,))
         if not rows:
             raise InputError(f"No study '{study_id}' in workspace '{self.root}'", "List studies in the dashboard")
-        return _study_dict(rows[0])
+        return _study_record(rows[0])
 
-    def list_studies(self) -> list[dict]:
-        return [_study_dict(row) for row in self._read("SELECT * FROM studies ORDER BY created_at DESC, id")]
+    def list_studies(self) -> list[StudyRecord]:
+        """Every saved study, newest first."""
+        return [_study_record(row) for row in self._read("SELECT * FROM studies ORDER BY created_at DESC, id")]
 
     # -- runs -------------------------------------------------------------------------
-    def create_run(self, kind: str, name: str, config: dict, study_id: str | None = None) -> str:
-        """Queue a run, owned by the reviewer acting now (`core.workspace.auth.current_actor`)."""
-        from core.workspace.auth import current_actor
-
+    def create_run(self, kind: str, name: str, config: dict, study_id: str | None = None, *,
+                   actor: str | None = None) -> str:
+        """Queue a run owned by `actor`, the reviewer whose session asks for it (None: the
+        workspace's owner, e.g. the CLI); see core.workspace.auth for what the owner may do."""
         run_id = _new_id(kind)
         with self._write() as db:
             db.execute("INSERT INTO runs (id, study_id, kind, name, status, config_json, created_at, owner) "
                        "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
-                       (run_id, study_id, kind, name, json.dumps(config), now_iso(), current_actor()))
+                       (run_id, study_id, kind, name, json.dumps(config), now_iso(), actor))
         self.run_dir(run_id)
         return run_id
 
-    def claim_next_run(self, pid: int | None = None) -> dict | None:
+    def claim_next_run(self, pid: int | None = None) -> RunRecord | None:
         """Atomically take the oldest queued run and mark it running by this process."""
         with self._write() as db:
             row = db.execute("SELECT id FROM runs WHERE status = 'queued' AND cancel_requested = 0 "
@@ -283,13 +324,13 @@ class Workspace:
                        (status, None if metrics is None else json.dumps(metrics), error, now_iso(),
                         time.time(), run_id))
 
-    def request_cancel(self, run_id: str) -> None:
+    def request_cancel(self, run_id: str, *, actor: str | None) -> None:
         """Ask a run to stop: a queued run is cancelled at once, a running one at its next step.
 
-        InputError if the reviewer acting now may not (another's run, shared edits off)."""
-        from core.workspace.auth import check_may_change
-
-        check_may_change(self, self.get_run(run_id), "cancel")
+        `actor` is who asks (None: the workspace's owner); no default, so that a caller cannot
+        skip the check by forgetting it. InputError if they may not (another's run, shared edits
+        off)."""
+        check_may_change(self, self.get_run(run_id), actor, "cancel")
         with self._write() as db:
             db.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ?", (run_id,))
             db.execute("UPDATE runs SET status = 'cancelled', finished_at = ? WHERE id = ? AND status = 'queued'",
@@ -299,14 +340,14 @@ class Workspace:
         rows = self._read("SELECT cancel_requested FROM runs WHERE id = ?", (run_id,))
         return bool(rows and rows[0]["cancel_requested"])
 
-    def get_run(self, run_id: str) -> dict:
+    def get_run(self, run_id: str) -> RunRecord:
         rows = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
         if not rows:
             raise InputError(f"No run '{run_id}' in workspace '{self.root}'", "Check the run id")
-        return _run_dict(rows[0])
+        return _run_record(rows[0])
 
     def list_runs(self, study_id: str | None = None, status: str | None = None,
-                  kind: str | None = None) -> list[dict]:
+                  kind: str | None = None) -> list[RunRecord]:
         clauses, params = [], []
         for column, value in (("study_id", study_id), ("status", status), ("kind", kind)):
             if value is not None:
@@ -314,7 +355,7 @@ class Workspace:
                 params.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._read(f"SELECT * FROM runs {where} ORDER BY created_at, rowid", tuple(params))
-        return [_run_dict(row) for row in rows]
+        return [_run_record(row) for row in rows]
 
     def run_dir(self, run_id: str) -> Path:
         path = self.root / "runs" / run_id
@@ -375,20 +416,20 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}-{stamp}-{uuid.uuid4().hex[:6]}"
 
 
-def _study_dict(row: sqlite3.Row) -> dict:
+def _study_record(row: sqlite3.Row) -> StudyRecord:
     data = dict(row)
     data["spec"] = json.loads(data.pop("spec_json"))
     data["settings"] = json.loads(data.pop("settings_json"))
-    return data
+    return StudyRecord(**data)
 
 
-def _run_dict(row: sqlite3.Row) -> dict:
+def _run_record(row: sqlite3.Row) -> RunRecord:
     data = dict(row)
     for key in ("config", "metrics", "progress"):
         raw = data.pop(f"{key}_json")
         data[key] = json.loads(raw) if raw else None
     data["cancel_requested"] = bool(data["cancel_requested"])
-    return data
+    return RunRecord(**data)
 
 
 LOW_DISK_BYTES = 1 << 20

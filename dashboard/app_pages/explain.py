@@ -10,7 +10,7 @@ from core.errors import InputError
 from core.results.export import csv_bytes
 from core.explain.lime_tabular import NUM_SAMPLES
 from dashboard.components import explain_views as views
-from dashboard.components import runs, state
+from dashboard.components import access, runs, state
 from dashboard.components.format import md, pct
 from dashboard.components.messages import show_input_error
 
@@ -142,7 +142,8 @@ def subgroup_section(ws, study: dict, ctx, run_id: str, model: str, seed: int) -
                 f"(about {max(estimate, 1):.0f} s or more on a busy machine); you can keep working meanwhile.")
     if st.button("Compute per-group averages", key="explain_subgroup_start", icon=":material/play_arrow:"):
         try:
-            jobs.submit(ws, views.SUBGROUP_KIND, f"Explain {model} by {attribute}", config, study_id=study["id"])
+            jobs.submit(ws, views.SUBGROUP_KIND, f"Explain {model} by {attribute}", config, study_id=study["id"],
+                        actor=access.reviewer())
         except InputError as error:
             show_input_error(error)
             return
@@ -162,7 +163,7 @@ def _subgroup_progress(ws, job_id: str) -> None:
                          f"{progress.get('total_steps', '…')}")
     if st.button("Cancel", key="explain_subgroup_cancel", icon=":material/stop:"):
         try:
-            ws.request_cancel(job_id)
+            ws.request_cancel(job_id, actor=access.reviewer())
         except InputError as error:
             show_input_error(error)
 

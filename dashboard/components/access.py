@@ -6,8 +6,9 @@ The mode comes from `EQUISCOPE_AUTH`, set by `equiscope serve` (core/workspace/a
 started some other way on a non-loopback address fails closed: it asks for the passphrase.
 
 The session's reviewer (the OIDC e-mail, or the name given with the passphrase) is kept in
-`st.session_state["reviewer"]` and handed to core through `auth.set_actor_provider`, so that
-runs record who started them and only they may cancel them (unless shared edits are on).
+`st.session_state["reviewer"]`. The pages pass `reviewer()` to the store as the `actor` of what
+they ask for, so that runs record who started them and only they may cancel them (unless shared
+edits are on). A loopback session has no reviewer: it acts as the workspace's owner.
 """
 
 from __future__ import annotations
@@ -38,17 +39,14 @@ def mode() -> str:
     return "passphrase" if address and not auth.is_loopback(address) else "none"
 
 
-def _session_reviewer() -> str | None:
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-    if get_script_run_ctx(suppress_warning=True) is None:
-        return None
-    return st.session_state.get(REVIEWER)
+def reviewer() -> str | None:
+    """Who this session acts as: the signed-in reviewer, or None (the workspace's owner) when no
+    sign-in is needed."""
+    return st.session_state.get(REVIEWER) or None
 
 
 def gate() -> bool:
     """True if this session may see the dashboard; else draw the login and return False."""
-    auth.set_actor_provider(_session_reviewer)
     current = mode()
     if current == "none":
         return True

@@ -14,7 +14,7 @@ from core.workspace import jobs
 from core.errors import InputError
 from core.run.pipeline import STRATEGIES, AuditConfig
 from core.workspace.store import Workspace
-from dashboard.components import result_charts, runs
+from dashboard.components import access, result_charts, runs
 from dashboard.components.format import md
 from dashboard.components.messages import show_input_error
 
@@ -184,7 +184,7 @@ def start_run(ws: Workspace, study: dict) -> None:
     state = st.session_state
     name = (f"{PRESET_WORDS[preset_of(state)]}: {config.method}, "
             f"{len(config.strategies)} strateg{'y' if len(config.strategies) == 1 else 'ies'} + supervised")
-    run_id = jobs.submit(ws, runs.AUDIT, name, config.to_dict(), study_id=study["id"])
+    run_id = jobs.submit(ws, runs.AUDIT, name, config.to_dict(), study_id=study["id"], actor=access.reviewer())
     state["_train_started"] = run_id
     st.rerun()  # redraw with the new run in the progress section and the list
 
@@ -256,7 +256,7 @@ def _queued(ws: Workspace, run: dict, queued: list[dict]) -> None:
 
 def _cancel(ws: Workspace, run_id: str) -> None:
     try:
-        ws.request_cancel(run_id)
+        ws.request_cancel(run_id, actor=access.reviewer())
     except InputError as error:  # another reviewer's run, and shared edits are off
         st.session_state[f"_cancel_problem_{run_id}"] = error
 

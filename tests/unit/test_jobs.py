@@ -9,10 +9,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from core.processes import pid_alive
 from core.workspace import jobs, store
 from core.run.pipeline import AuditConfig
 from core.workspace.store import Workspace
+
+pytestmark = pytest.mark.usefixtures("test_job_kinds")  # the "diagnostic" kind of tests/jobkinds.py
 
 
 def wait_for(predicate, timeout=30.0):
@@ -29,7 +33,7 @@ def test_jobs_queue_run_in_order_fail_and_cancel(tmp_path):
     ok = jobs.submit(workspace, "diagnostic", "ok", {"steps": 3, "delay_s": 0.05}, start_worker=False)
     bad = jobs.submit(workspace, "diagnostic", "bad", {"steps": 3, "fail_at_step": 2}, start_worker=False)
     cancelled = jobs.submit(workspace, "diagnostic", "cancel-me", {"steps": 3}, start_worker=False)
-    workspace.request_cancel(cancelled)
+    workspace.request_cancel(cancelled, actor=None)
     assert jobs.run_worker(workspace, idle_exit_s=0.3) == 2
     assert workspace.get_run(ok)["status"] == "succeeded"
     assert workspace.get_run(ok)["metrics"] == {"steps": 3}
@@ -45,7 +49,7 @@ def test_cancel_while_running_stops_at_the_next_step(tmp_path):
     workspace = Workspace(tmp_path)
     run = jobs.submit(workspace, "diagnostic", "long", {"steps": 200, "delay_s": 0.05})
     assert wait_for(lambda: len(workspace.events(run)) >= 2)
-    workspace.request_cancel(run)
+    workspace.request_cancel(run, actor=None)
     assert wait_for(lambda: workspace.get_run(run)["status"] == "cancelled")
     assert len(workspace.events(run)) < 200
 
@@ -63,7 +67,7 @@ def test_a_second_submit_reuses_the_running_worker(tmp_path):
 def test_a_killed_worker_leaves_an_interrupted_run_and_the_queue_goes_on(tmp_path):
     workspace = Workspace(tmp_path)
     victim = jobs.submit(workspace, "diagnostic", "victim", {"steps": 500, "delay_s": 0.05}, start_worker=False)
-    worker = subprocess.Popen([sys.executable, "-m", "core.workspace.jobs", "--workspace", str(tmp_path)])
+    worker = subprocess.Popen([sys.executable, "-m", jobs.WORKER_MODULE, "--workspace", str(tmp_path)])
     assert wait_for(lambda: len(workspace.events(victim)) >= 2)
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait()

@@ -187,41 +187,33 @@ def test_oidc_secrets_select_streamlit_login_which_needs_authlib(serve_env, monk
 
 # -- shared edits -----------------------------------------------------------------------------------
 
-@pytest.fixture
-def acting(monkeypatch):
-    """`acting["who"] = name` makes core see that reviewer acting (as the dashboard does)."""
-    who = {"who": None}
-    monkeypatch.setattr(auth, "_actor_provider", lambda: who["who"])
-    return who
-
-
-def test_a_run_can_be_cancelled_only_by_its_owner_unless_shared_edits_are_on(tmp_path, acting):
+def test_a_run_can_be_cancelled_only_by_its_owner_unless_shared_edits_are_on(tmp_path):
     ws = Workspace(tmp_path)
-    acting["who"] = "Ana"
-    run = ws.create_run("diagnostic", "Ana's run", {})
+    run = ws.create_run("diagnostic", "Ana's run", {}, actor="Ana")
     assert ws.get_run(run)["owner"] == "Ana"
-    acting["who"] = "Bo"
-    assert not auth.may_change(ws, ws.get_run(run))
+    assert not auth.may_change(ws, ws.get_run(run), "Bo")
     with pytest.raises(InputError, match="started by Ana; only they can cancel it"):
-        ws.request_cancel(run)
+        ws.request_cancel(run, actor="Bo")
     assert ws.get_run(run)["status"] == "queued" and not ws.get_run(run)["cancel_requested"]
     ws.set_setting(auth.SHARED_EDITS_KEY, "on")
-    ws.request_cancel(run)
+    ws.request_cancel(run, actor="Bo")
     assert ws.get_run(run)["status"] == "cancelled"
 
     ws.set_setting(auth.SHARED_EDITS_KEY, "off")
-    acting["who"] = "Ana"
-    own = ws.create_run("diagnostic", "Ana's second run", {})
-    ws.request_cancel(own)  # the owner may
-    acting["who"] = None
+    own = ws.create_run("diagnostic", "Ana's second run", {}, actor="Ana")
+    ws.request_cancel(own, actor="Ana")  # the owner may
     other = ws.create_run("diagnostic", "from the CLI", {})
     assert ws.get_run(other)["owner"] is None
-    acting["who"] = "Bo"
-    ws.request_cancel(other)  # runs without an owner (CLI) are the workspace's: anyone may
-    acting["who"] = "Ana"
-    bos = ws.create_run("diagnostic", "queued by Ana", {})
-    acting["who"] = None
-    ws.request_cancel(bos)  # the CLI and the worker act as the workspace's owner
+    ws.request_cancel(other, actor="Bo")  # runs without an owner (CLI) are the workspace's: anyone may
+    bos = ws.create_run("diagnostic", "queued by Ana", {}, actor="Ana")
+    ws.request_cancel(bos, actor=None)  # the CLI and the worker act as the workspace's owner
+
+
+def test_who_acts_is_passed_not_kept_in_core():
+    """No process-wide "current reviewer": one server process serves every reviewer's session."""
+    assert not [name for name in vars(auth) if "actor" in name.lower()]
+    with pytest.raises(TypeError):
+        Workspace.request_cancel(None, "run-id")  # who asks must be said, even when it is the owner (None)
 
 
 def test_review_notes_are_append_only_for_everyone(tmp_path):
@@ -436,7 +428,8 @@ def test_personal_data_column_names_appear_only_where_the_withholding_is_stated(
 
 
 def test_hover_data_of_the_embedding_map_holds_no_personal_data(pii_audit):
-    from core.results.tables import embedding_points, load_results
+    from core.results.tables import embedding_points
+    from core.run.folder import load_results
 
     out, report, values = pii_audit
     predictions = pd.read_parquet(out / "predictions.parquet")

@@ -57,7 +57,7 @@ def test_study_run_note_lifecycle(tmp_path):
 def test_cancel_of_a_queued_run_is_immediate(tmp_path):
     workspace = Workspace(tmp_path)
     run = workspace.create_run("diagnostic", "x", {})
-    workspace.request_cancel(run)
+    workspace.request_cancel(run, actor=None)
     assert workspace.get_run(run)["status"] == "cancelled"
     assert workspace.claim_next_run() is None
 
