@@ -14,14 +14,17 @@ import signal
 import sys
 from pathlib import Path
 
+from core.cli._format import text_table
+from core.cli._progress import ProgressBar
+from core.cli.pretrain import add_threads_argument
 from core.errors import InputError
-
+from core.processes import pid_alive
+from core.run.config import AuditConfig  # light: the defaults without torch (core.run.config's docstring)
+from core.vocabulary import STRATEGIES
+from core.workspace.store import Workspace
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from core.cli.pretrain import add_threads_argument
-    from core.run.pipeline import STRATEGIES, AuditConfig
-
     # One source of the defaults: AuditConfig (the dashboard's full preset reads them too).
     default = {name: spec.default for name, spec in AuditConfig.__dataclass_fields__.items()}
     strategies = ",".join(STRATEGIES)
@@ -37,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=default["epochs"], help="pretraining epochs (default %(default)s)")
     parser.add_argument("--finetune-epochs", type=int, default=default["finetune_epochs"],
                         help="most fine-tuning epochs; early stopping may end sooner (default %(default)s)")
+    parser.add_argument("--patience", "--finetune-patience", dest="finetune_patience", type=int,
+                        default=default["finetune_patience"],
+                        help="fine-tuning's early stopping: epochs without a better validation loss before a "
+                             "strategy stops, 1 or more (default %(default)s)")
+    parser.add_argument("--pretrain-patience", type=int, default=default["pretrain_patience"],
+                        help="pretraining's early stopping, the same for the SSL encoder; 0 never stops early "
+                             "(default %(default)s)")
     parser.add_argument("--n-boot", type=int, default=default["n_boot"],
                         help="bootstrap resamples for CIs (default %(default)s)")
     parser.add_argument("--seed", type=int, default=default["seed"])
@@ -50,14 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.cli._progress import ProgressBar
-    from core.run.pipeline import AuditConfig, headline, run_audit
-    from core.workspace.store import Workspace
+    from core.run.pipeline import headline, run_audit  # here: torch, scikit-learn, umap-learn (not for --help)
 
     config = AuditConfig(data=args.data, target=args.target, positive=args.positive,
                          sensitive=[s.strip() for s in args.sensitive.split(",") if s.strip()],
                          method=args.method, strategies=[s.strip() for s in args.strategies.split(",") if s.strip()],
                          label_fraction=args.label_fraction, epochs=args.epochs, finetune_epochs=args.finetune_epochs,
+                         finetune_patience=args.finetune_patience, pretrain_patience=args.pretrain_patience,
                          n_boot=args.n_boot, seed=args.seed, umap=not args.no_umap, include_pii=args.include_pii,
                          threads=args.threads)
     config.validate()
@@ -100,8 +109,6 @@ def _interrupt(signum: int, frame: object) -> None:
 def _remove_stale_partials(out: Path) -> None:
     """Partial folders of audits whose process is gone (killed with SIGKILL, or the machine
     stopped): nothing can finish them, so they are removed before a new audit into `out`."""
-    from core.processes import pid_alive
-
     for folder in out.parent.glob(f".{out.name}.partial-*"):
         pid = folder.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not pid_alive(int(pid)):
@@ -109,16 +116,16 @@ def _remove_stale_partials(out: Path) -> None:
 
 
 def _print_summary(report: dict, out: Path) -> None:
-    from core.cli._format import text_table
+    from core.run.folder import HTML_REPORT, PREDICTIONS, REPORT, ReportView  # here: pandas, not for --help
 
-    first = report["study"]["sensitive"][0]
+    view = ReportView(report)
+    first = view.sensitive[0]
     rows = []
-    for model in report["models"]:
-        gap = model["gaps"][first]
-        ci = gap.get("ci", {}).get("equalized_odds_difference") if isinstance(gap.get("ci"), dict) else None
-        rows.append([model["name"], f"{model['overall']['accuracy']:.3f}", f"{gap['worst_group_accuracy']:.3f}",
+    for model in view.models:
+        gap, ci = model.gaps(first), model.gap_ci(first, "equalized_odds_difference")
+        rows.append([model.name, f"{model.overall['accuracy']:.3f}", f"{gap['worst_group_accuracy']:.3f}",
                      f"{gap['equalized_odds_difference']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")])
     print(text_table(rows, ["model", "accuracy", f"worst group ({first})", f"equalized odds gap ({first}) [95% CI]"],
                      indent=""))
-    print(f"\nWrote {out}/report.json, predictions.parquet" +
-          (", report.html" if (out / "report.html").exists() else ""), file=sys.stderr)
+    print(f"\nWrote {out}/{REPORT}, {PREDICTIONS}" +
+          (f", {HTML_REPORT}" if (out / HTML_REPORT).exists() else ""), file=sys.stderr)

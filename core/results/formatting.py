@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-MINUS = "\u2212"
 from core.vocabulary import NOT_AVAILABLE
+
+MINUS = "\u2212"
 
 
 def is_number(value: Any) -> bool:
@@ -51,8 +52,8 @@ def fmt_ci(ci: Any, fmt=fmt_num) -> str:
     return f"{fmt(ci[0])} to {fmt(ci[1])}"
 
 
-def ci_label(report: dict) -> str:
-    confidence = (report.get("bootstrap") or {}).get("confidence") or (report.get("config") or {}).get("confidence")
+def ci_label(confidence: Any) -> str:
+    """"95% CI" for a confidence of 0.95 (ReportView.confidence), plain "CI" when it is unknown."""
     return f"{round(100 * confidence):d}% CI" if is_number(confidence) else "CI"
 
 

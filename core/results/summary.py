@@ -25,55 +25,32 @@ from __future__ import annotations
 from typing import Any
 
 from core.results.formatting import ci_includes_zero, ci_label, fmt_ci, fmt_int, fmt_num, fmt_pct, is_number
+from core.run.folder import ModelView, ReportView, section
+from core.vocabulary import GAP_NAMES, HEADLINE_GAPS, METRIC_NAMES
 
-HEADLINE_GAPS = ("equalized_odds_difference", "demographic_parity_difference")
-GAP_WORDS = {
-    "equalized_odds_difference": "equalized-odds gap",
-    "demographic_parity_difference": "demographic-parity gap",
-    "equal_opportunity_difference": "equal-opportunity gap",
-    "fpr_difference": "false-positive-rate gap",
-    "accuracy_difference": "accuracy gap",
-    "worst_group_accuracy": "worst-group accuracy",
-    "mean_subgroup_gap": "mean subgroup gap",
-}
-RATE_WORDS = {"tpr": "true-positive rate", "fpr": "false-positive rate", "selection_rate": "selection rate",
-              "accuracy": "accuracy", "fnr": "false-negative rate", "precision": "precision"}
 NEAR_DEGENERATE = 0.02  # selection rate within 2 points of 0 or 1: the model barely tells rows apart
 UNTRUSTED_EXCLUDED = 0.05  # more undefined bootstrap replicates than this share: interval unreliable
-SUPERVISED = "supervised"
 
 
-# -- report access --------------------------------------------------------------------------
-def attributes(report: dict) -> list[str]:
-    """The single sensitive attributes, in study order (intersections are the other partitions)."""
-    names = (report.get("study") or {}).get("sensitive")
-    if names:
-        return list(names)
-    first = (report.get("models") or [{}])[0]
-    return [key for key in (first.get("gaps") or {}) if " & " not in key]
+# -- words ----------------------------------------------------------------------------------
+def gap_words(gap: str) -> str:
+    """A gap's name inside a sentence ("the equalized-odds gap of ...")."""
+    return GAP_NAMES[gap].lower()
 
 
-def intersections(report: dict) -> list[str]:
-    first = (report.get("models") or [{}])[0]
-    return [key for key in (first.get("gaps") or {}) if " & " in key]
+def rate_words(metric: str) -> str:
+    return METRIC_NAMES.get(metric, metric).lower()
 
 
-def group_row(model: dict, partition: str, group: str | None) -> dict | None:
-    for row in (model.get("groups") or {}).get(partition) or []:
-        if row.get("group") == group:
-            return row
-    return None
-
-
-def positive_label(report: dict) -> str:
-    label = (report.get("study") or {}).get("positive_label")
+def positive_label(view: ReportView) -> str:
+    label = view.positive_label
     return f"\u201c{label}\u201d" if label not in (None, "") else "the positive label"
 
 
-def degeneracy(model: dict) -> str | None:
+def degeneracy(model: ModelView) -> str | None:
     """"all" / "none" when the model predicts the positive label for every / no row,
     "nearly all" / "nearly none" within NEAR_DEGENERATE of that, else None."""
-    rate = (model.get("overall") or {}).get("selection_rate")
+    rate = model.overall.get("selection_rate")
     if not is_number(rate):
         return None
     if rate >= 1:
@@ -97,9 +74,9 @@ def quote(group: Any) -> str:
     return f"\u201c{group}\u201d"
 
 
-def _share(model: dict, report: dict) -> str:
+def _share(model: ModelView) -> str:
     """"every one of the 200 test rows" / "99.5% of the 200 test rows" / "none of ..."."""
-    overall = model.get("overall") or {}
+    overall = model.overall
     rate, n = overall.get("selection_rate"), fmt_int(overall.get("n"))
     if rate == 1:
         return f"every one of the {n} test rows"
@@ -108,8 +85,8 @@ def _share(model: dict, report: dict) -> str:
     return f"{fmt_pct(rate)} of the {n} test rows"
 
 
-def _group_n(model: dict, partition: str, group: str | None) -> str:
-    row = group_row(model, partition, group)
+def _group_n(model: ModelView, partition: str, group: str | None) -> str:
+    row = model.group(partition, group)
     if row is None or not is_number(row.get("n")):
         return ""
     small = ", a small group" if row.get("small") else ""
@@ -121,13 +98,13 @@ def _item(level: str, topic: str, text: str, **extra: Any) -> dict:
 
 
 # -- the summary -------------------------------------------------------------------------------
-def largest_gap(report: dict, partitions: list[str] | None = None) -> dict | None:
+def largest_gap(view: ReportView, partitions: list[str] | None = None) -> dict | None:
     """The largest headline gap over `partitions` (default: single attributes) and models:
-    {"model", "attribute", "gap", "value"}; first in model, attribute, gap order on a tie."""
+    {"model" (a ModelView), "attribute", "gap", "value"}; first in model, attribute, gap order on a tie."""
     best = None
-    for model in report.get("models") or []:
-        for partition in partitions if partitions is not None else attributes(report):
-            gaps = (model.get("gaps") or {}).get(partition) or {}
+    for model in view.models:
+        for partition in partitions if partitions is not None else view.sensitive:
+            gaps = model.gaps(partition)
             for gap in HEADLINE_GAPS:
                 value = gaps.get(gap)
                 if is_number(value) and (best is None or value > best["value"]):
@@ -135,19 +112,18 @@ def largest_gap(report: dict, partitions: list[str] | None = None) -> dict | Non
     return best
 
 
-def _describe_gap(report: dict, found: dict) -> str:
+def _describe_gap(view: ReportView, found: dict) -> str:
     model, attribute, gap, value = found["model"], found["attribute"], found["gap"], found["value"]
-    gaps = model["gaps"][attribute]
-    label = ci_label(report)
-    text = (f"For {attribute}, the {GAP_WORDS[gap]} of {model['name']} is {fmt_num(value)} "
-            f"({label} {fmt_ci((gaps.get('ci') or {}).get(gap))})")
-    between = (gaps.get("between") or {}).get(gap) or {}
+    label = ci_label(view.confidence)
+    text = (f"For {attribute}, the {gap_words(gap)} of {model.name} is {fmt_num(value)} "
+            f"({label} {fmt_ci(model.gap_ci(attribute, gap))})")
+    between = model.between(attribute, gap)
     high, low, metric = between.get("max_group"), between.get("min_group"), between.get("metric")
     if high is None or low is None or metric is None:
         return text + "."
-    positive = positive_label(report)
+    positive = positive_label(view)
     gloss = _rate_gloss(metric, positive)
-    rate = RATE_WORDS.get(metric, metric)
+    rate = rate_words(metric)
     text += (f": the {rate} of {attribute} {quote(high)}{_group_n(model, attribute, high)} is "
              f"{fmt_num(value)} higher than that of {quote(low)}{_group_n(model, attribute, low)}.")
     if gloss:
@@ -162,11 +138,11 @@ def _describe_gap(report: dict, found: dict) -> str:
     return text
 
 
-def _comparison(report: dict, model: dict, attribute: str, gap: str) -> dict | None:
-    compared = ((model.get("compared_with_supervised") or {}).get(attribute) or {}).get(gap)
+def _comparison(view: ReportView, model: ModelView, attribute: str, gap: str) -> dict | None:
+    compared = model.compared(attribute, gap)
     if not compared:
         return None
-    name, words, label = model["name"], GAP_WORDS[gap], ci_label(report)
+    name, words, label = model.name, gap_words(gap), ci_label(view.confidence)
     a, b, diff, ci = compared.get("model_a"), compared.get("model_b"), compared.get("difference"), compared.get("ci")
     values = f"{fmt_num(a)} for {name} vs {fmt_num(b)} for the supervised baseline"
     if not is_number(diff) or ci_includes_zero(ci) is None:
@@ -183,31 +159,31 @@ def _comparison(report: dict, model: dict, attribute: str, gap: str) -> dict | N
         text = (f"{name} vs the supervised baseline on the {words} for {attribute}: no clear difference "
                 f"({values}; difference {fmt_num(diff)}, {label} {fmt_ci(ci)} includes 0).")
         level = "info"
-    n_boot = (report.get("bootstrap") or {}).get("n_boot")
+    n_boot = view.bootstrap.get("n_boot")
     excluded = compared.get("ci_excluded") or 0
     if is_number(n_boot) and n_boot > 0 and excluded > UNTRUSTED_EXCLUDED * n_boot:
         text += (f" {excluded} of {n_boot} bootstrap resamples left the gap undefined, so treat this "
                  f"interval with caution.")
     kind = degeneracy(model)
     if kind is not None:
-        text += (f" Caution: {name} predicts {positive_label(report)} for {_share(model, report)}, so its "
+        text += (f" Caution: {name} predicts {positive_label(view)} for {_share(model)}, so its "
                  f"small gap says little about fair treatment.")
     return _item(level, "ssl_vs_supervised", text, model=name, attribute=attribute, gap=gap,
                  direction=verb)
 
 
-def _tally(report: dict, comparisons: list[dict], found: dict) -> dict:
+def _tally(view: ReportView, comparisons: list[dict], found: dict) -> dict:
     """One line: how many SSL models narrowed / widened the headline gap, how many show no clear difference."""
     directions = [c.get("direction") for c in comparisons]
     narrowed, widened = directions.count("narrowed"), directions.count("widened")
     unclear = len(directions) - narrowed - widened
-    text = (f"Against the supervised baseline, on the {GAP_WORDS[found['gap']]} for {found['attribute']}: of "
+    text = (f"Against the supervised baseline, on the {gap_words(found['gap'])} for {found['attribute']}: of "
             f"{len(comparisons)} SSL model{'s' if len(comparisons) != 1 else ''}, {narrowed} narrowed it, "
             f"{widened} widened it and {unclear} show{'s' if unclear == 1 else ''} no clear difference "
             f"(paired bootstrap on the same test rows).")
-    by_name = {m.get("name"): m for m in report.get("models") or []}
+    by_name = {m.name: m for m in view.models}
     trivial = [c["model"] for c in comparisons
-               if c.get("direction") == "narrowed" and degeneracy(by_name.get(c["model"], {})) is not None]
+               if c.get("direction") == "narrowed" and degeneracy(by_name.get(c["model"], ModelView({}))) is not None]
     if trivial:
         text += (f" {len(trivial)} of those that narrowed it ({', '.join(trivial)}) predict{'s' if len(trivial) == 1 else ''} "
                  f"the same label for at least {fmt_pct(1 - NEAR_DEGENERATE, 0)} of the rows, which narrows "
@@ -216,35 +192,33 @@ def _tally(report: dict, comparisons: list[dict], found: dict) -> dict:
                  widened=widened, unclear=unclear)
 
 
-def _worst_group(report: dict, model: dict) -> dict | None:
+def _worst_group(view: ReportView, model: ModelView) -> dict | None:
     worst = None
-    for attribute in attributes(report):
-        gaps = (model.get("gaps") or {}).get(attribute) or {}
-        value = gaps.get("worst_group_accuracy")
+    for attribute in view.sensitive:
+        value = model.gaps(attribute).get("worst_group_accuracy")
         if is_number(value) and (worst is None or value < worst[1]):
-            worst = (attribute, value, gaps)
+            worst = (attribute, value)
     if worst is None:
         return None
-    attribute, value, gaps = worst
-    group = ((gaps.get("between") or {}).get("worst_group_accuracy") or {}).get("min_group")
-    row = group_row(model, attribute, group) or {}
-    ci = (gaps.get("ci") or {}).get("worst_group_accuracy")
+    attribute, value = worst
+    group = model.between(attribute, "worst_group_accuracy").get("min_group")
+    row = model.group(attribute, group) or {}
+    ci = model.gap_ci(attribute, "worst_group_accuracy")
     n = f", n = {fmt_int(row['n'])}" if is_number(row.get("n")) else ""
     small = "; a small group, so very uncertain" if row.get("small") else ""
-    overall = (model.get("overall") or {}).get("accuracy")
-    text = (f"{model['name']}: accuracy {fmt_pct(overall)} overall; lowest for {attribute} {quote(group)}: "
-            f"{fmt_pct(value)} ({ci_label(report)} {fmt_ci(ci, fmt_pct)}{n}{small}).")
-    return _item("info", "worst_group", text, model=model["name"], attribute=attribute, group=group, value=value)
+    overall = model.overall.get("accuracy")
+    text = (f"{model.name}: accuracy {fmt_pct(overall)} overall; lowest for {attribute} {quote(group)}: "
+            f"{fmt_pct(value)} ({ci_label(view.confidence)} {fmt_ci(ci, fmt_pct)}{n}{small}).")
+    return _item("info", "worst_group", text, model=model.name, attribute=attribute, group=group, value=value)
 
 
-def _degenerate(report: dict, model: dict) -> dict | None:
+def _degenerate(view: ReportView, model: ModelView) -> dict | None:
     kind = degeneracy(model)
     if kind is None:
         return None
-    overall = model.get("overall") or {}
-    positive = positive_label(report)
-    balanced = fmt_num(overall.get("balanced_accuracy"))
-    text = (f"{model['name']} predicts {positive} for {_share(model, report)} (balanced accuracy {balanced}; "
+    positive = positive_label(view)
+    balanced = fmt_num(model.overall.get("balanced_accuracy"))
+    text = (f"{model.name} predicts {positive} for {_share(model)} (balanced accuracy {balanced}; "
             f"0.50 is chance).")
     if kind in ("all", "none"):
         text += (" Its selection-rate gaps are 0 by construction: it treats everyone alike because it tells "
@@ -253,78 +227,71 @@ def _degenerate(report: dict, model: dict) -> dict | None:
         text += (f" Gaps close to 0 are then expected whatever the groups (it is within "
                  f"{fmt_pct(NEAR_DEGENERATE, 0)} of predicting the same label for everyone), so they say "
                  f"little about fair treatment.")
-    return _item("warning", "degenerate_model", text, model=model["name"])
+    return _item("warning", "degenerate_model", text, model=model.name)
 
 
-def _chance_level(report: dict, model: dict) -> dict | None:
+def _chance_level(view: ReportView, model: ModelView) -> dict | None:
     """A model (not already flagged as one-label) whose balanced accuracy is not clearly above 0.5."""
     if degeneracy(model) is not None:
         return None
-    overall = model.get("overall") or {}
-    value, ci = overall.get("balanced_accuracy"), (overall.get("ci") or {}).get("balanced_accuracy")
+    value, ci = model.overall.get("balanced_accuracy"), model.overall_ci.get("balanced_accuracy")
     if not is_number(value):
         return None
     lower = ci[0] if ci and len(ci) == 2 and is_number(ci[0]) else value
     if lower > 0.5:
         return None
-    interval = f" ({ci_label(report)} {fmt_ci(ci)})" if ci else ""
+    interval = f" ({ci_label(view.confidence)} {fmt_ci(ci)})" if ci else ""
     return _item("warning", "chance_model",
-                 f"{model['name']} is not clearly better than guessing: balanced accuracy {fmt_num(value)}{interval}, "
+                 f"{model.name} is not clearly better than guessing: balanced accuracy {fmt_num(value)}{interval}, "
                  f"where 0.50 is chance, so its gaps say little about fair treatment.",
-                 model=model["name"])
+                 model=model.name)
 
 
-def _intersection_finding(report: dict) -> dict | None:
-    keys = intersections(report)
-    found = largest_gap(report, keys) if keys else None
+def _intersection_finding(view: ReportView) -> dict | None:
+    keys = view.intersections
+    found = largest_gap(view, keys) if keys else None
     if found is None:
         return None
-    described = _describe_gap(report, found)
+    model = found["model"]
+    described = _describe_gap(view, found)
     text = "Across intersections of attributes, f" + described[1:] if described.startswith("For") else described
-    between = found["model"]["gaps"][found["attribute"]].get("between", {}).get(found["gap"], {})
+    between = model.between(found["attribute"], found["gap"])
     smalls = [g for g in (between.get("max_group"), between.get("min_group"))
-              if (group_row(found["model"], found["attribute"], g) or {}).get("small")]
+              if (model.group(found["attribute"], g) or {}).get("small")]
     if smalls:
         text += (f" {' and '.join(map(quote, smalls))} {'has' if len(smalls) == 1 else 'have'} fewer than "
-                 f"{_min_group_size(report)} test rows, so this gap is very uncertain.")
-    return _item("finding", "largest_intersection_gap", text, model=found["model"]["name"],
+                 f"{view.min_group_size} test rows, so this gap is very uncertain.")
+    return _item("finding", "largest_intersection_gap", text, model=model.name,
                  attribute=found["attribute"], gap=found["gap"], value=found["value"])
 
 
-def _min_group_size(report: dict) -> int:
-    size = (report.get("config") or {}).get("min_group_size")
-    return int(size) if is_number(size) else 30
-
-
-def _small_groups(report: dict) -> list[dict]:
+def _small_groups(view: ReportView) -> list[dict]:
     items = []
-    first = (report.get("models") or [None])[0]
+    first = view.first_model
     if first is None:
         return items
-    for partition in attributes(report) + intersections(report):
-        small = ((first.get("gaps") or {}).get(partition) or {}).get("small_groups") or []
+    for partition in view.sensitive + view.intersections:
+        small = first.gaps(partition).get("small_groups") or []
         if not small:
             continue
-        total = len((first.get("groups") or {}).get(partition) or [])
+        total = len(first.groups(partition))
         sizes = []
         for group in small[:6]:
-            row = group_row(first, partition, group) or {}
+            row = first.group(partition, group) or {}
             sizes.append(f"{quote(group)} (n = {fmt_int(row.get('n'))})")
         more = f" and {len(small) - 6} more" if len(small) > 6 else ""
         of = f" of {total}" if total else ""
         items.append(_item("warning", "small_groups",
-                           f"{len(small)}{of} groups of {partition} have fewer than {_min_group_size(report)} "
+                           f"{len(small)}{of} groups of {partition} have fewer than {view.min_group_size} "
                            f"test rows: {', '.join(sizes)}{more}. Their rates, and any gap that involves them, "
                            f"are very uncertain.", attribute=partition, groups=list(small)))
     return items
 
 
-def _leakage(report: dict) -> list[dict]:
+def _leakage(view: ReportView) -> list[dict]:
     items = []
-    models = report.get("models") or []
-    for attribute in attributes(report):
-        probes = [(m["name"], ((m.get("representation") or {}).get("leakage") or {}).get(attribute) or {})
-                  for m in models]
+    for attribute in view.sensitive:
+        probes = [(m.name, m.probe(attribute)) for m in view.models]
         values = [(name, p.get("balanced_accuracy")) for name, p in probes if is_number(p.get("balanced_accuracy"))]
         if not values:
             continue
@@ -340,8 +307,8 @@ def _leakage(report: dict) -> list[dict]:
     return items
 
 
-def _collapse(report: dict) -> dict | None:
-    collapse = (report.get("pretraining") or {}).get("collapse") or {}
+def _collapse(view: ReportView) -> dict | None:
+    collapse = section(view.pretraining, "collapse")
     if not collapse.get("collapsed"):
         return None
     return _item("warning", "collapse",
@@ -352,15 +319,15 @@ def _collapse(report: dict) -> dict | None:
                  f"is not a fair test of pretraining.")
 
 
-def _proxies(report: dict) -> list[dict]:
+def _proxies(view: ReportView) -> list[dict]:
     items = []
-    for finding in report.get("proxies") or []:
+    for finding in view.proxies:
         if isinstance(finding, dict) and finding.get("strength") == "strong":
             items.append(_item("warning", "proxy",
                                f"'{finding.get('feature')}' is a strong proxy for {finding.get('attribute')} "
                                f"(Cram\u00e9r's V {fmt_num(finding.get('cramers_v'))}): a model can use it to "
                                f"treat groups differently even without the attribute itself."))
-    for note in report.get("notes") or []:
+    for note in view.notes:
         if isinstance(note, str) and "prox" in note.lower():
             items.append(_item("warning", "proxy", note))
     return items
@@ -368,37 +335,37 @@ def _proxies(report: dict) -> list[dict]:
 
 def summarize(report: dict) -> list[dict]:
     """The summary items of a report.json dict, in reading order (see the module docstring)."""
+    view = ReportView(report)
     items: list[dict] = []
-    models = report.get("models") or []
-    found = largest_gap(report)
+    found = largest_gap(view)
     if found is None:
         items.append(_item("info", "largest_gap", "No equalized-odds or demographic-parity gap could be computed "
                                                   "(each needs two groups with the rate defined)."))
     else:
-        items.append(_item("finding", "largest_gap", _describe_gap(report, found), model=found["model"]["name"],
+        items.append(_item("finding", "largest_gap", _describe_gap(view, found), model=found["model"].name,
                            attribute=found["attribute"], gap=found["gap"], value=found["value"]))
-        comparisons = [c for c in (_comparison(report, m, found["attribute"], found["gap"])
-                                   for m in models if m.get("name") != SUPERVISED) if c is not None]
+        comparisons = [c for c in (_comparison(view, m, found["attribute"], found["gap"]) for m in view.ssl_models)
+                       if c is not None]
         if comparisons:
-            items.append(_tally(report, comparisons, found))
+            items.append(_tally(view, comparisons, found))
         items += comparisons
-    items += [item for item in (_degenerate(report, m) for m in models) if item is not None]
-    items += [item for item in (_chance_level(report, m) for m in models) if item is not None]
-    items += [item for item in (_worst_group(report, m) for m in models) if item is not None]
-    intersection = _intersection_finding(report)
+    items += [item for item in (_degenerate(view, m) for m in view.models) if item is not None]
+    items += [item for item in (_chance_level(view, m) for m in view.models) if item is not None]
+    items += [item for item in (_worst_group(view, m) for m in view.models) if item is not None]
+    intersection = _intersection_finding(view)
     if intersection is not None:
         items.append(intersection)
-    items += _leakage(report)
-    items += _small_groups(report)
-    collapse = _collapse(report)
+    items += _leakage(view)
+    items += _small_groups(view)
+    collapse = _collapse(view)
     if collapse is not None:
         items.append(collapse)
-    withheld = report.get("withheld_columns") or []
+    withheld = view.withheld_columns
     if withheld:
         items.append(_item("warning", "withheld_columns",
                            f"{len(withheld)} column{'s' if len(withheld) != 1 else ''} withheld as personal data "
                            f"(used by no model and shown nowhere in this report): {', '.join(map(str, withheld))}. "
                            f"Other features may still carry the same information.", columns=list(withheld)))
-    items += _proxies(report)
-    items += [_item("warning", "data", str(w)) for w in report.get("warnings") or []]
+    items += _proxies(view)
+    items += [_item("warning", "data", str(w)) for w in view.warnings]
     return items

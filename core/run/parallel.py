@@ -20,6 +20,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
+from core.errors import Cancelled
+
 MAX_WORKERS = 4  # the audit has 6-8 tasks by default; more processes only add memory
 
 
@@ -30,8 +34,6 @@ def default_workers() -> int:
 
 
 def _start_worker(warm_up: Callable[[], Any] | None) -> None:
-    from threadpoolctl import threadpool_limits
-
     threadpool_limits(limits=1)
     if warm_up is not None:
         try:
@@ -123,6 +125,4 @@ class _Later:
 
 def _stop_if(should_stop: Callable[[], bool] | None) -> None:
     if should_stop is not None and should_stop():
-        from core.errors import Cancelled
-
         raise Cancelled()

@@ -13,6 +13,8 @@ import streamlit as st
 from apphelpers import errors, values
 
 from core.results import tables as core_results
+from core.results import whatif
+from core.run.folder import load_results
 from core.workspace.store import Workspace
 
 EMBEDDINGS, FAIRNESS = "app_pages/embeddings.py", "app_pages/fairness.py"
@@ -165,8 +167,7 @@ def test_threshold_what_if_by_hand_and_in_one_click(make_app, workspace, artifac
     assert not app.exception and not errors(app)
     words = text(app)
     assert "fitted on the validation rows" in words and "*female*:" in words
-    result = core_results.fair_whatif(core_results.load_results(Workspace(workspace).run_dir(run_id)), model, "sex",
-                                      "equalized_odds")
+    result = whatif.fair_whatif(load_results(Workspace(workspace).run_dir(run_id)), model, "sex", "equalized_odds")
     assert any("randomised" in w.value for w in app.warning) == result["randomized"]
 
 

@@ -93,7 +93,7 @@ def test_full_preset_and_a_second_job_queues_behind_the_first(make_app, workspac
     runs = Workspace(workspace).list_runs(kind="audit")
     assert [r["status"] for r in runs] == ["queued", "queued"]
     defaults = AuditConfig(data="", target="", sensitive=[])  # the full preset is `equiscope audit`'s defaults
-    for key in ("method", "epochs", "finetune_epochs", "batch_size", "patience", "n_boot", "strategies",
+    for key in ("method", "epochs", "finetune_epochs", "batch_size", "finetune_patience", "n_boot", "strategies",
                 "label_fraction", "umap"):
         assert runs[0]["config"][key] == getattr(defaults, key), key
     text = " ".join(m.value for m in app.markdown)

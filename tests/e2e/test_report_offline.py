@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from core.results.report import html_to_pdf
+from core.results.pdf import html_to_pdf
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

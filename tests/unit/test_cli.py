@@ -67,3 +67,15 @@ def test_an_internal_error_exits_1_with_a_log_pointer(tmp_path, monkeypatch, cap
     assert "ZeroDivisionError" in log
     assert cli.main(["datasets", "--debug"]) == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_audit_patience_flags_reach_the_right_training():
+    parser = cli.build_parser()
+    args = parser.parse_args(["audit", "--data", "german", "--target", "credit", "--sensitive", "sex", "--out", "x",
+                              "--patience", "2", "--pretrain-patience", "9"])
+    assert (args.finetune_patience, args.pretrain_patience) == (2, 9)
+    default = parser.parse_args(["audit", "--data", "german", "--target", "credit", "--sensitive", "sex",
+                                 "--out", "x"])
+    assert (default.finetune_patience, default.pretrain_patience) == (5, 5)
+    assert parser.parse_args(["audit", "--data", "g", "--target", "t", "--sensitive", "s", "--out", "x",
+                              "--finetune-patience", "4"]).finetune_patience == 4

@@ -142,3 +142,32 @@ def test_a_terminated_audit_leaves_no_folder_and_is_marked_cancelled(tmp_path):
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial-*"))
     runs = Workspace(tmp_path / "ws").list_runs(kind="audit")
     assert [r["status"] for r in runs] == ["cancelled"]
+
+
+def test_config_names_each_patience_and_reads_the_old_key():
+    from core.learning.pretrain import PretrainConfig
+
+    fields = AuditConfig.__dataclass_fields__
+    assert fields["pretrain_patience"].default == PretrainConfig.__dataclass_fields__["patience"].default
+    base = {"data": "german", "target": "credit", "sensitive": ["sex"]}
+    assert AuditConfig.from_dict({**base, "patience": 2}).finetune_patience == 2  # a run stored before the rename
+    assert AuditConfig.from_dict({**base, "patience": 2, "finetune_patience": 3}).finetune_patience == 3
+    assert "patience" not in AuditConfig(**base).to_dict()
+
+
+def test_pretraining_gets_its_own_patience(monkeypatch, tmp_path):
+    from core.run import pipeline
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_pretrain(X_train, X_val, layout, config, **kwargs):
+        seen["patience"] = config.patience
+        raise Stop
+
+    monkeypatch.setattr(pipeline, "pretrain", fake_pretrain)
+    with pytest.raises(Stop):
+        run_audit(AuditConfig(**{**TINY, "pretrain_patience": 7, "finetune_patience": 1}), tmp_path)
+    assert seen["patience"] == 7

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 from plotly.offline import get_plotlyjs
 
-import core.results.report as report_module
-from core.results.report import load_embeddings, render_html, write_html_report
+from core.results import figures, palette, pdf
+from core.results.report import render_html, write_html_report
+from core.run.folder import load_embeddings
 from core.results.formatting import fmt_num, fmt_pct
 from core.results.summary import summarize
 
@@ -286,7 +287,7 @@ def test_withheld_columns_are_listed_by_name():
 
 def test_each_model_keeps_one_colour_everywhere():
     page = render_html(make_report(), embeddings=None, notes=None, sign_off=None)
-    colours = report_module.model_colours(["scarf+linear", "scarf+full", "supervised"])
+    colours = palette.model_colours(["scarf+linear", "scarf+full", "supervised"])
     assert len(set(colours.values())) == 3
     for name, colour in colours.items():
         assert f'background: {colour}"></span>{name}' in page
@@ -299,7 +300,7 @@ def test_umap_maps_are_subsampled_to_the_same_rows(tmp_path):
     embeddings = pd.concat([pd.DataFrame({"row_id": np.arange(n), "model": model, "umap_x": rng.normal(size=n),
                                           "umap_y": rng.normal(size=n), "sex": rng.choice(["Female", "Male"], n)})
                             for model in ("scarf+full", "supervised")])
-    shown, total = report_module.subsample_embeddings(embeddings, 5000, seed=0)
+    shown, total = figures.subsample_embeddings(embeddings, 5000, seed=0)
     assert total == n and len(shown) == 10_000
     by_model = shown.groupby("model")["row_id"].apply(frozenset)
     assert by_model["scarf+full"] == by_model["supervised"]
@@ -333,10 +334,10 @@ def test_a_sparse_report_still_renders():
 
 
 def test_html_to_pdf_without_a_browser_returns_none(tmp_path, monkeypatch):
-    monkeypatch.setattr(report_module, "find_browser", lambda: None)
+    monkeypatch.setattr(pdf, "find_browser", lambda: None)
     html_path = tmp_path / "report.html"
     html_path.write_text("<html></html>")
-    assert report_module.html_to_pdf(html_path, tmp_path / "report.pdf") is None
+    assert pdf.html_to_pdf(html_path, tmp_path / "report.pdf") is None
     assert not (tmp_path / "report.pdf").exists()
 
 

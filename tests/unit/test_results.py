@@ -1,5 +1,6 @@
-"""core.results.tables and core.workspace.run_progress: the tables the result pages draw, on a small real run
-(German credit, tiny settings; built once per session) and on hand-made reports."""
+"""core.results (tables, compare, whatif, signoff), core.run.folder's loading and core.workspace.run_progress:
+the tables the result pages draw, on a small real run (German credit, tiny settings; built once per
+session) and on hand-made reports."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import pandas as pd
 import pytest
 import results_artifact
 
-from core.results import tables as results
-from core.audit.bootstrap import paired_gap_differences
+from core.results import compare, signoff, tables, whatif
+from core.audit.comparison import paired_gap_differences
 from core.audit.thresholds import optimize_thresholds
 from core.errors import InputError
+from core.run import folder
 from core.workspace.run_progress import loss_curves, queue_position, run_progress
 
 EO = "equalized_odds_difference"
@@ -30,7 +32,7 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def res(run_dir):
-    return results.load_results(run_dir)
+    return folder.load_results(run_dir)
 
 
 def test_load_results_reads_every_artifact(res):
@@ -45,15 +47,15 @@ def test_load_results_reads_every_artifact(res):
 
 def test_load_results_of_an_unfinished_run_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="has no report.json"):
-        results.load_results(tmp_path)
+        folder.load_results(tmp_path)
     (tmp_path / "report.json").write_text("{not json")
     with pytest.raises(InputError, match="cannot be read"):
-        results.load_results(tmp_path)
+        folder.load_results(tmp_path)
 
 
 def test_group_table_carries_the_report_values_and_flags(res):
-    table = results.group_table(res.report, "supervised", "sex & age")
-    groups = results.model_entry(res.report, "supervised")["groups"]["sex & age"]
+    table = tables.group_table(res.report, "supervised", "sex & age")
+    groups = res.model("supervised")["groups"]["sex & age"]
     assert list(table["group"]) == [g["group"] for g in groups]
     for row, group in zip(table.to_dict("records"), groups, strict=True):
         assert row["n"] == group["n"] and row["small"] == group["small"]
@@ -63,7 +65,7 @@ def test_group_table_carries_the_report_values_and_flags(res):
     worst = table[table["worst"]]
     assert (worst["accuracy"] == min(g["accuracy"] for g in groups)).all() and len(worst) >= 1
     with pytest.raises(InputError, match="No groups 'colour'"):
-        results.group_table(res.report, "supervised", "colour")
+        tables.group_table(res.report, "supervised", "colour")
 
 
 def hand_report() -> dict:
@@ -98,7 +100,7 @@ def hand_report() -> dict:
 
 
 def test_undefined_metrics_are_nan_never_zero_and_unreliable_intervals_are_named():
-    table = results.group_table(hand_report(), "scarf+linear", "g")
+    table = tables.group_table(hand_report(), "scarf+linear", "g")
     b = table.set_index("group").loc["B"]
     assert math.isnan(b["tpr"]) and math.isnan(b["tpr_lo"]) and math.isnan(b["tpr_hi"])
     assert b["precision"] == 0.0  # a defined 0 stays 0
@@ -108,38 +110,38 @@ def test_undefined_metrics_are_nan_never_zero_and_unreliable_intervals_are_named
 
 def test_gap_table_reads_whether_groups_differ_from_the_signed_pair_interval():
     report = hand_report()
-    dp = results.gap_table(report, "g", DP).set_index("model")
+    dp = tables.gap_table(report, "g", DP).set_index("model")
     # The gap's own interval [0.01, 0.2] excludes 0, but the signed pair interval includes it.
     assert dp.loc["scarf+linear", "lo"] > 0
     assert dp.loc["scarf+linear", "groups_differ"] == False  # noqa: E712
     assert dp.loc["scarf+linear", "vs_verdict"] == "narrower"
     assert dp.loc["supervised", "value"] == 0.15 and pd.isna(dp.loc["supervised", "vs_verdict"])
-    eo = results.gap_table(report, "g", EO).set_index("model")
+    eo = tables.gap_table(report, "g", EO).set_index("model")
     assert eo.loc["scarf+linear", "groups_differ"] == True  # noqa: E712
     assert eo.loc["scarf+linear", "vs_verdict"] == "no clear difference"
 
 
 def test_verdicts_for_higher_is_better_measures():
-    assert results._verdict("worst_group_accuracy", [0.01, 0.1]) == "higher"
-    assert results._verdict("worst_group_accuracy", [-0.1, -0.01]) == "lower"
-    assert results._verdict(EO, [-0.1, -0.01]) == "narrower"
-    assert results._verdict(EO, None) is None
+    assert tables.verdict("worst_group_accuracy", [0.01, 0.1]) == "higher"
+    assert tables.verdict("worst_group_accuracy", [-0.1, -0.01]) == "lower"
+    assert tables.verdict(EO, [-0.1, -0.01]) == "narrower"
+    assert tables.verdict(EO, None) is None
 
 
 def test_pareto_front():
     x = [0.80, 0.85, 0.82, 0.70, float("nan")]
     y = [0.70, 0.60, 0.72, 0.50, 0.99]
-    assert results.pareto_front(x, y).tolist() == [False, True, True, False, False]
+    assert compare.pareto_front(x, y).tolist() == [False, True, True, False, False]
     # y is a gap (lower is better): (0.85, 0.60) has the lowest gap and the best accuracy
-    assert results.pareto_front(x, y, maximize_y=False).tolist() == [False, True, False, True, False]
-    assert results.pareto_front([0.8, 0.8], [0.5, 0.5]).tolist() == [True, True]  # ties dominate neither
+    assert compare.pareto_front(x, y, maximize_y=False).tolist() == [False, True, False, True, False]
+    assert compare.pareto_front([0.8, 0.8], [0.5, 0.5]).tolist() == [True, True]  # ties dominate neither
 
 
 def test_comparison_table_of_a_real_run(res):
-    table = results.comparison_table([({"id": "r1", "name": "run"}, res.report)], "sex", EO)
+    table = compare.comparison_table([({"id": "r1", "name": "run"}, res.report)], "sex", EO)
     assert list(table["model"]) == res.models
     supervised = table.set_index("model").loc["supervised"]
-    entry = results.model_entry(res.report, "supervised")
+    entry = res.model("supervised")
     assert supervised["accuracy"] == entry["overall"]["accuracy"]
     assert supervised["worst_group_accuracy"] == entry["gaps"]["sex"]["worst_group_accuracy"]
     assert supervised["gap"] == entry["gaps"]["sex"][EO] and math.isnan(supervised["gap_vs_supervised"])
@@ -147,20 +149,20 @@ def test_comparison_table_of_a_real_run(res):
 
 
 def test_paired_difference_uses_the_audit_against_supervised_and_flips_its_sign(res):
-    entry = results.model_entry(res.report, "scarf+linear")["compared_with_supervised"]["sex"][EO]
-    forward = results.paired_difference(res, "scarf+linear", "supervised", "sex", EO)
+    entry = res.model("scarf+linear")["compared_with_supervised"]["sex"][EO]
+    forward = compare.paired_difference(res, "scarf+linear", "supervised", "sex", EO)
     assert forward["source"] == "audit" and forward["difference"] == entry["difference"]
     assert forward["ci"] == entry["ci"]
-    backward = results.paired_difference(res, "supervised", "scarf+linear", "sex", EO)
+    backward = compare.paired_difference(res, "supervised", "scarf+linear", "sex", EO)
     assert backward["difference"] == -entry["difference"] and backward["ci"] == [-entry["ci"][1], -entry["ci"][0]]
     assert backward["value_a"] == entry["model_b"]
     with pytest.raises(InputError, match="same model"):
-        results.paired_difference(res, "supervised", "supervised", "sex", EO)
+        compare.paired_difference(res, "supervised", "supervised", "sex", EO)
 
 
 def test_paired_difference_between_two_ssl_models_is_computed_like_the_audit(res):
     frame = res.predictions
-    computed = results.paired_difference(res, "scarf+linear", "scarf+bn-stats", "sex & age", DP)
+    computed = compare.paired_difference(res, "scarf+linear", "scarf+bn-stats", "sex & age", DP)
     assert computed["source"] == "computed" and computed["n_boot"] == 50
     direct = paired_gap_differences(frame["y_true"], frame["pred__scarf+linear"], frame["pred__scarf+bn-stats"],
                                     frame[["sex", "age"]], n_boot=50, random_state=0)["sex & age"][DP]
@@ -168,24 +170,24 @@ def test_paired_difference_between_two_ssl_models_is_computed_like_the_audit(res
     # the same computation against the baseline reproduces the audit's own paired comparison
     again = paired_gap_differences(frame["y_true"], frame["pred__scarf+linear"], frame["pred__supervised"],
                                    frame[["sex"]], n_boot=50, random_state=0)["sex"][EO]
-    assert again == results.model_entry(res.report, "scarf+linear")["compared_with_supervised"]["sex"][EO]
+    assert again == res.model("scarf+linear")["compared_with_supervised"]["sex"][EO]
 
 
 def test_label_fraction_curves_take_the_newest_run_per_fraction():
     old, new, small = hand_report(), hand_report(), hand_report()
     new["models"][0]["groups"]["g"][0]["accuracy"] = 0.9
     small["study"]["label_fraction"] = 0.1
-    curves = results.label_fraction_curves([({"id": "old"}, old), ({"id": "small"}, small), ({"id": "new"}, new)],
+    curves = compare.label_fraction_curves([({"id": "old"}, old), ({"id": "small"}, small), ({"id": "new"}, new)],
                                            "g", "accuracy")
     assert sorted(set(curves["label_fraction"])) == [0.1, 1.0]
     full = curves[(curves["label_fraction"] == 1.0) & (curves["model"] == "scarf+linear") & (curves["group"] == "A")]
     assert full["value"].tolist() == [0.9] and full["run_id"].tolist() == ["new"]
-    gaps = results.label_fraction_curves([({"id": "x"}, old), ({"id": "y"}, small)], "g", DP)
+    gaps = compare.label_fraction_curves([({"id": "x"}, old), ({"id": "y"}, small)], "g", DP)
     assert gaps["group"].isna().all() and len(gaps) == 4
 
 
 def test_embedding_points_join_groups_and_outcomes_but_no_feature(res):
-    points = results.embedding_points(res, "supervised")
+    points = tables.embedding_points(res, "supervised")
     assert len(points) == (res.embeddings["model"] == "supervised").sum()
     assert set(points.columns) == {"row_id", "umap_x", "umap_y", "sex", "age", "sex & age", "label", "prediction",
                                    "score", "error"}
@@ -200,35 +202,35 @@ def test_embedding_points_join_groups_and_outcomes_but_no_feature(res):
 def test_embedding_points_never_show_a_withheld_column(res):
     report = copy.deepcopy(res.report)
     report["withheld_columns"] = ["sex"]
-    hidden = results.RunResults(res.run_dir, report, res.predictions, res.validation, res.embeddings, {})
-    points = results.embedding_points(hidden, "supervised")
+    hidden = folder.RunResults(res.run_dir, report, res.predictions, res.validation, res.embeddings, {})
+    points = tables.embedding_points(hidden, "supervised")
     assert "sex" not in points.columns and "sex & age" not in points.columns and "age" in points.columns
-    no_map = results.RunResults(res.run_dir, res.report, res.predictions, res.validation, None, {})
+    no_map = folder.RunResults(res.run_dir, res.report, res.predictions, res.validation, None, {})
     with pytest.raises(InputError, match="without UMAP"):
-        results.embedding_points(no_map, "supervised")
+        tables.embedding_points(no_map, "supervised")
 
 
 def test_leakage_readings():
-    table = results.leakage_table(hand_report(), "scarf+linear").set_index("attribute")
+    table = tables.leakage_table(hand_report(), "scarf+linear").set_index("attribute")
     assert table.loc["g", "reading"] == "about chance" and table.loc["g", "vs_raw"] == "less"
     assert table.loc["h", "reading"] == "readable" and table.loc["h", "vs_raw"] == "similar"
     assert table.loc["k", "reading"] == "undefined" and math.isnan(table.loc["k", "balanced_accuracy"])
 
 
 def test_manual_thresholds_of_one_half_change_nothing(res):
-    result = results.manual_whatif(res, "supervised", "sex", {"female": 0.5, "male": 0.5})
+    result = whatif.manual_whatif(res, "supervised", "sex", {"female": 0.5, "male": 0.5})
     assert result["accuracy_cost"] == 0.0
     assert (result["y_pred"] == res.predictions["pred__supervised"].to_numpy()).all()
-    gaps = results.whatif_gaps(result).set_index("measure")
+    gaps = whatif.whatif_gaps(result).set_index("measure")
     assert (gaps["change"].fillna(0) == 0).all()
-    moved = results.manual_whatif(res, "supervised", "sex", {"female": 0.9, "male": 0.5})
-    groups = results.whatif_groups(moved).set_index("group")
+    moved = whatif.manual_whatif(res, "supervised", "sex", {"female": 0.9, "male": 0.5})
+    groups = whatif.whatif_groups(moved).set_index("group")
     assert groups.loc["female", "selection_rate_after"] < groups.loc["female", "selection_rate_before"]
     assert groups.loc["male", "selection_rate_after"] == groups.loc["male", "selection_rate_before"]
 
 
 def test_fair_thresholds_are_fitted_on_validation_and_judged_on_test(res):
-    result = results.fair_whatif(res, "supervised", "sex", "demographic_parity")
+    result = whatif.fair_whatif(res, "supervised", "sex", "demographic_parity")
     assert result["n_fit"] == len(res.validation) and result["evaluated_on"] == "evaluate_on rows"
     assert len(result["y_pred"]) == len(res.predictions)
     val = res.validation
@@ -238,14 +240,14 @@ def test_fair_thresholds_are_fitted_on_validation_and_judged_on_test(res):
                                               res.predictions["sex"]), random_state=0)
     assert result["accuracy"] == direct["accuracy"] and result["gaps"] == direct["gaps"]
     assert set(result["rules"]) == {"female", "male"}
-    assert all(results.describe_rule(rule) for rule in result["rules"].values())
+    assert all(whatif.describe_rule(rule) for rule in result["rules"].values())
 
 
 def test_describe_rule_in_words():
     rule = {"thresholds": [{"operator": ">", "threshold": 0.4, "probability": 0.25},
                            {"operator": ">", "threshold": -math.inf, "probability": 0.75}],
             "p_constant": 0.1, "constant_positive_rate": 0.3}
-    text = results.describe_rule(rule)
+    text = whatif.describe_rule(rule)
     assert "score > 0.400 for 25% of rows" in text and "always positive for 75% of rows" in text
     assert "10% of rows decided by a coin" in text
 
@@ -273,16 +275,35 @@ def test_sign_off_is_the_newest_approved_note():
     notes = [{"id": 1, "status": "approved", "author": "Ann", "created_at": "2025-01-01T10:00:00+00:00"},
              {"id": 2, "status": "changes requested", "author": "Bob", "created_at": "2025-01-02T10:00:00+00:00"},
              {"id": 3, "status": "approved", "author": "Cy", "created_at": "2025-01-03T10:00:00+00:00"}]
-    assert results.sign_off(notes)["author"] == "Cy"
-    assert results.sign_off(notes[1:2]) is None
+    assert signoff.sign_off(notes)["author"] == "Cy"
+    assert signoff.sign_off(notes[1:2]) is None
 
 
 def test_review_report_contains_the_notes_and_the_sign_off(res, tmp_path):
     notes = [{"id": 1, "study_id": "s", "run_id": None, "author": "Dana <b>Reviewer</b>", "status": "approved",
               "body": "Checked the gaps =1+1", "created_at": "2025-01-03T10:00:00+00:00"}]
-    html_path, pdf_path = results.write_review_report(res, tmp_path, notes, stamp="20250103-100000")
+    html_path, pdf_path = signoff.write_review_report(res, tmp_path, notes, stamp="20250103-100000")
     assert html_path.name == "report-20250103-100000.html" and pdf_path is None
     html = html_path.read_text()
     assert "Checked the gaps =1+1" in html and "Dana &lt;b&gt;Reviewer&lt;/b&gt;" in html
     assert "<b>Reviewer</b>" not in html
     assert json.loads((res.run_dir / "report.json").read_text())["study"]["dataset"] == "german"
+
+
+def test_the_run_folder_names_its_columns_and_reads_a_report_with_parts_missing(res):
+    assert folder.score_column("scarf+linear") == "score__scarf+linear"
+    assert folder.pred_column("supervised") == "pred__supervised"
+    assert folder.models_in_columns(res.predictions.columns) == res.models
+    assert (folder.decisions(np.array([0.2, 0.5, 0.9])) == [0, 1, 1]).all()
+    empty = folder.ReportView({})
+    assert empty.models == [] and empty.sensitive == [] and empty.partitions == [] and empty.intersections == []
+    assert (empty.seed, empty.min_group_size, empty.n_boot(7), empty.confidence) == (0, 30, 7, None)
+    bare = folder.ModelView({"name": "m"})
+    assert bare.groups("sex") == [] and bare.gaps("sex") == {} and bare.compared("sex", EO) is None
+    assert bare.between("sex", EO) == {} and bare.probe("sex") == {} and bare.group("sex", "x") is None
+    with pytest.raises(InputError, match="No model 'nope'"):
+        res.view.model("nope")
+    view = res.view
+    assert view.partitions == ["sex", "age", "sex & age"] and view.intersections == ["sex & age"]
+    assert view.model("supervised").gaps("sex") == res.report["models"][-1]["gaps"]["sex"]
+    assert view.n_boot() == 50 and view.seed == 0

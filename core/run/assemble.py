@@ -1,0 +1,94 @@
+"""The report dict of one audit (report.json), put together from what the stages returned.
+
+    model_entry(model, result, raw_leakage, group_order)   one entry of `models`
+    assemble_report(config, study, entries, pretrained)    the whole report
+
+The keys and their order are the report.json contract (ARCHITECTURE.md, docs/metrics.md): a
+change here changes every stored run's comparison with a new one, so nothing is renamed.
+Timings never go in (they would make the report irreproducible; core.run.folder.TIMINGS).
+"""
+
+from __future__ import annotations
+
+import fairlearn
+import numpy as np
+import pandas as pd
+import sklearn
+import torch
+
+from core import __version__
+from core.data.proxies import find_proxies
+from core.data.study import Study
+from core.learning.pretrain import PretrainResult
+from core.run.config import AuditConfig
+
+
+def model_entry(model, result: dict, raw_leakage: dict[str, dict], group_order: dict[str, list[str]]) -> dict:
+    """A trained model's entry: its audit `result` (core.audit.per_model), with each attribute's
+    leakage probe set beside the same probe on the raw features."""
+    fairness, representation = result["fairness"], result["representation"]
+    for attribute, probe in representation["leakage"].items():
+        raw = raw_leakage[attribute]
+        representation["leakage"][attribute] = {**probe, "raw_features_balanced_accuracy": raw["balanced_accuracy"],
+                                                "raw_features_std": raw["std"]}
+    entry = {"name": model.name, "pretraining": model.pretraining, "strategy": model.strategy,
+             "n_trainable_params": model.n_trainable_params,
+             "overall": fairness["overall"], "groups": in_natural_order(fairness["groups"], group_order),
+             "gaps": fairness["gaps"], "representation": representation, "calibration": model.calibration}
+    if result["compared_with_supervised"] is not None:
+        entry["compared_with_supervised"] = result["compared_with_supervised"]
+    return entry
+
+
+def in_natural_order(groups: dict[str, list[dict]], order: dict[str, list[str]]) -> dict[str, list[dict]]:
+    """Sort each partition's group rows by the attributes' natural orders (age bins by age),
+    intersections by the tuple of their parts' ranks."""
+    def rank(row: dict) -> tuple:
+        return tuple(order[a].index(v) if v in order.get(a, []) else len(order.get(a, []))
+                     for a, v in row["values"].items())
+
+    return {key: sorted(rows, key=rank) for key, rows in groups.items()}
+
+
+def assemble_report(config: AuditConfig, study: Study, entries: list[dict], pretrained: PretrainResult) -> dict:
+    """report.json: the study, every model's entry, pretraining, how intervals were drawn, the
+    data's withheld columns, proxies, notes and warnings, the config and the library versions."""
+    data = study.data
+    return {
+        "equiscope_version": __version__,
+        "study": study_summary(study, config),
+        "models": entries,
+        "pretraining": pretraining_summary(pretrained),
+        "bootstrap": {"method": "percentile", "n_boot": config.n_boot, "confidence": config.confidence,
+                      "resampling": "within groups"},
+        "withheld_columns": data.withheld_columns,
+        "proxies": [finding.to_dict() for finding in find_proxies(data.frame[data.features], data.groups)],
+        "notes": study.source.notes + data.notes,
+        "warnings": data.warnings,
+        "config": config.to_dict(),
+        "versions": versions(),
+    }
+
+
+def study_summary(study: Study, config: AuditConfig) -> dict:
+    split = study.split
+    return {"dataset": study.source.name, "dataset_sha256": study.source.sha256, "target": study.spec.target,
+            "positive_label": study.spec.positive_label, "sensitive": list(study.spec.sensitive),
+            "n_train": int(len(split.labelled_train)), "n_test": int(len(split.test)),
+            "n_validation": int(len(split.validation)), "n_pretrain": int(len(split.pretrain)),
+            "label_fraction": float(config.label_fraction), "seed": int(config.seed),
+            "features": list(study.data.features), "n_encoded_features": int(study.encoder.n_features_out_)}
+
+
+def pretraining_summary(pretrained: PretrainResult) -> dict:
+    return {"method": pretrained.config.method, "epochs_completed": pretrained.epochs_completed,
+            "best_epoch": pretrained.best_epoch, "best_val_loss": pretrained.best_val_loss,
+            "initial_val_loss": pretrained.initial_val_loss, "stopped_early": pretrained.stopped_early,
+            "collapse": pretrained.collapse,
+            "history": [{k: v for k, v in epoch.items() if k in ("epoch", "loss", "val_loss")}
+                        for epoch in pretrained.history]}
+
+
+def versions() -> dict[str, str]:
+    return {"equiscope": __version__, "torch": torch.__version__.split("+")[0], "numpy": np.__version__,
+            "pandas": pd.__version__, "scikit-learn": sklearn.__version__, "fairlearn": fairlearn.__version__}

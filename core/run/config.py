@@ -1,0 +1,91 @@
+"""AuditConfig: every knob of one audit, its validation, and how it reaches the training configs.
+
+Light on purpose (no numpy, no torch at import): `equiscope audit --help` and the dashboard's
+Train page read the defaults from here. Stored with each run (workspace and report.json's
+`config`), so `from_dict` also reads the keys of runs stored by earlier versions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from core.errors import InputError
+from core.vocabulary import STRATEGIES
+
+if TYPE_CHECKING:
+    from core.data import DatasetSpec
+
+#: Keys that earlier versions stored under another name: old -> new.
+RENAMED_KEYS = {"patience": "finetune_patience"}
+
+
+@dataclass
+class AuditConfig:
+    """Every knob of one audit; JSON-able (it is stored with the run and in the report)."""
+
+    data: str
+    target: str
+    sensitive: list[str]
+    positive: str | None = None
+    features: list[str] | None = None
+    include_pii: bool = False
+    method: str = "scarf"
+    strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
+    label_fraction: float = 1.0
+    epochs: int = 10
+    finetune_epochs: int = 20
+    # Early stopping: epochs without a better validation loss before training stops.
+    finetune_patience: int = 5  # each fine-tuning strategy and the supervised baseline (FinetuneConfig.patience)
+    pretrain_patience: int = 5  # SSL pretraining, 0: never (PretrainConfig.patience; the same default, tested)
+    batch_size: int = 512
+    encoder: dict[str, Any] = field(default_factory=dict)
+    method_params: dict[str, Any] = field(default_factory=dict)
+    n_boot: int = 1000
+    confidence: float = 0.95
+    min_group_size: int = 30
+    umap: bool = True
+    seed: int = 0
+    workers: int = 0  # processes for fine-tuning and auditing the models; 0: automatic (`workers_for`)
+    threads: int = 1  # torch CPU threads for pretraining and fine-tuning (docs/decisions.md: why 1)
+
+    def validate(self) -> None:
+        # Imported here: the SSL registry loads torch, and this module must stay light (docstring).
+        from core.learning.ssl import get_method
+
+        get_method(self.method)
+        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        if unknown:
+            raise InputError(f"Unknown strategy '{unknown[0]}'", f"Choose from: {', '.join(STRATEGIES)}")
+        if not self.strategies:
+            raise InputError("No fine-tuning strategy chosen", f"Choose from: {', '.join(STRATEGIES)}")
+        if int(self.epochs) < 1 or int(self.finetune_epochs) < 1:
+            raise InputError(f"Epochs must be at least 1, got {self.epochs}", "Use --epochs 1 or more")
+        if not 0 < float(self.label_fraction) <= 1:
+            raise InputError(f"Label fraction {self.label_fraction} is outside (0, 1]",
+                             "Give a fraction such as 0.1 for 10% of the labels, or 1 for all")
+        if int(self.threads) < 1:
+            raise InputError(f"Threads must be 1 or more, got {self.threads}", "Use 1")
+        if int(self.workers) < 0:
+            raise InputError(f"Workers must be 0 (one per core) or more, got {self.workers}", "Use 0")
+        if not self.sensitive:
+            raise InputError("No sensitive attribute chosen", "Give --sensitive, e.g. --sensitive sex,race")
+
+    def spec(self) -> DatasetSpec:
+        from core.data import DatasetSpec  # here, not at the top: it loads pandas (the docstring)
+
+        return DatasetSpec(target=self.target, sensitive=tuple(self.sensitive), positive_label=self.positive,
+                           features=None if self.features is None else tuple(self.features),
+                           include_pii=self.include_pii, min_group_size=self.min_group_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuditConfig:
+        """The config of a stored run; keys of earlier versions (RENAMED_KEYS) are read under
+        their new names, unknown keys are ignored."""
+        values = {RENAMED_KEYS[k]: v for k, v in data.items() if k in RENAMED_KEYS}
+        values |= {k: v for k, v in data.items() if k not in RENAMED_KEYS}  # a new key wins over its old name
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in values.items() if k in known})
