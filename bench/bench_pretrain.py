@@ -49,7 +49,8 @@ from core.learning.models import Encoder, EncoderConfig, MLPHead  # noqa: E402
 from core.run.pipeline import AuditConfig  # noqa: E402
 from core.learning.ssl.contrastive import Scarf, info_nce  # noqa: E402
 from core.learning.ssl.views import FeatureLayout  # noqa: E402
-from core.learning.pretrain import PretrainConfig, pretrain  # noqa: E402
+from core.learning.pretrain import pretrain  # noqa: E402
+from core.learning.pretrain_config import PretrainConfig  # noqa: E402
 
 AUDIT_BATCH_SIZE = AuditConfig.__dataclass_fields__["batch_size"].default
 GOAL_RATIO = 3.0

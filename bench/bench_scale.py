@@ -46,7 +46,7 @@ BUDGET_GB = 4.0
 
 def write_table(path: Path, rows: int, features: int, seed: int) -> None:
     """The synthetic table (see the module docstring), one row group per write."""
-    import pyarrow as pa
+    import pyarrow as pa  # the parent's only heavy import; `--child` does not need it
     import pyarrow.parquet as pq
 
     rng = np.random.default_rng(seed)
@@ -63,11 +63,13 @@ def write_table(path: Path, rows: int, features: int, seed: int) -> None:
 
 def child(path: Path, epochs: int, batch: int, seed: int) -> None:
     """In a fresh process: pretrain on the streamed file, print the figures as one JSON line."""
+    # Imported in the measured child only: the parent, which writes the table, never loads torch.
     import torch
 
+    from core.learning.pretrain import pretrain
+    from core.learning.pretrain_config import PretrainConfig
     from core.learning.ssl.views import FeatureLayout
     from core.learning.streaming import ParquetChunks
-    from core.learning.pretrain import PretrainConfig, pretrain
 
     source = ParquetChunks(path, random_state=seed)
     start = time.perf_counter()

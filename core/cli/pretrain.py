@@ -14,12 +14,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 from core.errors import InputError
+from core.learning.encoder_config import EncoderConfig
+from core.learning.pretrain_config import PretrainConfig
 
 ENCODER_DIR = "encoder"
 HISTORY_FILE = "history.json"
+
+# One source of the defaults the help shows: the configs (light modules, no torch).
+PRETRAIN_DEFAULTS = {f.name: f.default for f in fields(PretrainConfig)}
+ENCODER_DEFAULTS = {f.name: f.default for f in fields(EncoderConfig)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,19 +37,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--positive", help="the target value that counts as positive")
     parser.add_argument("--method", required=True,
                         help="self-supervised objective: scarf, vime, dae, simclr, byol, simsiam, vicreg, barlow, swav")
-    parser.add_argument("--epochs", type=int, default=None, help="maximum pretraining epochs (default 50)")
-    parser.add_argument("--batch-size", type=int, default=None, help="rows per step (default 256)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split and of training (default 0)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"maximum pretraining epochs (default {PRETRAIN_DEFAULTS['epochs']})")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"rows per step (default {PRETRAIN_DEFAULTS['batch_size']})")
+    parser.add_argument("--seed", type=int, default=PRETRAIN_DEFAULTS["seed"],
+                        help="seed of the split and of training (default %(default)s)")
     add_encoder_arguments(parser)
     add_threads_argument(parser)
-    parser.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--device", default=PRETRAIN_DEFAULTS["device"],
+                        help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, ... (default %(default)s)")
     parser.add_argument("--out", required=True, help="folder for study.json, encoder/ and history.json")
 
 
 def add_encoder_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--hidden-dim", type=int, default=None, help="encoder width (default 256)")
-    parser.add_argument("--depth", type=int, default=None, help="encoder blocks (default 3)")
-    parser.add_argument("--embed-dim", type=int, default=None, help="embedding width (default 128)")
+    parser.add_argument("--hidden-dim", type=int, default=None,
+                        help=f"encoder width (default {ENCODER_DEFAULTS['hidden_dim']})")
+    parser.add_argument("--depth", type=int, default=None,
+                        help=f"encoder blocks (default {ENCODER_DEFAULTS['depth']})")
+    parser.add_argument("--embed-dim", type=int, default=None,
+                        help=f"embedding width (default {ENCODER_DEFAULTS['embed_dim']})")
 
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +66,7 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def set_threads(threads: int) -> None:
-    import torch
+    import torch  # only when a command runs: building the CLI's parser must not load torch
 
     if threads < 1:
         raise InputError(f"--threads must be 1 or more, got {threads}", "Use --threads 1")
@@ -67,13 +81,14 @@ def output_folder(text: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.data import DatasetSpec, open_source
-    from core.learning.ssl.views import FeatureLayout
-    from core.files import atomic_write
-    from core.data.study import Study
-    from core.learning.pretrain import PretrainConfig, pretrain, save_encoder
-
+    # Heavy (torch, pandas, scikit-learn): loaded when the command runs, not when the CLI builds its parser.
     from core.cli._progress import ProgressBar
+    from core.data import DatasetSpec, open_source
+    from core.data.study import Study
+    from core.files import atomic_write
+    from core.learning.checkpoint import save_encoder
+    from core.learning.pretrain import pretrain
+    from core.learning.ssl.views import FeatureLayout
 
     config = PretrainConfig(method=args.method, seed=args.seed,
                             encoder={k: v for k, v in (("hidden_dim", args.hidden_dim), ("depth", args.depth),
@@ -124,7 +139,7 @@ def sensitive_attributes(text: str | None, source) -> list[str]:
         return [s.strip() for s in text.split(",") if s.strip()]
     if source.card:
         return list(source.card.sensitive)
-    from core.data.spec import suggest_sensitive
+    from core.data.spec import suggest_sensitive  # pandas: only when no attribute was given
 
     suggested = suggest_sensitive(source.frame)
     if not suggested:

@@ -21,7 +21,9 @@ How fine-tuning finds the parts it needs (stable API):
                                         nn.SyncBatchNorm after convert_sync_batchnorm);
                                         the same as `batchnorm_layers(module)` for any module.
     encoder.config / encoder.embed_dim  the EncoderConfig and the output width
-    EncoderConfig.to_dict / from_dict   JSON-able round trip (used by checkpoints)
+    EncoderConfig.to_dict / from_dict   JSON-able round trip (used by checkpoints); the class
+                                        lives in core.learning.encoder_config (no torch), so
+                                        the CLI reads its defaults without loading torch
 
 Heads
     MLPHead         Linear -> BN -> ReLU (repeated) -> Linear [-> BN without affine]
@@ -32,43 +34,10 @@ Heads
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
-
 import torch
 from torch import nn
 
-
-@dataclass
-class EncoderConfig:
-    """Shape of an `Encoder` (see the module docstring for the formula)."""
-
-    input_dim: int
-    hidden_dim: int = 256
-    depth: int = 3
-    embed_dim: int = 128
-    dropout: float = 0.0
-    residual: bool = False
-
-    def __post_init__(self) -> None:
-        if self.input_dim < 1 or self.hidden_dim < 1 or self.embed_dim < 1:
-            raise ValueError(f"encoder widths must be >= 1, got {self}")
-        if self.depth < 1:
-            raise ValueError(f"encoder depth must be >= 1, got {self.depth}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EncoderConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def widths(self) -> list[int]:
-        """[input_dim, hidden_dim, ..., hidden_dim, embed_dim] with depth + 1 entries."""
-        return [self.input_dim] + [self.hidden_dim] * (self.depth - 1) + [self.embed_dim]
+from core.learning.encoder_config import EncoderConfig
 
 
 class Block(nn.Module):

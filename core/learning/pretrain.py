@@ -4,8 +4,9 @@
                       on_event=print, should_stop=lambda: False, checkpoint_dir=Path("ckpt"))
     save_encoder("out/encoder", result.encoder, result.config)
 
-Every knob is a field of `PretrainConfig`. Schedule, for step t of T = epochs * steps per
-epoch, W = round(warmup_fraction * T):
+Every knob is a field of `PretrainConfig` (core.learning.pretrain_config); what changes while
+the run trains is its `TrainingState` (core.learning.pretrain_state), saved in every epoch's
+checkpoint. Schedule, for step t of T = epochs * steps per epoch, W = round(warmup_fraction * T):
     lr(t) = lr (t + 1) / W                                            t < W
     lr(t) = min_lr + (lr - min_lr) (1 + cos(pi (t - W) / (T - W))) / 2,  min_lr = lr * min_lr_ratio
 Weight decay applies to weight matrices only (ndim >= 2), not to biases or BatchNorm.
@@ -41,8 +42,9 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +53,12 @@ import torch
 import torch.distributed as torch_dist
 from torch import nn
 
-from core.learning.checkpoint import (flatten_optimizer, load_encoder, load_training_state, prefixed,
-                             save_encoder, save_training_state, unflatten_optimizer, unprefixed)
 from core.errors import InputError
+from core.learning.checkpoint import load_encoder, save_encoder
 from core.learning.models import Encoder, EncoderConfig
-from core.learning.ssl import dist, get_method, make_objective
+from core.learning.pretrain_config import PretrainConfig
+from core.learning.pretrain_state import TrainingState
+from core.learning.ssl import dist, make_objective
 from core.learning.ssl.collapse import collapse_report
 from core.learning.ssl.views import FeatureLayout
 from core.learning.streaming import ChunkSource, array_batches, stream_batches
@@ -67,60 +70,7 @@ COLLAPSE_ROWS = 4096
 __all__ = ["PretrainConfig", "PretrainResult", "pretrain", "save_encoder", "load_encoder",
            "resolve_device", "embed"]
 
-
-@dataclass
-class PretrainConfig:
-    """Everything that defines a pretraining run (JSON-able via to_dict / from_dict)."""
-
-    method: str = "scarf"
-    method_params: dict[str, Any] = field(default_factory=dict)
-    encoder: dict[str, Any] = field(default_factory=dict)  # EncoderConfig fields but input_dim
-    epochs: int = 50
-    batch_size: int = 256        # global batch (split across ranks under DDP)
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    warmup_fraction: float = 0.05
-    min_lr_ratio: float = 0.01
-    patience: int = 5
-    min_delta: float = 0.0
-    seed: int = 0
-    device: str = "auto"         # "auto" (cuda > mps > cpu), or a torch device string
-
-    def validate(self) -> None:
-        get_method(self.method)
-        if int(self.epochs) < 1:
-            raise InputError(f"epochs must be at least 1, got {self.epochs}", "Use --epochs 1 or more")
-        if int(self.batch_size) < 2:
-            raise InputError(f"batch size must be at least 2, got {self.batch_size}",
-                             "Batch statistics need two rows or more")
-        if not self.lr > 0:
-            raise InputError(f"learning rate must be positive, got {self.lr}", "Use e.g. 1e-3")
-        if not 0 <= self.warmup_fraction < 1:
-            raise InputError(f"warmup fraction must be in [0, 1), got {self.warmup_fraction}",
-                             "Use e.g. 0.05")
-        if "input_dim" in self.encoder:
-            raise InputError("the encoder's input_dim comes from the data",
-                             "Leave input_dim out of the encoder settings")
-        self.encoder_config(1)
-        known = get_method(self.method).defaults
-        unknown = sorted(set(self.method_params) - set(known))
-        if unknown:
-            raise InputError(f"unknown parameter(s) {unknown} for method '{self.method}'",
-                             f"Parameters of '{self.method}' are: {sorted(known)}")
-
-    def encoder_config(self, input_dim: int) -> EncoderConfig:
-        try:
-            return EncoderConfig(input_dim=input_dim, **self.encoder)
-        except (TypeError, ValueError) as error:
-            raise InputError(f"bad encoder settings {self.encoder}: {error}",
-                             "Use hidden_dim, depth, embed_dim, dropout, residual") from None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PretrainConfig:
-        return cls(**data)
+Event = Callable[[dict], None]
 
 
 @dataclass
@@ -154,6 +104,34 @@ class PretrainResult:
                 "encoder_config": self.encoder.config.to_dict()}
 
 
+@dataclass(frozen=True)
+class Batching:
+    """How the training rows are cut into steps, on this process."""
+
+    n_rows: int
+    n_features: int
+    batch: int                  # global batch: rows per step over all processes
+    steps_per_epoch: int        # full batches only
+    total_steps: int            # of the whole schedule, `epochs` epochs
+    shard: slice | None         # this rank's rows of every view of a global batch (None: one process)
+
+
+@dataclass
+class Clock:
+    """Wall time and rows of this call (a resumed run counts from its restart)."""
+
+    started: float = field(default_factory=time.perf_counter)
+    last_event: float = 0.0
+    rows: int = 0               # training rows stepped through (global batches)
+    train_seconds: float = 0.0  # inside epochs' steps: validation and checkpoints excluded
+
+    def __post_init__(self) -> None:
+        self.last_event = self.started
+
+    def rows_per_second(self, seconds: float) -> float:
+        return self.rows / max(seconds, 1e-9)
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """"auto": cuda (cuda:LOCAL_RANK under torchrun) > mps > cpu."""
     if name != "auto":
@@ -178,6 +156,109 @@ def embed(encoder: nn.Module, X: torch.Tensor | np.ndarray, batch_size: int = 40
         encoder.train(was_training)
 
 
+def pretrain(X_train: np.ndarray | ChunkSource, X_val: np.ndarray | None,
+             layout: FeatureLayout, config: PretrainConfig, *,
+             on_event: Event | None = None,
+             should_stop: Callable[[], bool] | None = None,
+             checkpoint_dir: Path | str | None = None, resume: bool = False) -> PretrainResult:
+    """Pretrain an encoder with `config.method` on X_train (see the module docstring).
+
+    X_train: float32 (n, d) matrix, or a ChunkSource for data larger than memory.
+    X_val: rows for validation loss, early stopping and the collapse check (or None).
+    resume: continue from checkpoint_dir's latest epoch if there is one."""
+    config.validate()
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+    device = resolve_device(config.device)
+    with (_process_group(device) as (rank, world),
+          torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])):
+        emit = on_event if (on_event is not None and rank == 0) else _ignore
+        plan = _batching(X_train, layout, config, rank=rank, world=world)
+        state = _fresh_state(config, layout=layout, n_features=plan.n_features, device=device, world=world)
+        train_rows = X_train if isinstance(X_train, ChunkSource) else _on_device(X_train, "training", device)
+        val_rows = _validation_rows(X_val, device)
+        resumed = resume and checkpoint_dir is not None and state.restore(
+            checkpoint_dir, config=config, n_features=plan.n_features)
+        if not resumed and val_rows is not None:
+            state.initial_val = _validation_loss(state.objective, val_rows, batch_size=plan.batch, seed=config.seed)
+
+        clock, cancelled = Clock(), False
+        state.objective.train()
+        while state.epoch < config.epochs and not state.stopped_early and not cancelled:
+            epoch = state.epoch + 1
+            epoch_start = time.perf_counter()
+            loss_sum = torch.zeros((), device=device)
+            for xb in _epoch_batches(train_rows, epoch=state.epoch, batch_size=plan.batch,
+                                     generator=state.generator, device=device):
+                lr = _lr_at(state.step, plan.total_steps, config)
+                loss = _step(state, xb, lr=lr, shard=plan.shard, total_steps=plan.total_steps)
+                loss_sum += loss.detach()
+                clock.rows += plan.batch
+                cancelled = _agree(should_stop() if should_stop else False, world, device)
+                now = time.perf_counter()
+                if now - clock.last_event >= EVENT_SECONDS or cancelled:
+                    clock.last_event = now
+                    emit({"stage": "pretrain", "message": f"epoch {epoch}/{config.epochs}",
+                          "epoch": epoch, "epochs": config.epochs, "step": state.step,
+                          "total_steps": plan.total_steps, "loss": float(loss.detach()),
+                          "rows_per_second": clock.rows_per_second(clock.train_seconds + now - epoch_start),
+                          "elapsed": now - clock.started, "fraction": state.step / plan.total_steps})
+                if cancelled:
+                    break
+            clock.train_seconds += time.perf_counter() - epoch_start
+            state.last_loss = float(dist.mean_over_ranks(loss.detach()))
+            if cancelled:
+                break  # a partial epoch is not checkpointed; resume repeats it
+            train_loss = float(dist.mean_over_ranks(loss_sum)) / max(plan.steps_per_epoch, 1)
+            if not math.isfinite(train_loss):
+                raise _diverged(config, train_loss, epoch)
+            entry: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "val_loss": None,
+                                     "lr": lr, "embedding_std": None}
+            if val_rows is not None:
+                entry["val_loss"] = _validation_loss(state.objective, val_rows, batch_size=plan.batch,
+                                                     seed=config.seed)
+                entry["embedding_std"] = collapse_report(
+                    embed(state.objective.encoder, val_rows[:COLLAPSE_ROWS]))["embedding_std"]
+                state.keep_if_best(entry["val_loss"], epoch=epoch, patience=config.patience,
+                                   min_delta=config.min_delta)
+            state.history.append(entry)
+            state.epoch = epoch
+            if checkpoint_dir is not None and rank == 0:
+                state.save(checkpoint_dir, config=config, n_features=plan.n_features, total_steps=plan.total_steps)
+            emit({"stage": "pretrain", "message": f"epoch {epoch}/{config.epochs} done",
+                  "epoch": epoch, "epochs": config.epochs, "step": state.step,
+                  "total_steps": plan.total_steps, "loss": train_loss, "val_loss": entry["val_loss"],
+                  "rows_per_second": clock.rows_per_second(clock.train_seconds),
+                  "elapsed": time.perf_counter() - clock.started, "fraction": state.step / plan.total_steps})
+
+        encoder = _best_encoder(state)
+        probe = val_rows[:COLLAPSE_ROWS].cpu() if val_rows is not None else _first_rows(X_train)
+        collapse = _collapse_check(encoder, probe, method=config.method, emit=emit)
+        return PretrainResult(
+            encoder=encoder, config=config, history=state.history, best_epoch=state.best_epoch,
+            best_val_loss=state.best_val, initial_val_loss=state.initial_val, final_loss=state.last_loss,
+            rows_per_second=clock.rows_per_second(clock.train_seconds),
+            elapsed_seconds=time.perf_counter() - clock.started, collapse=collapse,
+            stopped_early=state.stopped_early, cancelled=cancelled, epochs_completed=state.epoch,
+            steps=state.step, total_steps=plan.total_steps, device=str(device), world_size=world)
+
+
+def _step(state: TrainingState, xb: torch.Tensor, *, lr: float, shard: slice | None,
+          total_steps: int) -> torch.Tensor:
+    """One optimizer step on the global batch xb; returns this rank's loss."""
+    for group in state.optimizer.param_groups:
+        group["lr"] = lr
+    views = state.objective.make_views(xb, state.generator)
+    if shard is not None:  # every rank made the same views of the global batch; it keeps its rows
+        views = tuple(v[shard] for v in views)
+    loss, _ = state.model(*views)
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    state.optimizer.step()
+    state.objective.after_step(state.step, total_steps)
+    state.step += 1
+    return loss
+
+
 def _lr_at(step: int, total: int, config: PretrainConfig) -> float:
     warmup = round(config.warmup_fraction * total)
     if step < warmup:
@@ -187,7 +268,7 @@ def _lr_at(step: int, total: int, config: PretrainConfig) -> float:
     return min_lr + (config.lr - min_lr) * (1 + math.cos(math.pi * min(progress, 1.0))) / 2
 
 
-def _validation_loss(objective, X_val: torch.Tensor, batch_size: int, seed: int) -> float:
+def _validation_loss(objective, X_val: torch.Tensor, *, batch_size: int, seed: int) -> float:
     """Mean loss over near-equal validation batches, eval mode, fixed views."""
     generator = torch.Generator(X_val.device).manual_seed(seed + VAL_SEED_OFFSET)
     objective.eval()
@@ -199,60 +280,12 @@ def _validation_loss(objective, X_val: torch.Tensor, batch_size: int, seed: int)
     return float(total) / X_val.shape[0]
 
 
-def _init_distributed(device: torch.device) -> tuple[int, int, bool]:
-    """(rank, world_size, created) — joins torchrun's process group when WORLD_SIZE > 1."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0, 1, False
-    created = False
-    if not torch_dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        torch_dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        created = True
-    return torch_dist.get_rank(), torch_dist.get_world_size(), created
-
-
-def pretrain(X_train: np.ndarray | ChunkSource, X_val: np.ndarray | None,
-             layout: FeatureLayout, config: PretrainConfig, *,
-             on_event: Callable[[dict], None] | None = None,
-             should_stop: Callable[[], bool] | None = None,
-             checkpoint_dir: Path | str | None = None, resume: bool = False) -> PretrainResult:
-    """Pretrain an encoder with `config.method` on X_train (see the module docstring).
-
-    X_train: float32 (n, d) matrix, or a ChunkSource for data larger than memory.
-    X_val: rows for validation loss, early stopping and the collapse check (or None).
-    resume: continue from checkpoint_dir's latest epoch if there is one."""
-    config.validate()
-    device = resolve_device(config.device)
-    rank, world, created_group = _init_distributed(device)
-    try:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            return _run(X_train, X_val, layout, config, device, rank, world, on_event,
-                        should_stop, Path(checkpoint_dir) if checkpoint_dir else None, resume)
-    finally:
-        if created_group:
-            torch_dist.destroy_process_group()
-
-
-def _run(X_train, X_val, layout, config, device, rank, world, on_event, should_stop,
-         checkpoint_dir, resume) -> PretrainResult:
-    emit = on_event if (on_event is not None and rank == 0) else (lambda event: None)
-    streaming = isinstance(X_train, ChunkSource)
-    n_rows, d = ((X_train.n_rows, X_train.n_features) if streaming else np.shape(X_train))
-    if layout.n_features != d:
-        raise InputError(f"feature layout has {layout.n_features} features, the data {d}",
-                         "Build the layout from the encoder that produced the matrix")
-    batch = min(int(config.batch_size), n_rows) // world * world   # global batch
-    if batch < 2 * world:
-        raise InputError(f"{n_rows} training rows are too few for pretraining",
-                         "Give at least 2 rows per process")
-    local = batch // world
-    steps_per_epoch = n_rows // batch
-    total_steps = steps_per_epoch * config.epochs
-
-    # -- model, optimizer, data on the device ---------------------------------------------
-    torch.manual_seed(config.seed)  # global RNG is forked by the caller: init + dropout only
-    objective = make_objective(config.method, config.encoder_config(d), layout,
+def _fresh_state(config: PretrainConfig, *, layout: FeatureLayout, n_features: int, device: torch.device,
+                 world: int) -> TrainingState:
+    """A new run: the objective initialised from config.seed (torch's global RNG, forked by
+    `pretrain`), AdamW with weight decay on weight matrices only, the generator of views."""
+    torch.manual_seed(config.seed)
+    objective = make_objective(config.method, config.encoder_config(n_features), layout,
                                **config.method_params).to(device)
     model: nn.Module = objective
     if world > 1:
@@ -264,131 +297,98 @@ def _run(X_train, X_val, layout, config, device, rank, world, on_event, should_s
         [{"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
          {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}], lr=config.lr)
     generator = torch.Generator(device).manual_seed(config.seed)
-    X_train_t = None if streaming else torch.as_tensor(_finite(X_train, "training")).to(device)
-    X_val_t = None
-    if X_val is not None and len(X_val) > 0:
-        if len(X_val) < 2:
-            raise InputError("validation needs at least 2 rows", "Give more validation rows")
-        X_val_t = torch.as_tensor(_finite(X_val, "validation")).to(device)
-
-    # -- state, fresh or from the checkpoint ------------------------------------------------
-    s: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "best_epoch": 0,
-                         "best_val": None, "bad_epochs": 0, "stopped_early": False,
-                         "last_loss": None, "initial_val": None}
-    best_state: dict[str, torch.Tensor] | None = None
-    loaded = load_training_state(checkpoint_dir) if (resume and checkpoint_dir) else None
-    if loaded is not None:
-        tensors, meta = loaded
-        _check_resumable(meta, config, d)
-        objective.load_state_dict(unprefixed("model", tensors))
-        optimizer.load_state_dict(unflatten_optimizer(tensors, meta["optimizer"]))
-        best_state = unprefixed("best", tensors) or None
-        generator.set_state(tensors["rng.generator"])
-        torch.set_rng_state(tensors["rng.torch"])
-        s.update({k: meta[k] for k in s})
-    elif X_val_t is not None:
-        s["initial_val"] = _validation_loss(objective, X_val_t, batch, config.seed)
-
-    # -- the loop -------------------------------------------------------------------------
-    rows_done, train_seconds, cancelled = 0, 0.0, False
-    start_time = time.perf_counter()
-    last_event = start_time
-    objective.train()
-    while s["epoch"] < config.epochs and not s["stopped_early"] and not cancelled:
-        epoch = s["epoch"] + 1
-        loss_sum = torch.zeros((), device=device)
-        epoch_start = time.perf_counter()
-        batches = (stream_batches(X_train, s["epoch"], batch, generator, device) if streaming
-                   else array_batches(X_train_t, batch, generator))
-        for xb in batches:
-            lr = _lr_at(s["step"], total_steps, config)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            views = objective.make_views(xb, generator)
-            if world > 1:
-                views = tuple(v[rank * local:(rank + 1) * local] for v in views)
-            loss, _ = model(*views)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            objective.after_step(s["step"], total_steps)
-            s["step"] += 1
-            loss_sum += loss.detach()
-            rows_done += batch
-            cancelled = _agree(should_stop() if should_stop else False, world, device)
-            now = time.perf_counter()
-            if now - last_event >= EVENT_SECONDS or cancelled:
-                last_event = now
-                elapsed_train = train_seconds + now - epoch_start
-                emit({"stage": "pretrain", "message": f"epoch {epoch}/{config.epochs}",
-                      "epoch": epoch, "epochs": config.epochs, "step": s["step"],
-                      "total_steps": total_steps, "loss": float(loss.detach()),
-                      "rows_per_second": rows_done / max(elapsed_train, 1e-9),
-                      "elapsed": now - start_time, "fraction": s["step"] / total_steps})
-            if cancelled:
-                break
-        train_seconds += time.perf_counter() - epoch_start
-        s["last_loss"] = float(dist.mean_over_ranks(loss.detach()))
-        if cancelled:
-            break  # a partial epoch is not checkpointed; resume repeats it
-        train_loss = float(dist.mean_over_ranks(loss_sum)) / max(steps_per_epoch, 1)
-        if not math.isfinite(train_loss):
-            raise InputError(f"pretraining diverged: the {config.method} loss is {train_loss} "
-                             f"in epoch {epoch}", f"Lower the learning rate (now {config.lr})")
-        entry: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "val_loss": None,
-                                 "lr": lr, "embedding_std": None}
-        if X_val_t is not None:
-            entry["val_loss"] = _validation_loss(objective, X_val_t, batch, config.seed)
-            entry["embedding_std"] = collapse_report(
-                embed(objective.encoder, X_val_t[:COLLAPSE_ROWS]))["embedding_std"]
-            improved = s["best_val"] is None or entry["val_loss"] < s["best_val"] - config.min_delta
-            if improved:
-                s["best_val"], s["best_epoch"], s["bad_epochs"] = entry["val_loss"], epoch, 0
-                best_state = {k: v.detach().cpu().clone()
-                              for k, v in objective.encoder.state_dict().items()}
-            else:
-                s["bad_epochs"] += 1
-                s["stopped_early"] = 0 < config.patience <= s["bad_epochs"]
-        s["history"].append(entry)
-        s["epoch"] = epoch
-        if checkpoint_dir is not None and rank == 0:
-            _save_checkpoint(checkpoint_dir, objective, optimizer, best_state, generator, s,
-                             config, d, total_steps)
-        emit({"stage": "pretrain", "message": f"epoch {epoch}/{config.epochs} done",
-              "epoch": epoch, "epochs": config.epochs, "step": s["step"],
-              "total_steps": total_steps, "loss": train_loss, "val_loss": entry["val_loss"],
-              "rows_per_second": rows_done / max(train_seconds, 1e-9),
-              "elapsed": time.perf_counter() - start_time, "fraction": s["step"] / total_steps})
-
-    # -- result: best encoder, collapse check ---------------------------------------------
-    encoder = Encoder(objective.encoder.config)
-    encoder.load_state_dict(best_state if best_state is not None
-                            else {k: v.detach().cpu() for k, v in objective.encoder.state_dict().items()})
-    encoder.eval()
-    probe = (X_val_t[:COLLAPSE_ROWS].cpu() if X_val_t is not None else _first_rows(X_train))
-    collapse = collapse_report(embed(encoder, probe))
-    if collapse["collapsed"]:
-        message = (f"the {config.method} encoder collapsed: embedding std "
-                   f"{collapse['embedding_std']:.2e} is under {collapse['threshold']} of the "
-                   "spread-out value; its embeddings carry almost no information about the rows")
-        emit({"stage": "warning", "message": message})
-        warnings.warn(message, RuntimeWarning, stacklevel=2)
-    elapsed = time.perf_counter() - start_time
-    return PretrainResult(
-        encoder=encoder, config=config, history=s["history"], best_epoch=s["best_epoch"],
-        best_val_loss=s["best_val"], initial_val_loss=s["initial_val"],
-        final_loss=s["last_loss"], rows_per_second=rows_done / max(train_seconds, 1e-9),
-        elapsed_seconds=elapsed, collapse=collapse, stopped_early=s["stopped_early"],
-        cancelled=cancelled, epochs_completed=s["epoch"], steps=s["step"],
-        total_steps=total_steps, device=str(device), world_size=world)
+    return TrainingState(objective=objective, model=model, optimizer=optimizer, generator=generator)
 
 
-def _finite(X: np.ndarray, what: str) -> np.ndarray:
+def _batching(X_train: np.ndarray | ChunkSource, layout: FeatureLayout, config: PretrainConfig, *,
+              rank: int, world: int) -> Batching:
+    n_rows, d = ((X_train.n_rows, X_train.n_features) if isinstance(X_train, ChunkSource)
+                 else np.shape(X_train))
+    if layout.n_features != d:
+        raise InputError(f"feature layout has {layout.n_features} features, the data {d}",
+                         "Build the layout from the encoder that produced the matrix")
+    batch = min(int(config.batch_size), n_rows) // world * world
+    if batch < 2 * world:
+        raise InputError(f"{n_rows} training rows are too few for pretraining",
+                         "Give at least 2 rows per process")
+    local = batch // world
+    steps_per_epoch = n_rows // batch
+    return Batching(n_rows=n_rows, n_features=d, batch=batch, steps_per_epoch=steps_per_epoch,
+                    total_steps=steps_per_epoch * config.epochs,
+                    shard=slice(rank * local, (rank + 1) * local) if world > 1 else None)
+
+
+def _epoch_batches(rows: torch.Tensor | ChunkSource, *, epoch: int, batch_size: int,
+                   generator: torch.Generator, device: torch.device) -> Iterator[torch.Tensor]:
+    """One epoch's shuffled full batches: of the matrix on the device, or streamed from a
+    chunk source (`epoch` counts from 0 and orders its chunks)."""
+    if isinstance(rows, ChunkSource):
+        return stream_batches(rows, epoch, batch_size, generator, device)
+    return array_batches(rows, batch_size, generator)
+
+
+def _on_device(X: np.ndarray, what: str, device: torch.device) -> torch.Tensor:
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2 or not np.isfinite(X).all():
         raise InputError(f"the {what} matrix must be 2-d and finite (no NaN or inf)",
                          "Encode the table with TabularEncoder, which imputes missing values")
-    return X
+    return torch.as_tensor(X).to(device)
+
+
+def _validation_rows(X_val: np.ndarray | None, device: torch.device) -> torch.Tensor | None:
+    if X_val is None or len(X_val) == 0:
+        return None
+    if len(X_val) < 2:
+        raise InputError("validation needs at least 2 rows", "Give more validation rows")
+    return _on_device(X_val, "validation", device)
+
+
+def _diverged(config: PretrainConfig, train_loss: float, epoch: int) -> InputError:
+    # The hint names what the user can change where they run: `equiscope pretrain`, `equiscope
+    # audit` and the dashboard choose the method but have no learning-rate setting.
+    return InputError(f"pretraining diverged: the {config.method} loss is {train_loss} in epoch {epoch}",
+                      f"Choose another pretraining method (--method); the learning rate (PretrainConfig.lr, "
+                      f"now {config.lr}) is set only from Python or the --config of "
+                      "python -m core.learning.pretrain_ddp")
+
+
+def _best_encoder(state: TrainingState) -> Encoder:
+    """The encoder of the best validation epoch (the last one without validation), CPU, eval."""
+    encoder = Encoder(state.objective.encoder.config)
+    encoder.load_state_dict(state.best_encoder if state.best_encoder is not None
+                            else {k: v.detach().cpu() for k, v in state.objective.encoder.state_dict().items()})
+    return encoder.eval()
+
+
+def _collapse_check(encoder: Encoder, rows: torch.Tensor, *, method: str, emit: Event) -> dict[str, Any]:
+    collapse = collapse_report(embed(encoder, rows))
+    if collapse["collapsed"]:
+        message = (f"the {method} encoder collapsed: embedding std "
+                   f"{collapse['embedding_std']:.2e} is under {collapse['threshold']} of the "
+                   "spread-out value; its embeddings carry almost no information about the rows")
+        emit({"stage": "warning", "message": message})
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+    return collapse
+
+
+@contextmanager
+def _process_group(device: torch.device) -> Iterator[tuple[int, int]]:
+    """(rank, world size): joins torchrun's process group when WORLD_SIZE > 1 (nccl on CUDA,
+    gloo on CPU) and leaves it at the end if it created it."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield 0, 1
+        return
+    created = False
+    if not torch_dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        torch_dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        created = True
+    try:
+        yield torch_dist.get_rank(), torch_dist.get_world_size()
+    finally:
+        if created:
+            torch_dist.destroy_process_group()
 
 
 def _agree(flag: bool, world: int, device: torch.device) -> bool:
@@ -400,36 +400,11 @@ def _agree(flag: bool, world: int, device: torch.device) -> bool:
     return bool(t.item())
 
 
-def _first_rows(X_train) -> torch.Tensor:
+def _first_rows(X_train: np.ndarray | ChunkSource) -> torch.Tensor:
     if isinstance(X_train, ChunkSource):
         return torch.as_tensor(np.asarray(next(iter(X_train.chunks(0)))[:COLLAPSE_ROWS], np.float32))
     return torch.as_tensor(np.asarray(X_train[:COLLAPSE_ROWS], np.float32))
 
 
-def _resume_key(config: PretrainConfig) -> dict[str, Any]:
-    """The settings a resumed run must share with the checkpoint (device may differ)."""
-    return {k: v for k, v in config.to_dict().items() if k not in ("epochs", "device")}
-
-
-def _check_resumable(meta: dict[str, Any], config: PretrainConfig, d: int) -> None:
-    saved = PretrainConfig.from_dict(meta["config"])
-    if _resume_key(saved) != _resume_key(config) or meta["n_features"] != d:
-        raise InputError("the checkpoint was written by a run with other settings or data",
-                         "Resume with the same configuration, or use a new checkpoint directory")
-    if meta["config"]["epochs"] != config.epochs:
-        raise InputError("the checkpoint's schedule was planned for "
-                         f"{meta['config']['epochs']} epochs, not {config.epochs}",
-                         "Resume with the same number of epochs")
-
-
-def _save_checkpoint(directory, objective, optimizer, best_state, generator, s, config, d,
-                     total_steps) -> None:
-    optim_tensors, optim_meta = flatten_optimizer(optimizer.state_dict())
-    tensors = {**prefixed("model", objective.state_dict()), **optim_tensors,
-               "rng.generator": generator.get_state(), "rng.torch": torch.get_rng_state()}
-    if best_state is not None:
-        tensors.update(prefixed("best", best_state))
-    meta = {**s, "config": config.to_dict(), "optimizer": optim_meta, "n_features": d,
-            "total_steps": total_steps}
-    save_training_state(directory, tensors, meta)
-
+def _ignore(event: dict) -> None:
+    """The events of ranks other than 0, and of callers that want none."""

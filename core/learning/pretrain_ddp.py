@@ -24,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.learning.checkpoint import save_encoder, write_json_atomic
 from core.errors import InputError
+from core.learning.checkpoint import save_encoder, write_json_atomic
+from core.learning.pretrain import pretrain
+from core.learning.pretrain_config import PretrainConfig
 from core.learning.ssl.views import FeatureLayout
 from core.learning.streaming import ParquetChunks
-from core.learning.pretrain import PretrainConfig, pretrain
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from core.learning.ssl.views import FeatureLayout
-from core.learning.pretrain import PretrainConfig, load_encoder, pretrain
+from core.learning.pretrain import load_encoder, pretrain
+from core.learning.pretrain_config import PretrainConfig
 
 LOSS_RTOL = 1e-5
 PARAM_ATOL = 1e-5

@@ -19,7 +19,8 @@ from core.learning.models import Encoder, EncoderConfig
 from core.learning.ssl import METHODS, make_objective, method_defaults, method_names
 from core.learning.ssl.collapse import COLLAPSE_THRESHOLD, collapse_report
 from core.learning.ssl.views import FeatureLayout
-from core.learning.pretrain import PretrainConfig, embed, pretrain
+from core.learning.pretrain import embed, pretrain
+from core.learning.pretrain_config import PretrainConfig
 
 ENCODER = {"hidden_dim": 64, "depth": 2, "embed_dim": 32}
 MARGIN = 0.05  # probe accuracy gain over the random encoder that counts as "learned"

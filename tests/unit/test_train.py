@@ -19,7 +19,8 @@ from core.learning.checkpoint import load_training_state
 from core.errors import InputError
 from core.learning.ssl.views import FeatureLayout
 from core.learning.streaming import ArrayChunks, ParquetChunks, stream_batches
-from core.learning.pretrain import PretrainConfig, _lr_at, load_encoder, pretrain, resolve_device, save_encoder
+from core.learning.pretrain import _lr_at, load_encoder, pretrain, resolve_device, save_encoder
+from core.learning.pretrain_config import PretrainConfig
 
 ENCODER = {"hidden_dim": 32, "depth": 2, "embed_dim": 16}
 
