@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.explain import explain_row  # here: torch and LIME, which `--help` must not load, flip_row, load_run, nearest_counterfactuals
+    # Imported here: torch and LIME, which `equiscope --help` must not load.
+    from core.explain import explain_row, flip_row, load_run, nearest_counterfactuals
 
     if args.num_samples < 10:
         raise InputError(f"--num-samples must be at least 10, got {args.num_samples}", "Use 5000 (LIME's default)")
