@@ -20,8 +20,11 @@ import sys
 import time
 from pathlib import Path
 
+from core.cli._format import text_table
+from core.cli._progress import ProgressBar
 from core.cli.pretrain import ENCODER_DIR, add_threads_argument, output_folder, set_threads
 from core.errors import InputError
+from core.files import atomic_write
 from core.vocabulary import DECISION_THRESHOLD, STRATEGIES, SUPERVISED
 
 METRICS_FILE = "metrics.json"
@@ -78,10 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args, plan: list[str], base, pretrained: Path, out: Path) -> int:
     # Heavy (torch, pandas): loaded when the command runs, not when the CLI builds its parser.
-    from core.cli._format import text_table
-    from core.cli._progress import ProgressBar
     from core.data.study import Study
-    from core.files import atomic_write
     from core.learning.checkpoint import load_encoder, read_encoder_meta
     from core.learning.finetune import FinetuneConfig, finetune
 

@@ -17,7 +17,9 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from core.cli._progress import ProgressBar
 from core.errors import InputError
+from core.files import atomic_write
 from core.learning.encoder_config import EncoderConfig
 from core.learning.pretrain_config import PretrainConfig
 
@@ -82,10 +84,8 @@ def output_folder(text: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     # Heavy (torch, pandas, scikit-learn): loaded when the command runs, not when the CLI builds its parser.
-    from core.cli._progress import ProgressBar
     from core.data import DatasetSpec, open_source
     from core.data.study import Study
-    from core.files import atomic_write
     from core.learning.checkpoint import save_encoder
     from core.learning.pretrain import pretrain
     from core.learning.ssl.views import FeatureLayout

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+import pyarrow.parquet as pq
 import torch
 
 
@@ -58,8 +59,6 @@ class ParquetChunks:
     def __init__(self, path: Path | str, columns: list[str] | None = None,
                  transform: Callable[..., np.ndarray] | None = None,
                  shuffle_row_groups: bool = True, random_state: int = 0) -> None:
-        import pyarrow.parquet as pq
-
         self.path = Path(path)
         self.columns = columns
         self.transform = transform
@@ -78,8 +77,6 @@ class ParquetChunks:
                                ).astype(np.float32, copy=False)
 
     def chunks(self, epoch: int) -> Iterator[np.ndarray]:
-        import pyarrow.parquet as pq
-
         order = np.arange(self.n_row_groups)
         if self.shuffle_row_groups:
             order = np.random.default_rng((self.random_state, epoch)).permutation(order)

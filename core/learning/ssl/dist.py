@@ -52,6 +52,7 @@ def local_only() -> Iterator[None]:
 
 
 def _functional():
+    # Imported here, inside the filter: importing the module itself warns (FutureWarning).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         import torch.distributed.nn.functional as functional
