@@ -5,7 +5,7 @@ the pipeline makes for every model: sex, race and sex & race, nine group metrics
 balanced accuracy, TPR, FPR, FNR, precision, selection rate, ROC AUC, calibration error),
 every gap with its interval, and the overall metrics. Its bootstrap resamples confusion
 counts (one multinomial draw per group and replicate) and, for the score metrics, row
-multiplicities (core.audit.bootstrap). Also timed without scores ("ours_count_metrics_s"),
+multiplicities (core.audit.resampling). Also timed without scores ("ours_count_metrics_s"),
 which is the same set of metrics the peer computes.
 
 Peer: fairlearn's `MetricFrame(metrics=..., n_boot=k, ci_quantiles=[0.025, 0.975])` with
@@ -121,17 +121,18 @@ def peer_frames(y: np.ndarray, p: np.ndarray, groups: pd.DataFrame, n_boot: int 
 
 def agreement(y: np.ndarray, p: np.ndarray, groups: pd.DataFrame, agree_boot: int, seed: int) -> dict[str, Any]:
     """Our unstratified intervals (1,000) against fairlearn's (agree_boot) on the full intersection."""
-    from core.audit import bootstrap
-    from core.audit.fairness import SEPARATOR, audit_fairness, partitions
+    from core.audit import resampling
+    from core.audit.fairness import audit_fairness, partitions
+    from core.vocabulary import join_partition
 
     attributes = list(groups.columns)
-    key = SEPARATOR.join(attributes)
+    key = join_partition(attributes)
     ours = audit_fairness(y, p, None, groups, n_boot=N_BOOT, confidence=CONFIDENCE, random_state=seed,
                           stratify=False)["groups"][key]
     frame = peer_frames(y, p, groups, agree_boot, seed)[-1]
     lower, upper = frame.by_group_ci
     part = next(x for x in partitions(groups) if x.key == key)
-    _, reference = bootstrap.group_replicates(y, p, None, part.codes, part.n_groups, REFERENCE_BOOT,
+    _, reference = resampling.group_replicates(y, p, None, part.codes, part.n_groups, REFERENCE_BOOT,
                                               np.random.default_rng((seed, 1)), stratify=False)
     denominators = {"accuracy": "n", "selection_rate": "n", "tpr": "n_positive", "fpr": "n_negative"}
     alpha = (1 - CONFIDENCE) / 2

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core.audit.comparison import paired_gap_differences
+from core.audit.fairness import audit_fairness
+from core.audit.representation import attribute_leakage, knn_accuracy_by_group, per_group_cka, project_umap
+
 
 @dataclass(frozen=True)
 class ModelTask:
@@ -41,10 +45,6 @@ def audit_model(task: ModelTask) -> dict:
     Returns {"fairness", "compared_with_supervised" (or None), "representation",
     "umap": (coords, row positions) or None}.
     """
-    from core.audit.bootstrap import paired_gap_differences
-    from core.audit.fairness import audit_fairness
-    from core.audit.representation import project_umap
-
     fairness = audit_fairness(task.y_true, task.y_pred, task.y_score, task.groups, n_boot=task.n_boot,
                               confidence=task.confidence, min_group_size=task.min_group_size,
                               random_state=task.seed)
@@ -59,8 +59,6 @@ def audit_model(task: ModelTask) -> dict:
 
 def representation(task: ModelTask) -> dict:
     """Per attribute: leakage probe, kNN accuracy of the label, and (not for the baseline) CKA."""
-    from core.audit.representation import attribute_leakage, knn_accuracy_by_group, per_group_cka
-
     compare = task.supervised_pred is not None
     leakage, knn, cka = {}, {}, {}
     for attribute in task.groups.columns:

@@ -1,4 +1,4 @@
-"""Calibration of a binary classifier's probabilities: temperature scaling and ECE.
+"""Calibration of a binary classifier's probabilities: temperature scaling and the ECE.
 
 Temperature scaling (Guo et al., 2017) divides the logit z of the positive label by one
 scalar T > 0 fitted on held-out rows (the validation rows):
@@ -13,13 +13,16 @@ AUC and every fairness metric computed on predicted labels are identical before 
 calibration; only the confidence changes. Platt's intercept b would shift predictions and
 mix a threshold change into the comparison of fine-tuning strategies.
 
-Expected calibration error of the positive-class probability, with B equal-width bins on
-[0, 1] (bin b holds p in [b/B, (b+1)/B), the last bin includes 1):
+Expected calibration error of the positive-class probability p, with B = ECE_BINS = 10
+equal-width bins on [0, 1] (bin b holds p in [b/B, (b+1)/B), the last bin includes 1):
 
     ECE = sum_b (n_b / n) * | mean_{i in b} y_i - mean_{i in b} p_i |
+        = (1 / n) sum_b | sum_{i in b} (y_i - p_i) |
 
-(the "class-wise" ECE for the positive label; empty bins contribute 0). Default B = 15
-as in Guo et al.
+(the "class-wise" ECE for the positive label; empty bins contribute 0). This is the report's
+one ECE: the audit (core.audit) computes its per-group calibration error and that error's
+bootstrap replicates with these functions, so temperature scaling's before/after and the
+fairness tables use the same bins.
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import expit
 
-N_BINS = 15
+#: Equal-width bins of the expected calibration error: the one bin count of every ECE in a
+#: report (the audit's per group and overall, and temperature scaling's before/after).
+ECE_BINS = 10
+
 # beta = 1/T is searched in [1e-3, 1e3]: T from 0.001 to 1000 covers any model worth calibrating.
 _LOG_BETA_BOUNDS = (float(np.log(1e-3)), float(np.log(1e3)))
 
@@ -62,20 +68,69 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return temperature if binary_nll(z, y, temperature) < binary_nll(z, y) else 1.0
 
 
-def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = N_BINS) -> float:
-    """ECE of the positive-class probabilities p against labels y (formula in the module docstring)."""
-    y = np.asarray(y, dtype=np.float64).ravel()
-    p = np.asarray(p, dtype=np.float64).ravel()
-    if y.shape != p.shape or y.size == 0:
-        raise ValueError(f"labels and probabilities must be non-empty and of the same length, got {y.shape}, {p.shape}")
-    bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
-    counts = np.bincount(bins, minlength=n_bins).astype(np.float64)
-    gaps = np.abs(np.bincount(bins, weights=y, minlength=n_bins) - np.bincount(bins, weights=p, minlength=n_bins))
-    # sum_b (n_b / n) * |sum_y / n_b - sum_p / n_b| = sum_b |sum_y - sum_p| / n
-    return float(gaps.sum() / counts.sum())
+# ----------------------------------------------------------------------------- ECE
 
 
-def calibration_summary(logits: np.ndarray, y: np.ndarray, n_bins: int = N_BINS) -> dict:
+def calibration_bins(y_score: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarray:
+    """Bin index of each score: ``min(floor(n_bins * s), n_bins - 1)``; bins are
+    ``[0, 0.1), [0.1, 0.2), ..., [0.9, 1.0]`` for 10 bins."""
+    s = np.asarray(y_score, dtype=np.float64)
+    return np.minimum(np.floor(s * n_bins), n_bins - 1).astype(np.int64)
+
+
+def calibration_residuals(y_true: np.ndarray, y_score: np.ndarray,
+                          n_bins: int = ECE_BINS) -> np.ndarray:
+    """``R[i, b] = (y_i - s_i) [bin_i = b]``, shape (n, n_bins)."""
+    y = np.asarray(y_true, dtype=np.float64)
+    s = np.asarray(y_score, dtype=np.float64)
+    residual = np.zeros((len(y), n_bins))
+    residual[np.arange(len(y)), calibration_bins(s, n_bins)] = y - s
+    return residual
+
+
+def ece_from_residuals(weights: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """``sum_b |(W @ R)[:, b]| / sum_i W[:, i]`` for weights (B, n); NaN where W sums to 0."""
+    w = np.asarray(weights, dtype=np.float64)
+    per_bin = w @ residual
+    total = w.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, np.abs(per_bin).sum(axis=1) / total, np.nan)
+
+
+def weighted_calibration_error(y_true: np.ndarray, y_score: np.ndarray,
+                               weights: np.ndarray | None = None,
+                               n_bins: int = ECE_BINS) -> np.ndarray:
+    """Expected calibration error with equal-width bins, for many weight vectors at once.
+
+    ``ECE = sum_b (n_b / n) |mean_{i in b} y_i - mean_{i in b} s_i|
+          = (1 / n) sum_b |sum_{i in b} (y_i - s_i)|``
+    over the bins of `calibration_bins` (empty bins contribute 0): the "class-wise" ECE of
+    the positive label's probability. With weights, n_b and the sums are weighted, so
+    integer weights give the ECE of the repeated-row data set; the bin sums of all weight
+    vectors are one matrix product ``W @ R`` with ``R[i, b] = (y_i - s_i) [bin_i = b]``.
+
+    `weights` is None (unit weights), shape (n,) or (B, n). Returns shape (B,) (B = 1 for
+    None or 1-D weights); NaN where a weight vector sums to 0.
+    """
+    w = np.ones((1, len(y_true))) if weights is None else np.atleast_2d(
+        np.asarray(weights, dtype=np.float64))
+    return ece_from_residuals(w, calibration_residuals(y_true, y_score, n_bins))
+
+
+def expected_calibration_error(y_true: np.ndarray, y_score: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """The ECE (`weighted_calibration_error`, unit weights) of one set of rows, as a float.
+
+    Raises ValueError when the labels and scores are empty or of different lengths.
+    """
+    y = np.asarray(y_true, dtype=np.float64).ravel()
+    s = np.asarray(y_score, dtype=np.float64).ravel()
+    if y.shape != s.shape or y.size == 0:
+        raise ValueError("labels and probabilities must be non-empty and of the same length, "
+                         f"got {y.shape}, {s.shape}")
+    return float(weighted_calibration_error(y, s, None, n_bins)[0])
+
+
+def calibration_summary(logits: np.ndarray, y: np.ndarray, n_bins: int = ECE_BINS) -> dict:
     """Fit T on (logits, y) and report ECE and NLL before (T = 1) and after."""
     temperature = fit_temperature(logits, y)
     z = np.asarray(logits, dtype=np.float64)

@@ -1,4 +1,4 @@
-"""The vectorised bootstrap of core.audit.bootstrap: agreement with fairlearn, coverage,
+"""The vectorised bootstrap of core.audit.resampling (and core.audit.comparison): agreement with fairlearn, coverage,
 paired comparisons, reproducibility."""
 
 from __future__ import annotations
@@ -9,21 +9,15 @@ import pytest
 from fairlearn.metrics import MetricFrame, selection_rate, true_positive_rate
 from scipy.special import expit
 
-from core.audit.bootstrap import (
+from core.audit.comparison import paired_gap_differences
+from core.audit.fairness import audit_fairness, check_sensitive, partitions
+from core.audit.metrics import confusion_counts, count_metrics, gap_values
+from core.audit.resampling import (
     count_replicates,
     group_replicates,
-    paired_gap_differences,
     percentile_interval,
     score_replicates,
     uniform_multiplicities,
-)
-from core.audit.fairness import (
-    audit_fairness,
-    check_sensitive,
-    confusion_counts,
-    count_metrics,
-    gap_values,
-    partitions,
 )
 
 Q = (0.025, 0.975)

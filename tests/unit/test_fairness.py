@@ -1,4 +1,4 @@
-"""Point metrics of core.audit.fairness against fairlearn and scikit-learn."""
+"""Point metrics of core.audit.metrics and core.audit.fairness against fairlearn and scikit-learn."""
 
 from __future__ import annotations
 
@@ -26,13 +26,16 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from core.audit.fairness import (
-    GROUP_METRICS,
-    audit_fairness,
-    weighted_calibration_error,
-    weighted_roc_auc,
-)
+from core.audit.fairness import audit_fairness
+from core.audit.metrics import weighted_roc_auc
 from core.errors import InputError
+from core.learning.calibration import (
+    ECE_BINS,
+    calibration_summary,
+    expected_calibration_error,
+    weighted_calibration_error,
+)
+from core.vocabulary import GROUP_METRICS
 
 FAIRLEARN_METRICS = {
     "accuracy": accuracy_score,
@@ -118,6 +121,15 @@ def test_overall_metrics_equal_sklearn(audited):
     assert overall["accuracy"] == pytest.approx(accuracy_score(y, pred), abs=1e-12)
     assert overall["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred), abs=1e-12)
     assert overall["roc_auc"] == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+
+
+def test_one_calibration_error_in_a_report(audited):
+    # Temperature scaling's before/after ECE (model.calibration in report.json) is the audit's
+    # calibration_error: the same function, the same bins.
+    (y, _, score, _), result = audited
+    assert calibration_summary(4 * score - 2, y)["n_bins"] == ECE_BINS == 10
+    assert expected_calibration_error(y, score) == result["overall"]["calibration_error"]
+    assert result["overall"]["calibration_error"] == pytest.approx(ece_loop(y, score), abs=1e-12)
 
 
 def test_gaps_equal_fairlearn(audited):
