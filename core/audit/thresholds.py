@@ -3,14 +3,16 @@
 A what-if answers "if we moved each group's threshold, what would the per-group rates, the
 gaps and the accuracy become?". Inputs are plain arrays: `y_score` (probability of the
 positive label), `y_true` 0/1 and one group label per row (one attribute, or an
-intersection joined with " & "). Rows come as a triple `(y_score, y_true, groups)`.
+intersection joined with vocabulary.INTERSECTION). Rows come as a triple
+`(y_score, y_true, groups)`.
 
 Fitting policy: thresholds are fitted on `fit_on` rows (the validation split) and judged on
 `evaluate_on` rows (the test split). Judged on the rows they were fitted on, they look
 better than they will be in use; that case is allowed but labelled in the result.
 
-Every result compares against the default rule, y_pred = 1[score >= 0.5] for all groups,
-on the same evaluation rows. Decisions and reasons: docs/representation.md.
+Every result compares against the default rule, y_pred = 1[score >= DECISION_THRESHOLD]
+(0.5) for all groups, on the same evaluation rows. Per-group rates and gaps are the audit's
+(core.audit.metrics). Decisions and reasons: docs/representation.md.
 """
 
 from __future__ import annotations
@@ -23,9 +25,20 @@ import pandas as pd
 from fairlearn.postprocessing import ThresholdOptimizer
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from core.audit.metrics import (
+    count_metrics,
+    expected_confusion_counts,
+    num,
+    parity_gaps,
+    used_groups,
+)
 from core.errors import InputError
+from core.vocabulary import DECISION_THRESHOLD, INTERSECTION
 
-DEFAULT_THRESHOLD = 0.5
+#: The per-group rates and the gaps a what-if reports.
+WHATIF_METRICS = ("accuracy", "tpr", "fpr", "selection_rate")
+WHATIF_GAPS = ("demographic_parity_difference", "equalized_odds_difference",
+               "equal_opportunity_difference")
 
 #: Names accepted for `constraint`, mapped to fairlearn's names.
 CONSTRAINTS = {
@@ -70,74 +83,33 @@ def _groups(values: Any, name: str, n: int) -> np.ndarray:
     if groups.shape != (n,):
         raise InputError(
             f"{name} must be a 1-D array of {n} group labels, got shape {groups.shape}",
-            "pass one attribute, or an intersection joined with ' & '",
+            f"pass one attribute, or an intersection joined with '{INTERSECTION}'",
         )
     return pd.Series(groups).astype(str).to_numpy(dtype=object)
 
 
 # ----------------------------------------------------------------------------- metrics
 
-# TODO(unify): core/audit/fairness.py computes the full per-group metrics; this private
-# helper keeps thresholds.py independent until both agree on one implementation.
-
-
-def _group_metrics(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray) -> list[dict]:
-    """Per-group n, accuracy, TPR, FPR and selection rate, sorted by group.
-
-    With P_g positives, N_g negatives, TP_g = sum y*yhat, FP_g = sum (1-y)*yhat over the rows
-    of group g: accuracy = (TP + N - FP) / n, TPR = TP / P, FPR = FP / N,
-    selection rate = sum yhat / n. `y_pred` may hold probabilities of a positive decision,
-    which gives the expected value of each count. A rate with a zero denominator is None.
-    """
-    names, codes = np.unique(groups, return_inverse=True)
-    size = len(names)
-    n = np.bincount(codes, minlength=size).astype(np.float64)
-    positives = np.bincount(codes, weights=y_true, minlength=size)
-    negatives = n - positives
-    selected = np.bincount(codes, weights=y_pred, minlength=size)
-    tp = np.bincount(codes, weights=y_true * y_pred, minlength=size)
-    fp = selected - tp
-    records = []
-    for i, name in enumerate(names):
-        records.append(
-            {
-                "group": str(name),
-                "n": int(n[i]),
-                "accuracy": float((tp[i] + negatives[i] - fp[i]) / n[i]),
-                "tpr": float(tp[i] / positives[i]) if positives[i] > 0 else None,
-                "fpr": float(fp[i] / negatives[i]) if negatives[i] > 0 else None,
-                "selection_rate": float(selected[i] / n[i]),
-            }
-        )
-    return records
-
-
-def _spread(records: list[dict], key: str) -> float | None:
-    values = [r[key] for r in records if r[key] is not None]
-    return float(max(values) - min(values)) if values else None
-
-
-def _gaps(records: list[dict]) -> dict[str, float | None]:
-    """Gaps over groups (fairlearn's definitions), skipping groups where a rate is undefined.
-
-    demographic parity difference = max_g SR_g - min_g SR_g;
-    equal opportunity difference = max_g TPR_g - min_g TPR_g;
-    equalized odds difference = max(TPR spread, FPR spread).
-    """
-    tpr, fpr = _spread(records, "tpr"), _spread(records, "fpr")
-    odds = [v for v in (tpr, fpr) if v is not None]
-    return {
-        "demographic_parity_difference": _spread(records, "selection_rate"),
-        "equalized_odds_difference": max(odds) if odds else None,
-        "equal_opportunity_difference": tpr,
-    }
-
 
 def _summary(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray) -> dict[str, Any]:
+    """Overall accuracy, per-group n, accuracy, TPR, FPR and selection rate (sorted by group)
+    and the WHATIF_GAPS, with the audit's formulas (core.audit.metrics).
+
+    `y_pred` may hold probabilities of a positive decision, which gives the expected value of
+    each count (`expected_confusion_counts`). A rate with a zero denominator is None, and so
+    is a gap over fewer than two groups where its rate is defined.
+    """
     y_pred = np.asarray(y_pred, dtype=np.float64)
-    records = _group_metrics(y_true, y_pred, groups)
-    accuracy = float(np.mean(y_true * y_pred + (1 - y_true) * (1 - y_pred)))
-    return {"accuracy": accuracy, "groups": records, "gaps": _gaps(records)}
+    names, codes = np.unique(groups, return_inverse=True)
+    counts = expected_confusion_counts(y_true, y_pred, codes, len(names))
+    metrics = count_metrics(counts)
+    gaps = parity_gaps(metrics, used_groups(metrics))
+    sizes = np.bincount(codes, minlength=len(names))
+    records = [{"group": str(name), "n": int(sizes[g]),
+                **{m: num(metrics[m][g]) for m in WHATIF_METRICS}}
+               for g, name in enumerate(names)]
+    accuracy = float(count_metrics(counts.sum(axis=0))["accuracy"])
+    return {"accuracy": accuracy, "groups": records, "gaps": {k: num(gaps[k]) for k in WHATIF_GAPS}}
 
 
 def _result(
@@ -149,7 +121,7 @@ def _result(
     **extra: Any,
 ) -> dict[str, Any]:
     y_score, y_true, groups = rows
-    baseline = _summary(y_true, (y_score >= DEFAULT_THRESHOLD).astype(np.float64), groups)
+    baseline = _summary(y_true, (y_score >= DECISION_THRESHOLD).astype(np.float64), groups)
     realised = _summary(y_true, y_pred, groups)
     return {
         **extra,

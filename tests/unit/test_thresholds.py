@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from core.audit.fairness import audit_fairness
 from core.audit.thresholds import apply_thresholds, evaluate_thresholds, optimize_thresholds
 from core.errors import InputError
 
@@ -117,7 +119,34 @@ def test_undefined_rates_are_none_not_zero():
     )
     assert result["groups"][0]["tpr"] is None
     assert result["gaps"]["equal_opportunity_difference"] is None
-    assert result["gaps"]["equalized_odds_difference"] == 0.0  # FPR still defined
+    assert result["groups"][0]["fpr"] == 0.5  # FPR still defined
+    # The audit's gap rule (core.audit.metrics, docs/metrics.md), as in report.json: a
+    # difference needs two groups where its rate is defined, and equalized odds needs both
+    # of its components; one group gives no gap (it was 0.0 before issue 13: 0 for undefined).
+    assert result["gaps"]["equalized_odds_difference"] is None
+    assert result["gaps"]["demographic_parity_difference"] is None
+
+
+@pytest.mark.parametrize("positives_only_in_a", [False, True])
+def test_baseline_is_the_reports_numbers_for_the_same_rows(positives_only_in_a):
+    # One definition of the rates and gaps: the what-if's 0.5 baseline is what report.json
+    # (audit_fairness) says of the same rows, also where groups have no positives (then
+    # their TPR enters no gap; with positives in one group only, there is no TPR gap).
+    scores, y, groups = _scored_rows(3000, 13)
+    groups[:40], y[:40] = "C", 0
+    if positives_only_in_a:
+        y[groups != "A"] = 0
+    result = evaluate_thresholds({"A": 0.5, "B": 0.5, "C": 0.5}, evaluate_on=(scores, y, groups))
+    report = audit_fairness(y, (scores >= 0.5).astype(np.int64), scores,
+                            pd.DataFrame({"g": groups}), n_boot=0)
+    for gap, value in result["baseline"]["gaps"].items():
+        assert value == report["gaps"]["g"][gap], gap
+    tpr_gap = result["baseline"]["gaps"]["equal_opportunity_difference"]
+    assert (tpr_gap is None) == positives_only_in_a
+    for mine, theirs in zip(result["baseline"]["groups"], report["groups"]["g"], strict=True):
+        assert mine["group"] == theirs["group"] and mine["n"] == theirs["n"]
+        assert all(mine[m] == theirs[m] for m in ("accuracy", "tpr", "fpr", "selection_rate"))
+    assert result["baseline"]["accuracy"] == report["overall"]["accuracy"]
 
 
 def test_bad_input_is_an_input_error():
