@@ -1,7 +1,8 @@
 """What an encoder's representation reveals, and whom it serves: UMAP, leakage, CKA, kNN.
 
 Every function takes plain arrays: `embeddings` (n, k) float, sensitive attributes as a 1-D
-array of group labels (one attribute, or an intersection joined with " & "), labels 0/1.
+array of group labels (one attribute, or an intersection joined with vocabulary.INTERSECTION),
+labels 0/1.
 None needs the model object. Results meant for report.json are dicts of Python scalars;
 a value that is undefined (a probe with one group, CKA of a constant representation) is
 `None`, never 0. Decisions and their reasons are in docs/representation.md.
@@ -26,6 +27,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from core.errors import InputError
+from core.vocabulary import INTERSECTION
 
 #: Above this many embedded rows `project_umap(neighbours="auto")` uses umap's NN-descent.
 EXACT_NEIGHBOURS_MAX_ROWS = 20_000
@@ -66,7 +68,7 @@ def _as_groups(values: Any, name: str, n: int) -> np.ndarray:
         if values.shape[1] != 1:
             raise InputError(
                 f"{name} must be one column, got {values.shape[1]}",
-                "pass one attribute at a time, or join an intersection with ' & '",
+                f"pass one attribute at a time, or join an intersection with '{INTERSECTION}'",
             )
         values = values.iloc[:, 0]
     array = np.asarray(values, dtype=object)
@@ -349,53 +351,6 @@ def attribute_leakage(
         std=float(np.std(scores)),
     )
     return result
-
-
-def leakage_report(
-    embeddings: Any,
-    raw_features: Any,
-    sensitive_df: pd.DataFrame,
-    *,
-    n_splits: int = 5,
-    random_state: int = 0,
-) -> dict[str, dict[str, Any]]:
-    """Attribute leakage of the embeddings next to the same probe on the raw features.
-
-    For each column of `sensitive_df`, `attribute_leakage` on `embeddings` (model leakage)
-    and on `raw_features` (dataset leakage: the encoded input matrix X), with the same folds.
-    A model whose BA is well above the raw features' BA has made the attribute *more*
-    decodable than the data it was given; below it, the encoder discarded some of it.
-    If the raw features contain the attribute itself, their BA is trivially near 1.
-
-    Returns {attribute: {**attribute_leakage(embeddings, ...),
-    "raw_features_balanced_accuracy", "raw_features_std"}}; the raw entries are None when
-    `raw_features` is None.
-    """
-    if not isinstance(sensitive_df, pd.DataFrame):
-        raise InputError(
-            "sensitive attributes must be a pandas DataFrame, one column per attribute",
-            "pass df[sensitive_columns]",
-        )
-    x = _as_matrix(embeddings, "embeddings")
-    if len(sensitive_df) != x.shape[0]:
-        raise InputError(
-            f"sensitive attributes have {len(sensitive_df)} rows but embeddings have "
-            f"{x.shape[0]}",
-            "pass the sensitive columns of the same rows",
-        )
-    raw = None if raw_features is None else _as_matrix(raw_features, "raw_features", x.shape[0])
-    report: dict[str, dict[str, Any]] = {}
-    for column in sensitive_df.columns:
-        values = sensitive_df[column].to_numpy()
-        entry = attribute_leakage(x, values, n_splits=n_splits, random_state=random_state)
-        entry["raw_features_balanced_accuracy"] = None
-        entry["raw_features_std"] = None
-        if raw is not None:
-            base = attribute_leakage(raw, values, n_splits=n_splits, random_state=random_state)
-            entry["raw_features_balanced_accuracy"] = base["balanced_accuracy"]
-            entry["raw_features_std"] = base["std"]
-        report[str(column)] = entry
-    return report
 
 
 # ----------------------------------------------------------------------------- CKA
