@@ -9,15 +9,12 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import InputError
-from dashboard.components import access, explain_views, runs, sidebar, state, studies
-from dashboard.components.data_setup import FORM_KEYS
+from dashboard.components import access, sidebar, state, studies
 from dashboard.components.messages import show_input_error
+from dashboard.components.state import KEPT_KEYS
 
 st.set_page_config(layout="wide", page_title="Equiscope", page_icon=":material/balance:")
-# Widget values that survive a visit to another page (the Data form, the Train settings, the result
-# pages' and the Explain page's choices): see components/state.py.
-KEPT_KEYS = FORM_KEYS + runs.KEEP_KEYS + explain_views.KEEP_KEYS
-state.keep_widget_state(KEPT_KEYS)
+state.keep_widget_state(KEPT_KEYS)  # widget values that survive a visit to another page (components/state.py)
 
 PAGES = [
     st.Page("app_pages/data.py", title="Data", icon=":material/table_chart:", default=True),

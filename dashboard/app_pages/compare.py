@@ -5,10 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import InputError
+from core.vocabulary import GAP_NAMES
 from dashboard.components import compare_views, runs, state
-from dashboard.components.fairness_views import partition_label
 from dashboard.components.messages import show_input_error
-from dashboard.components.result_words import GAP_NAMES
+from dashboard.components.result_words import GAP_CHOICES, partition_label
 
 
 def render() -> None:
@@ -32,10 +32,9 @@ def render() -> None:
     run_ids = tuple(run["id"] for run in finished)
     partitions = loaded[finished[0]["id"]].partitions
     left, right = st.columns(2)
-    if st.session_state.get("compare_attribute") not in partitions:
-        st.session_state["compare_attribute"] = partitions[0]
+    state.keep_option("compare_attribute", partitions, partitions[0])
     attribute = left.selectbox("Groups", partitions, key="compare_attribute", format_func=partition_label)
-    gap = right.selectbox("Gap", compare_views.GAP_CHOICES, format_func=GAP_NAMES.get, key="compare_gap")
+    gap = right.selectbox("Gap", GAP_CHOICES, format_func=GAP_NAMES.get, key="compare_gap")
     root = str(ws.root)
     frame = compare_views.table(root, run_ids, attribute, gap, pairs)
 

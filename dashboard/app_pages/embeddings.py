@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.results.tables import SUPERVISED, ssl_models
+from core.results.tables import ssl_models
+from core.vocabulary import SUPERVISED
 from dashboard.components import embedding_views, runs, state
 
 
@@ -24,16 +25,14 @@ def render() -> None:
                 icon=":material/info:")
         return
     options = embedding_views.colour_options(res)
-    if st.session_state.get("embed_colour") not in options:
-        st.session_state["embed_colour"] = next(iter(options))
+    state.keep_option("embed_colour", options, next(iter(options)))
     mapped = set(res.embeddings["model"].unique())  # unique(): iterating 36,000 Arrow strings took 0.1 s
     ssl = [m for m in ssl_models(res.report) if m in mapped]
     left_side, right_side = st.columns(2)
     colour_by = left_side.selectbox("Colour the points by", list(options), format_func=options.get,
                                     key="embed_colour")
     if ssl:
-        if st.session_state.get("embed_model") not in ssl:
-            st.session_state["embed_model"] = ssl[0]
+        state.keep_option("embed_model", ssl, ssl[0])
         model = right_side.selectbox("SSL model (left map)", ssl, key="embed_model")
     else:
         model = None

@@ -3,15 +3,20 @@ another group, and what the model leans on for each group."""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
-from core.workspace import jobs
 from core.errors import InputError
-from core.results.export import csv_bytes
+from core.explain import RunContext
 from core.explain.lime_tabular import NUM_SAMPLES
-from dashboard.components import explain_views as views
+from core.results.export import csv_bytes
+from core.results.formatting import fmt_pct
+from core.vocabulary import SUPERVISED
+from core.workspace import jobs
+from core.workspace.store import StudyRecord, Workspace
 from dashboard.components import access, runs, state
-from dashboard.components.format import md, pct
+from dashboard.components import explain_views as views
+from dashboard.components.format import md
 from dashboard.components.messages import show_input_error
 
 SAMPLE_CHOICES = [1000, 2000, 5000, 10000]
@@ -19,21 +24,16 @@ ROWS_CHOICES = [25, 50, 100, 200]
 SECONDS_PER_ROW = 0.15  # one LIME run at 5,000 samples on the Adult default model (bench/bench_lime.py)
 
 
-def _default(key: str, options: list, value) -> None:
-    if st.session_state.get(key) not in options:
-        st.session_state[key] = value
-
-
-def model_label(ctx, name: str) -> str:
+def model_label(ctx: RunContext, name: str) -> str:
     entry = next((m for m in ctx.report.get("models", []) if m["name"] == name), {})
     if entry.get("pretraining"):
         return f"{name} (self-supervised)"
-    return f"{name} (supervised baseline)" if entry.get("strategy") == "supervised" else name
+    return f"{name} (supervised baseline)" if entry.get("strategy") == SUPERVISED else name
 
 
-def explanation_section(ctx, root: str, run_id: str, model: str, row: int) -> tuple[int, int]:
+def explanation_section(ctx: RunContext, root: str, run_id: str, model: str, row: int) -> tuple[int, int]:
     left, right = st.columns(2)
-    _default("explain_num_samples", SAMPLE_CHOICES, NUM_SAMPLES)
+    state.keep_option("explain_num_samples", SAMPLE_CHOICES, NUM_SAMPLES)
     num_samples = left.selectbox("LIME samples", SAMPLE_CHOICES, key="explain_num_samples",
                                  help="How many perturbed copies of the row LIME scores. More is steadier and slower.")
     if "explain_seed" not in st.session_state:
@@ -46,7 +46,7 @@ def explanation_section(ctx, root: str, run_id: str, model: str, row: int) -> tu
     y = ctx.study.data.y[row]
     cells = st.columns(3)
     cells[0].metric("Decision", views.decision_words(ctx, result["prediction"]))
-    cells[1].metric(f"Probability of {positive}", pct(result["probability"], 1))
+    cells[1].metric(f"Probability of {positive}", fmt_pct(result["probability"]))
     cells[2].metric("True outcome", "unknown" if y != y else views.decision_words(ctx, int(y)))
     st.plotly_chart(views.weight_chart(result["weights"], positive,
                                        title=f"What pushed the probability of {positive} up (green) or down (red)"),
@@ -64,7 +64,7 @@ def explanation_section(ctx, root: str, run_id: str, model: str, row: int) -> tu
     return num_samples, seed
 
 
-def flip_section(ctx, root: str, run_id: str, model: str, row: int) -> None:
+def flip_section(ctx: RunContext, root: str, run_id: str, model: str, row: int) -> None:
     with_proxies = st.toggle("Also change the attribute's proxies", key="explain_with_proxies",
                              help="Features strongly associated with the attribute (Cramér's V ≥ 0.3 on the "
                                   "training rows) are set to their most common value (median if numeric) among "
@@ -93,32 +93,34 @@ def flip_section(ctx, root: str, run_id: str, model: str, row: int) -> None:
         more = len(entry["differences"]) - 6
         lines.append(f"- **{md(entry['attribute'])} = {md(entry['group'])}**: row {entry['row_id']} "
                      f"(distance {entry['distance']:.2f} in the model's embedding) got {verdict} "
-                     f"({pct(entry['probability'], 1)}); differs in {differs or 'nothing else'}"
+                     f"({fmt_pct(entry['probability'])}); differs in {differs or 'nothing else'}"
                      + (f" and {more} more" if more > 0 else "") + ".")
     st.markdown("\n".join(lines) or "No test row of another group.")
 
 
-def comparison_section(ctx, root: str, run_id: str, model: str, row: int, num_samples: int, seed: int) -> None:
+def comparison_section(ctx: RunContext, root: str, run_id: str, model: str, row: int, num_samples: int,
+                       seed: int) -> None:
     others = [m for m in ctx.model_names if m != model]
     if not others:
         st.info("This run has one model only.", icon=":material/info:")
         return
-    _default("explain_other_model", others, "supervised" if "supervised" in others else others[0])
+    state.keep_option("explain_other_model", others, SUPERVISED if SUPERVISED in others else others[0])
     other = st.selectbox("Compare with", others, key="explain_other_model", format_func=lambda m: model_label(ctx, m))
     result = views.comparison(root, run_id, row, model, other, num_samples, seed)
     st.plotly_chart(views.comparison_chart(result["table"], [model, other]), key="explain_compare_chart",
                     config=views.PLOTLY_CONFIG)
     a, b = result["models"]
-    st.caption(f"Probability of {md(ctx.positive_label)}: {md(model)} {pct(a['probability'], 1)}, "
-               f"{md(other)} {pct(b['probability'], 1)}. Each model explained with the same LIME samples settings "
+    st.caption(f"Probability of {md(ctx.positive_label)}: {md(model)} {fmt_pct(a['probability'])}, "
+               f"{md(other)} {fmt_pct(b['probability'])}. Each model explained with the same LIME samples settings "
                "(one run each).")
 
 
-def subgroup_section(ws, study: dict, ctx, run_id: str, model: str, seed: int) -> None:
+def subgroup_section(ws: Workspace, study: StudyRecord, ctx: RunContext, run_id: str, model: str,
+                     seed: int) -> None:
     left, right = st.columns(2)
-    _default("explain_subgroup_attribute", ctx.sensitive, ctx.sensitive[0])
+    state.keep_option("explain_subgroup_attribute", ctx.sensitive, ctx.sensitive[0])
     attribute = left.selectbox("Groups of", ctx.sensitive, key="explain_subgroup_attribute")
-    _default("explain_subgroup_rows", ROWS_CHOICES, 100)
+    state.keep_option("explain_subgroup_rows", ROWS_CHOICES, 100)
     rows = right.selectbox("Rows per group (at most)", ROWS_CHOICES, key="explain_subgroup_rows")
     config = {"audit_run_id": run_id, "attribute": attribute, "model": model, "rows_per_group": int(rows),
               "num_samples": NUM_SAMPLES, "seed": int(seed)}
@@ -150,7 +152,7 @@ def subgroup_section(ws, study: dict, ctx, run_id: str, model: str, seed: int) -
         st.rerun()
 
 
-def _subgroup_progress(ws, job_id: str) -> None:
+def _subgroup_progress(ws: Workspace, job_id: str) -> None:
     run = ws.get_run(job_id)
     if run["status"] not in ("queued", "running"):
         st.rerun()  # finished: redraw the page with the result
@@ -197,9 +199,7 @@ def rates_section(root: str, run_id: str) -> None:
                        icon=":material/download:")
 
 
-def _rates_frame(result: dict):
-    import pandas as pd
-
+def _rates_frame(result: dict) -> pd.DataFrame:
     frame = pd.DataFrame(result["rates"]).drop(columns=["by_target"], errors="ignore")
     return frame.assign(with_proxies=result["with_proxies"])
 
@@ -218,7 +218,7 @@ def render() -> None:
     if ctx is None:
         return
     root, run_id = str(ws.root), run["id"]
-    _default("explain_model", ctx.model_names, ctx.default_model)
+    state.keep_option("explain_model", ctx.model_names, ctx.default_model)
     model = st.selectbox("Model", ctx.model_names, key="explain_model", format_func=lambda m: model_label(ctx, m))
     try:
         st.header("1. Find a person", divider="gray")
@@ -230,7 +230,7 @@ def render() -> None:
             st.info("No test row matches these filters.", icon=":material/filter_alt_off:")
         else:
             records = {int(r["row_id"]): r for r in matching.head(2000).to_dict("records")}
-            _default("explain_row", list(records), next(iter(records)))
+            state.keep_option("explain_row", list(records), next(iter(records)))
             row = st.selectbox("Row", list(records), key="explain_row",
                                format_func=lambda r: views.row_label(ctx, records[r]))
         num_samples, seed = NUM_SAMPLES, int(st.session_state.get("explain_seed", 0))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.results.tables import SUPERVISED
+from core.vocabulary import SUPERVISED
 from dashboard.components import fairness_views, runs, state
+from dashboard.components.result_words import partition_label
 
 
 def render() -> None:
@@ -20,10 +21,9 @@ def render() -> None:
     _, run, res = picked
     root = str(ws.root)
     partitions = res.partitions
-    if st.session_state.get("fair_partition") not in partitions:
-        st.session_state["fair_partition"] = partitions[0]
+    state.keep_option("fair_partition", partitions, partitions[0])
     partition = st.selectbox("Groups to compare", partitions, key="fair_partition",
-                             format_func=fairness_views.partition_label,
+                             format_func=partition_label,
                              help="One sensitive attribute, or an intersection (for example sex & race).")
 
     st.header("1. Gaps between groups, per model", divider="gray")
@@ -31,8 +31,7 @@ def render() -> None:
 
     st.header("2. Per-group numbers", divider="gray")
     models = res.models
-    if st.session_state.get("fair_model") not in models:
-        st.session_state["fair_model"] = next((m for m in models if m != SUPERVISED), models[0])
+    state.keep_option("fair_model", models, next((m for m in models if m != SUPERVISED), models[0]))
     model = st.selectbox("Model", models, key="fair_model")
     fairness_views.groups_section(res, run["id"], root, partition, model)
 

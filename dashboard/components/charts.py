@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboard.components.format import count, pct
+from core.results.formatting import fmt_int, fmt_pct
 
 BLUE = "#4C78A8"
 AMBER = "#E8A33D"
@@ -24,20 +24,20 @@ def group_chart(attribute: str, groups: list[dict], overall_base_rate: float | N
     sizes = [g["n"] for g in groups]
     rates = [g["base_rate"] for g in groups]
     colours = [AMBER if g["small"] else BLUE for g in groups]
-    size_text = [f"{count(g['n'])} (small)" if g["small"] else count(g["n"]) for g in groups]
-    hover = [f"<b>{g['group']}</b><br>{count(g['n'])} rows ({pct(g['share'], 1)} of all)<br>"
-             f"base rate {pct(g['base_rate'], 1)}<br>missing values {pct(g['missing_rate'], 1)}"
+    size_text = [f"{fmt_int(g['n'])} (small)" if g["small"] else fmt_int(g["n"]) for g in groups]
+    hover = [f"<b>{g['group']}</b><br>{fmt_int(g['n'])} rows ({fmt_pct(g['share'])} of all)<br>"
+             f"base rate {fmt_pct(g['base_rate'])}<br>missing values {fmt_pct(g['missing_rate'])}"
              + ("<br><i>small group: uncertain metrics</i>" if g["small"] else "") for g in groups]
 
     rate_title = f"Base rate: share with {outcome}"
     if overall_base_rate is not None:
-        rate_title += f"<br><sup>dashed line: all rows, {pct(overall_base_rate)}</sup>"
+        rate_title += f"<br><sup>dashed line: all rows, {fmt_pct(overall_base_rate, 0)}</sup>"
     figure = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.05,
                            subplot_titles=("Rows per group", rate_title))
     figure.add_trace(go.Bar(y=names, x=sizes, orientation="h", marker_color=colours, text=size_text,
                             textposition="auto", hovertext=hover, hoverinfo="text", name="rows"), row=1, col=1)
     figure.add_trace(go.Bar(y=names, x=[r if r is not None else 0 for r in rates], orientation="h",
-                            marker_color=colours, text=[pct(r) for r in rates], textposition="auto",
+                            marker_color=colours, text=[fmt_pct(r, 0) for r in rates], textposition="auto",
                             hovertext=hover, hoverinfo="text", name="base rate"), row=1, col=2)
     if overall_base_rate is not None:
         figure.add_vline(x=overall_base_rate, line_dash="dash", line_color=GREY, row=1, col=2)

@@ -6,16 +6,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.results import tables as core_results
 from core.errors import InputError
-from core.results.tables import SUPERVISED, RunResults
-from dashboard.components import result_charts, runs
+from core.results import compare as core_results
+from core.results.formatting import fmt_ci, fmt_num
+from core.run.folder import RunResults
+from core.vocabulary import GAP_NAMES, HIGHER_IS_BETTER, METRIC_NAMES, SUPERVISED
+from dashboard.components import result_charts, runs, state
 from dashboard.components.format import md
 from dashboard.components.messages import show_input_error
-from dashboard.components.result_words import GAP_NAMES, METRIC_NAMES, VERDICT_WORDS, interval, number
-
-GAP_CHOICES = ["equalized_odds_difference", "demographic_parity_difference", "equal_opportunity_difference",
-               "fpr_difference", "accuracy_difference", "mean_subgroup_gap"]
+from dashboard.components.result_words import VERDICT_WORDS
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -56,7 +55,7 @@ def _pareto(run_ids: tuple[str, ...], attribute: str, gap: str, y: str, _frame: 
         return result_charts.pareto_chart(_frame, y, f"worst-group accuracy ({attribute})", "pareto_worst_group",
                                           lower_is_better=False)
     return result_charts.pareto_chart(_frame, "gap", f"{GAP_NAMES[gap].lower()} ({attribute})", "pareto_gap",
-                                      lower_is_better=gap not in core_results.HIGHER_IS_BETTER)
+                                      lower_is_better=gap not in HIGHER_IS_BETTER)
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
@@ -99,10 +98,8 @@ def paired_section(runs: list[dict], loaded: dict[str, RunResults], root: str, a
     res = loaded[run_id]
     models = res.models
     left, right = st.columns(2)
-    for key, default in (("compare_model_a", next((m for m in models if m != SUPERVISED), models[0])),
-                         ("compare_model_b", SUPERVISED if SUPERVISED in models else models[-1])):
-        if st.session_state.get(key) not in models:
-            st.session_state[key] = default
+    state.keep_option("compare_model_a", models, next((m for m in models if m != SUPERVISED), models[0]))
+    state.keep_option("compare_model_b", models, SUPERVISED if SUPERVISED in models else models[-1])
     model_a = left.selectbox("Model A", models, key="compare_model_a")
     model_b = right.selectbox("Model B", models, key="compare_model_b")
     try:
@@ -111,16 +108,16 @@ def paired_section(runs: list[dict], loaded: dict[str, RunResults], root: str, a
         show_input_error(error)
         return
     cells = st.columns(3)
-    cells[0].metric(f"A: {model_a}", number(result["value_a"]))
-    cells[1].metric(f"B: {model_b}", number(result["value_b"]))
-    cells[2].metric("A minus B", number(result["difference"]),
-                    help=f"{result['confidence']:.0%} interval: {interval(*(result['ci'] or [None, None]))}")
+    cells[0].metric(f"A: {model_a}", fmt_num(result["value_a"]))
+    cells[1].metric(f"B: {model_b}", fmt_num(result["value_b"]))
+    cells[2].metric("A minus B", fmt_num(result["difference"]),
+                    help=f"{result['confidence']:.0%} interval: {fmt_ci(result['ci'])}")
     verdict = result["verdict"]
     name = GAP_NAMES[gap].lower()
     if verdict is None:
         st.info(f"No interval could be computed for the {name} of these models.", icon=":material/info:")
         return
-    span = interval(*result["ci"])
+    span = fmt_ci(result["ci"])
     source = ("from the audit's paired comparison with the supervised baseline" if result["source"] == "audit"
               else f"computed now from the run's predictions, {result['n_boot']:,} resamples")
     if verdict == "no clear difference":

@@ -16,17 +16,17 @@ import streamlit as st
 from core.data import DatasetSpec
 from core.data.pii import normalise_name
 from core.data.spec import suggest_sensitive
+from core.workspace.store import StudyRecord
 from dashboard.components import tables
 from dashboard.components.format import md, words
+from dashboard.components.state import keep_option
 
 MAX_LABEL_OPTIONS = 50
 _TARGET_NAMES = ("target", "label", "outcome", "y", "class")
 _POSITIVE_WORDS = ("1", "1.0", "true", "yes", "y", "t")
-FORM_KEYS = ["data_source", "bundled_dataset", "target_column", "positive_label", "sensitive_attributes",
-             "include_pii", "features", "study_name"]
 
 
-def load_study_into_form(study: dict, stash: dict | None) -> None:
+def load_study_into_form(study: StudyRecord, stash: dict | None) -> None:
     """Show a saved study's choices in the form (at the session's start, or on switching study)."""
     spec = study["spec"]
     state = st.session_state
@@ -58,8 +58,7 @@ def choose_spec(table: tables.Table, facts: tables.ColumnFacts) -> DatasetSpec:
         state["sensitive_attributes"] = (list(table.card.sensitive) if table.card else suggest_sensitive(frame))
         state["include_pii"] = False
         state.pop("study_name", None)
-    if state.get("target_column") not in columns:
-        state["target_column"] = default_target(table, facts)
+    keep_option("target_column", columns, default_target(table, facts))
 
     left, right = st.columns(2)
     target = left.selectbox("Target: the outcome the model predicts", columns, key="target_column",
@@ -70,8 +69,7 @@ def choose_spec(table: tables.Table, facts: tables.ColumnFacts) -> DatasetSpec:
         state["_form_target"] = f"{table.sha256}:{target}"
         state["positive_label"] = default_positive(labels, table, target)
         state["features"] = tables.usable_features(facts, target, bool(state.get("include_pii")))
-    if state.get("positive_label") not in labels:
-        state["positive_label"] = labels[0] if labels else None
+    keep_option("positive_label", labels, labels[0] if labels else None)
     left.selectbox("Positive label: the outcome the model predicts as 1", labels, key="positive_label",
                    help="Usually the outcome that is good for the person (a loan granted, income above a line); "
                         "fairness metrics such as the selection rate count this outcome.")

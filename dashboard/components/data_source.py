@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import InputError
-from dashboard.components import tables
+from dashboard.components import state, tables
 from dashboard.components.format import bullets, md
 from dashboard.components.messages import show_input_error
 
@@ -38,8 +38,7 @@ def _bundled() -> tables.Table | None:
     if not cards:
         st.error("No bundled datasets were found next to the Equiscope code. Upload a file instead.")
         return None
-    if st.session_state.get("bundled_dataset") not in cards:
-        st.session_state["bundled_dataset"] = "adult" if "adult" in cards else next(iter(cards))
+    state.keep_option("bundled_dataset", cards, "adult" if "adult" in cards else next(iter(cards)))
     st.selectbox("Dataset", list(cards), format_func=lambda name: cards[name].title, key="bundled_dataset")
     table = tables.bundled_table(st.session_state["bundled_dataset"])
     _show_card(table)

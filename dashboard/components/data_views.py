@@ -11,10 +11,11 @@ import pandas as pd
 import streamlit as st
 
 from core.data import PreparedData
+from core.results.export import csv_bytes
+from core.results.formatting import fmt_int, fmt_pct
 from core.workspace.uploads import safe_file_name
 from dashboard.components import charts, tables
-from core.results.export import csv_bytes
-from dashboard.components.format import bullets, count, md, pct
+from dashboard.components.format import bullets, md
 
 KIND_WORDS = {"numeric": "number", "boolean": "two values", "categorical": "category", "datetime": "date",
               "text": "free text", "id": "identifier", "constant": "one value only", "empty": "empty"}
@@ -53,10 +54,10 @@ def show_overview(data: PreparedData) -> None:
     labelled = int(data.labelled.sum())
     base_rate = float(data.y[data.labelled].mean()) if labelled else None
     cells = st.columns(4)
-    cells[0].metric("Rows", count(len(data.frame)))
-    cells[1].metric("Rows with an outcome", count(labelled),
+    cells[0].metric("Rows", fmt_int(len(data.frame)))
+    cells[1].metric("Rows with an outcome", fmt_int(labelled),
                     help="Rows without an outcome are used, unlabelled, for pretraining only.")
-    cells[2].metric("Base rate, all rows", pct(base_rate, 1),
+    cells[2].metric("Base rate, all rows", fmt_pct(base_rate),
                     help=f"Share of rows with {data.spec.target} = {data.spec.positive_label}.")
     cells[3].metric("Features the model may use", len(data.features))
 
@@ -123,8 +124,8 @@ def _missing_gap(attribute: str, rows: list[dict]) -> None:
     rates = [(r["missing_rate"], r["group"]) for r in rows]
     (low, low_group), (high, high_group) = min(rates), max(rates)
     if high - low >= 0.05:
-        st.info(f"Missing values fall unevenly on the groups of {md(attribute)}: {pct(high, 1)} of cells are "
-                f"empty for {md(high_group)}, {pct(low, 1)} for {md(low_group)}. How missing values are "
+        st.info(f"Missing values fall unevenly on the groups of {md(attribute)}: {fmt_pct(high)} of cells are "
+                f"empty for {md(high_group)}, {fmt_pct(low)} for {md(low_group)}. How missing values are "
                 f"filled in can then affect the groups differently.", icon=":material/grid_off:")
 
 

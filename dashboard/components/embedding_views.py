@@ -13,10 +13,12 @@ import pandas as pd
 import streamlit as st
 
 from core.results import tables as core_results
-from core.results.tables import RunResults
+from core.results.formatting import fmt_pct
+from core.run.folder import RunResults
+from core.vocabulary import SUPERVISED, split_partition
 from dashboard.components import result_charts
 from dashboard.components.format import md
-from dashboard.components.result_words import rate
+from dashboard.components.result_words import partition_label
 
 OUTCOME_COLOURS = {"label": "True outcome", "prediction": "Prediction", "error": "Error (correct / false positive "
                                                                                 "/ false negative)"}
@@ -27,8 +29,8 @@ def colour_options(res: RunResults) -> dict[str, str]:
     withheld = set(res.report.get("withheld_columns") or [])
     options = {}
     for partition in res.partitions:
-        if all(a not in withheld for a in partition.split(" & ")):
-            options[partition] = f"{partition} (intersection)" if " & " in partition else partition
+        if all(a not in withheld for a in split_partition(partition)):
+            options[partition] = partition_label(partition)
     options.update(OUTCOME_COLOURS)
     return options
 
@@ -52,7 +54,7 @@ def figure(root: str, run_id: str, model: str, colour_by: str, colour_title: str
         categories = sorted(frame[colour_by].astype(str).unique())
     attributes = [c for c in _res.sensitive if c in frame.columns]
     hover = [*attributes, "label", "prediction", "score"]
-    role = "supervised baseline" if model == core_results.SUPERVISED else "SSL model"
+    role = "supervised baseline" if model == SUPERVISED else "SSL model"
     return result_charts.umap_chart(frame, colour_by, colour_title, f"{model} ({role})", hover, categories)
 
 
@@ -75,11 +77,11 @@ def leakage_words(res: RunResults, model: str) -> None:
         reading = ("no better than guessing: the representation hides it" if row["reading"] == "about chance"
                    else "better than guessing: the representation carries it")
         raw = "" if row["vs_raw"] is None or (isinstance(row["raw"], float) and math.isnan(row["raw"])) else (
-            f" The same probe on the raw features scores {rate(row['raw'], 0)}, so the model carries "
+            f" The same probe on the raw features scores {fmt_pct(row['raw'], 0)}, so the model carries "
             + {"less": "**less** of it than the data itself.", "more": "**more** of it than the data itself.",
                "similar": "about as much of it as the data itself."}[row["vs_raw"]])
         feature = (" It is itself one of the model's features." if row["attribute"] in features else "")
-        lines.append(f"**{attribute}**: read back with balanced accuracy {rate(row['balanced_accuracy'], 0)} "
-                     f"(chance: {rate(row['chance'], 0)}), {reading}.{raw}{feature}")
+        lines.append(f"**{attribute}**: read back with balanced accuracy {fmt_pct(row['balanced_accuracy'], 0)} "
+                     f"(chance: {fmt_pct(row['chance'], 0)}), {reading}.{raw}{feature}")
     st.markdown("**Leakage**: how well a simple probe reads each attribute from the representation.\n\n"
                 + "\n".join(f"- {line}" for line in lines))

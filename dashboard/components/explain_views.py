@@ -20,8 +20,12 @@ import streamlit as st
 from core.errors import InputError
 from core.explain import (RunContext, compare_models, explain_row, flip_rates, flip_row, load_run,
                           nearest_counterfactuals)
-from core.workspace.store import Workspace
-from dashboard.components.format import md, pct, words
+from core.explain.subgroup import RESULT_FILE
+from core.results.formatting import fmt_pct
+from core.vocabulary import NOT_AVAILABLE
+from core.workspace.store import RunRecord, Workspace
+from dashboard.components import state
+from dashboard.components.format import md, words
 from dashboard.components.messages import show_input_error
 
 SUBGROUP_KIND = "explain-subgroup"
@@ -29,10 +33,6 @@ GREEN, RED, GREY = "#2E7D32", "#C62828", "#6B7280"
 GROUP_COLOURS = ["#4C78A8", "#E8A33D", "#54A24B", "#B279A2", "#9D755D", "#72B7B2", "#FF9DA6", "#BAB0AC"]
 PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 ALL = "All"
-# Widget keys worth keeping across a visit to another page (app.py's keep_widget_state list).
-KEEP_KEYS = ["explain_model", "explain_row", "explain_row_search", "explain_num_samples", "explain_seed",
-             "explain_with_proxies", "explain_other_model", "explain_subgroup_attribute", "explain_subgroup_rows",
-             "explain_rates_proxies"]
 
 
 # ----------------------------------------------------------------------------- cached calls
@@ -103,15 +103,13 @@ def filter_rows(ctx: RunContext, table: pd.DataFrame) -> pd.DataFrame:
     for cell, attribute in zip(cells, ctx.sensitive):
         options = [ALL] + sorted(table[attribute].unique().tolist())
         key = f"explain_filter_{attribute}"
-        if st.session_state.get(key) not in options:
-            st.session_state[key] = ALL
+        state.keep_option(key, options, ALL)
         value = cell.selectbox(attribute, options, key=key)
         if value != ALL:
             mask &= table[attribute] == value
     for cell, name in zip(cells[len(ctx.sensitive):], ("outcome", "decision", "error")):
         key = f"explain_filter_{name}"
-        if st.session_state.get(key) not in choices[name]:
-            st.session_state[key] = ALL
+        state.keep_option(key, choices[name], ALL)
         value = cell.selectbox({"outcome": "True outcome", "decision": "Model's decision",
                                 "error": "Right or wrong"}[name], choices[name], key=key)
         if value == ALL:
@@ -236,8 +234,8 @@ def flip_table(ctx: RunContext, flips: list[dict]) -> pd.DataFrame:
         "From → to": [f"{f['from']} → {f['to']}" for f in flips],
         "Set to": ["(not a model input)" if not f["attribute_is_feature"] else str(f["value"]) for f in flips],
         "Also set (proxies)": [", ".join(f"{k} = {v}" for k, v in (f.get("proxies") or {}).items()) for f in flips],
-        "Probability before": [pct(f["probability_before"], 1) for f in flips],
-        "Probability after": [pct(f["probability"], 1) for f in flips],
+        "Probability before": [fmt_pct(f["probability_before"]) for f in flips],
+        "Probability after": [fmt_pct(f["probability"]) for f in flips],
         "Decision after": [decision_words(ctx, f["prediction"]) for f in flips],
         "Decision changes": ["yes" if f["changed"] else "no" for f in flips]})
 
@@ -247,7 +245,7 @@ def rates_table(result: dict) -> pd.DataFrame:
     if frame.empty:
         return frame
     wide = frame.pivot_table(index=["attribute", "group", "n"], columns="model", values="flip_rate", sort=False)
-    wide = wide.map(lambda v: pct(v, 1)).reset_index()
+    wide = wide.map(fmt_pct).reset_index()
     wide.columns.name = None
     return wide.rename(columns={"attribute": "Attribute", "group": "Group", "n": "Test rows"})
 
@@ -258,18 +256,17 @@ def differences_table(result: dict, top: int = 10) -> pd.DataFrame:
         "Feature": [d["feature"] for d in rows],
         "Groups": [f"{d['group_a']} − {d['group_b']}" for d in rows],
         "Difference in mean |weight|": [round(d["difference"], 4) for d in rows],
-        "95% interval": ["–" if d["ci"] is None else f"{d['ci'][0]:+.4f} to {d['ci'][1]:+.4f}" for d in rows],
+        "95% interval": [NOT_AVAILABLE if d["ci"] is None else f"{d['ci'][0]:+.4f} to {d['ci'][1]:+.4f}"
+                         for d in rows],
         "Clear difference": ["yes" if d["clear"] else "no" for d in rows]})
 
 
-def subgroup_runs(ws: Workspace, study_id: str, config: dict) -> list[dict]:
+def subgroup_runs(ws: Workspace, study_id: str, config: dict) -> list[RunRecord]:
     """Earlier subgroup jobs of this study with exactly this configuration, newest first."""
     runs = [r for r in ws.list_runs(study_id=study_id, kind=SUBGROUP_KIND) if r.get("config") == config]
     return sorted(runs, key=lambda r: r.get("created_at") or "", reverse=True)
 
 
 def subgroup_result(ws: Workspace, run_id: str) -> dict | None:
-    from core.explain.subgroup import RESULT_FILE
-
     path = ws.run_dir(run_id) / RESULT_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None

@@ -11,18 +11,18 @@ import math
 import pandas as pd
 import streamlit as st
 
-from core.results import tables as core_results
 from core.errors import InputError
-from core.results.tables import RunResults
+from core.results import tables as core_results
+from core.results import whatif
+from core.results.formatting import fmt_num, fmt_pct
+from core.run import folder
+from core.run.folder import RunResults
+from core.vocabulary import DECISION_THRESHOLD, GAP_NAMES, METRIC_NAMES, NOT_AVAILABLE
 from dashboard.components import result_charts, runs
 from dashboard.components.format import md, words
 from dashboard.components.messages import show_input_error
-from dashboard.components.result_words import (GAP_INTERVAL, GAP_NAMES, GAP_SCALE, METRIC_NAMES, gap_meaning,
-                                               metric_meaning, number, pair_sentence, rate, supervised_sentence,
-                                               compact)
-
-GAP_CHOICES = ["equalized_odds_difference", "demographic_parity_difference", "equal_opportunity_difference",
-               "fpr_difference", "accuracy_difference", "mean_subgroup_gap"]
+from dashboard.components.result_words import (GAP_CHOICES, GAP_INTERVAL, GAP_SCALE, compact, gap_meaning,
+                                               metric_meaning, pair_sentence, supervised_sentence)
 TABLE_METRICS = ("accuracy", "tpr", "fpr", "selection_rate", "precision")
 CONSTRAINTS = {"demographic_parity": "Demographic parity", "equal_opportunity": "Equal opportunity",
                "equalized_odds": "Equalized odds"}
@@ -49,11 +49,7 @@ def gap_figure(root: str, run_id: str, partition: str, gap: str, level: float, _
 
 @st.cache_data(show_spinner=False, max_entries=128)
 def _manual_result(root: str, run_id: str, model: str, partition: str, thresholds: tuple, _res: RunResults) -> dict:
-    return core_results.manual_whatif(_res, model, partition, dict(thresholds))
-
-
-def partition_label(partition: str) -> str:
-    return f"{partition} (intersection)" if " & " in partition else partition
+    return whatif.manual_whatif(_res, model, partition, dict(thresholds))
 
 
 def confidence(res: RunResults) -> float:
@@ -72,8 +68,8 @@ def gaps_section(res: RunResults, run_id: str, root: str, partition: str) -> Non
                     config=result_charts.PLOTLY_CONFIG)
     lines = []
     for row in table.to_dict("records"):
-        value = "n/a (fewer than two groups have this rate defined)" if math.isnan(row["value"]) else \
-            f"{number(row['value'])} ({level:.0%} interval {number(row['lo'])} to {number(row['hi'])})"
+        value = f"{NOT_AVAILABLE} (fewer than two groups have this rate defined)" if math.isnan(row["value"]) else \
+            f"{fmt_num(row['value'])} ({level:.0%} interval {fmt_num(row['lo'])} to {fmt_num(row['hi'])})"
         text = f"**{md(row['model'])}**: {value}. {pair_sentence(row, level)} {supervised_sentence(row, level)}"
         lines.append(text.strip())
     st.markdown("\n".join(f"- {line}" for line in lines))
@@ -107,7 +103,7 @@ def groups_section(res: RunResults, run_id: str, root: str, partition: str, mode
     positive = str(res.report["study"]["positive_label"])
     table = group_table(root, run_id, model, partition, res.report)
     small = table[table["small"]]
-    minimum = core_results.min_group_size(res.report)
+    minimum = res.view.min_group_size
     if len(small):
         st.warning(f"Small groups (fewer than {minimum} test rows): "
                    f"{words([f'{md(g)} ({n})' for g, n in zip(small['group'], small['n'], strict=True)])}. "
@@ -119,25 +115,25 @@ def groups_section(res: RunResults, run_id: str, root: str, partition: str, mode
     worst = table[table["worst"]]
     if len(worst):
         st.markdown(f"Highlighted: the group with the **lowest accuracy**, {words([md(g) for g in worst['group']])} "
-                    f"({rate(worst['accuracy'].iloc[0])}). Each cell shows the value and, in brackets, its "
+                    f"({fmt_pct(worst['accuracy'].iloc[0])}). Each cell shows the value and, in brackets, its "
                     f"{confidence(res):.0%} interval. *n/a* means the measure is undefined for that group "
                     "(for example no row of the group truly has the outcome), never 0.")
     with st.expander("What each column means", icon=":material/help:"):
         st.markdown("\n".join(f"- **{METRIC_NAMES[m]}**: {metric_meaning(m, positive)}." for m in TABLE_METRICS))
     runs.download_csv("Download the per-group table (CSV, exact values)",
-                      table.assign(model=model, partition=partition), f"groups-{run_id}.csv", "download_groups")
+                      table.assign(model=model, partition=partition), f"groups-{run_id}.csv", "download_group_metrics")
 
 
 # ----------------------------------------------------------------------------- threshold what-if
 @st.cache_data(show_spinner="Fitting thresholds on the validation rows…", max_entries=32)
 def _fair(root: str, run_id: str, model: str, partition: str, constraint: str, _res: RunResults) -> dict:
-    return core_results.fair_whatif(_res, model, partition, constraint)
+    return whatif.fair_whatif(_res, model, partition, constraint)
 
 
 def whatif_section(res: RunResults, run_id: str, root: str, partition: str, model: str) -> None:
     n_val = 0 if res.validation is None else len(res.validation)
-    st.markdown(f"The model gives every row a score and predicts the outcome when the score is at least 0.5. "
-                f"Here each group of **{md(partition)}** can get its own threshold. The what-if is judged on the "
+    st.markdown(f"The model gives every row a score and predicts the outcome when the score is at least "
+                f"{DECISION_THRESHOLD:g}. Here each group of **{md(partition)}** can get its own threshold. The what-if is judged on the "
                 f"{len(res.predictions):,} test rows; fair thresholds are fitted on the {n_val:,} validation rows "
                 "first, so they are not tuned to the rows they are judged on.")
     mode = st.radio("Thresholds", ["manual", "fair"], horizontal=True, key="fair_whatif_mode",
@@ -155,12 +151,12 @@ def whatif_section(res: RunResults, run_id: str, root: str, partition: str, mode
 
 
 def _manual(res: RunResults, run_id: str, root: str, partition: str, model: str) -> dict:
-    groups = sorted(set(core_results.partition_labels(res.predictions, partition)))
+    groups = sorted(set(folder.partition_labels(res.predictions, partition)))
     columns = st.columns(min(4, len(groups)))
     thresholds = {}
     for index, group in enumerate(groups):
-        key = f"thr|{run_id}|{model}|{partition}|{group}"
-        st.session_state.setdefault(key, 0.5)
+        key = f"threshold|{run_id}|{model}|{partition}|{group}"
+        st.session_state.setdefault(key, DECISION_THRESHOLD)
         with columns[index % len(columns)]:
             thresholds[group] = st.slider(group, 0.0, 1.0, step=0.01, key=key)
     return _manual_result(root, run_id, model, partition, tuple(sorted(thresholds.items())), res)
@@ -179,7 +175,7 @@ def _one_click(res: RunResults, run_id: str, root: str, partition: str, model: s
     result = _fair(root, run_id, model, partition, constraint, res)
     st.markdown(f"**{CONSTRAINTS[constraint]}** ({CONSTRAINT_HELP[constraint].lower().rstrip('.')}), fitted on "
                 "the validation rows. The rule per group:")
-    st.markdown("\n".join(f"- *{md(g)}*: {md(core_results.describe_rule(rule))}"
+    st.markdown("\n".join(f"- *{md(g)}*: {md(whatif.describe_rule(rule))}"
                           for g, rule in result["rules"].items()))
     if result["randomized"]:
         st.warning("These thresholds are **randomised**: for some rows the decision is drawn at random "
@@ -192,22 +188,23 @@ def _one_click(res: RunResults, run_id: str, root: str, partition: str, model: s
 
 
 def _whatif_result(res: RunResults, result: dict, run_id: str) -> None:
-    gaps = core_results.whatif_gaps(result)
+    gaps = whatif.whatif_gaps(result)
     cells = st.columns(len(gaps))
     for cell, row in zip(cells, gaps.to_dict("records"), strict=True):
         if row["measure"] == "accuracy":
-            cell.metric("Accuracy", rate(row["after"]), delta=f"{100 * row['change']:+.1f} points",
-                        help="The accuracy cost: against one threshold of 0.5 for everyone.")
+            cell.metric("Accuracy", fmt_pct(row["after"]), delta=f"{100 * row['change']:+.1f} points",
+                        help=f"The accuracy cost: against one threshold of {DECISION_THRESHOLD:g} for everyone.")
         else:
-            change = "n/a" if math.isnan(row["change"]) else f"{row['change']:+.2f}"
-            cell.metric(GAP_NAMES[row["measure"]], number(row["after"]), delta=change, delta_color="inverse",
-                        help=f"Before: {number(row['before'])}")
-    table = core_results.whatif_groups(result)
+            change = NOT_AVAILABLE if math.isnan(row["change"]) else f"{row['change']:+.2f}"
+            cell.metric(GAP_NAMES[row["measure"]], fmt_num(row["after"]), delta=change, delta_color="inverse",
+                        help=f"Before: {fmt_num(row['before'])}")
+    table = whatif.whatif_groups(result)
     shown = pd.DataFrame({"Group": table["group"], "Rows": table["n"]})
     for metric in ("accuracy", "tpr", "fpr", "selection_rate"):
-        shown[f"{METRIC_NAMES[metric]}: before"] = table[f"{metric}_before"].map(rate)
-        shown[f"{METRIC_NAMES[metric]}: after"] = table[f"{metric}_after"].map(rate)
+        shown[f"{METRIC_NAMES[metric]}: before"] = table[f"{metric}_before"].map(fmt_pct)
+        shown[f"{METRIC_NAMES[metric]}: after"] = table[f"{metric}_after"].map(fmt_pct)
     st.dataframe(shown, hide_index=True, width="stretch")
-    st.caption("Before: one threshold of 0.5 for every group. These are point values on the test rows, without "
-               "intervals; differences of a few points between groups can be chance, especially in small groups.")
+    st.caption(f"Before: one threshold of {DECISION_THRESHOLD:g} for every group. These are point values on the test "
+               "rows, without intervals; differences of a few points between groups can be chance, especially in "
+               "small groups.")
     runs.download_csv("Download the what-if (CSV, exact values)", table, f"whatif-{run_id}.csv", "download_whatif")

@@ -1,27 +1,12 @@
-"""Numbers and lists as a reviewer reads them: rounded, with units, in plain words."""
+"""Text for the pages: lists in plain words, Markdown bullets, and data made safe for Markdown.
+
+Numbers are written by core.results.formatting (fmt_pct, fmt_num, fmt_int, fmt_ci), the same
+in the dashboard, the report and the CLI.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from core.data.profile import readable_number
-
-
-def pct(value: float | None, digits: int = 0) -> str:
-    """0.3125 -> '31%' (or '31.2%' with digits=1); None -> '–'."""
-    if value is None:
-        return "–"
-    return f"{100 * value:.{digits}f}%"
-
-
-def count(value: int) -> str:
-    """30527 -> '30,527'."""
-    return f"{value:,}"
-
-
-def number(value: float) -> str:
-    """Readable number: 1,490,400 / 38.6 / 0.0123; whole numbers without decimals; NaN -> '–'."""
-    return "–" if value != value else readable_number(value)
 
 
 def words(items: Sequence[str], conjunction: str = "and") -> str:

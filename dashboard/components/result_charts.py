@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.results.report import MODEL_PALETTE, model_colours  # one colour per model, the same as in the report
+from core.results.formatting import fmt_num
+from core.results.palette import MODEL_PALETTE, model_colours  # one colour per model, the same as in the report
 from dashboard.components.charts import PLOTLY_CONFIG
 
 GROUP_PALETTE = ("#1B9E77", "#D95F02", "#7570B3", "#E7298A", "#66A61E", "#E6AB02", "#A6761D", "#1F78B4",
@@ -22,7 +23,6 @@ ERROR_COLOURS = {"correct": "#9CA3AF", "false positive": "#D55E00", "false negat
 LAYOUT = {"plot_bgcolor": "white", "font": {"size": 13}, "margin": {"l": 10, "r": 10, "t": 48, "b": 10}}
 __all__ = ["PLOTLY_CONFIG", "model_colours", "loss_chart", "umap_chart", "gap_chart", "pareto_chart",
            "fraction_chart"]
-
 
 
 def _grid(figure: go.Figure) -> go.Figure:
@@ -89,7 +89,7 @@ def gap_chart(table: pd.DataFrame, gap_title: str, confidence: float) -> go.Figu
     colours = model_colours(list(table["model"]))
     plus, minus = _error_arrays(table["value"], table["lo"], table["hi"])
     shown = table["value"].fillna(0)
-    text = ["n/a" if math.isnan(v) else f"{v:.2f}" for v in table["value"]]
+    text = [fmt_num(v) for v in table["value"]]
     figure = go.Figure(go.Bar(
         x=table["model"], y=shown, marker_color=[colours[m] for m in table["model"]], text=text,
         textposition="inside", insidetextanchor="start", textfont={"color": "white"},

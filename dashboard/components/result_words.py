@@ -1,23 +1,25 @@
-"""Results in plain words: names of metrics and gaps, what they mean, and how to read an interval.
+"""Results in plain words: what the metrics and gaps mean, and how to read an interval.
 
-Numbers are rounded for reading: rates as percentages, gaps with two decimals (three when two
-would show 0.00); undefined values read "n/a", never 0. Downloads keep the exact values.
+The names of metrics and gaps are core.vocabulary's (METRIC_NAMES, GAP_NAMES) and numbers are
+written by core.results.formatting, as in the report and the CLI: rates as percentages, gaps with
+two decimals (three when two would show 0.00), undefined values "n/a", never 0. Downloads keep
+the exact values.
 """
 
 from __future__ import annotations
 
-import math
-
+from core.results.formatting import fmt_ci, fmt_num, fmt_pct, is_number
+from core.vocabulary import METRIC_NAMES, NOT_AVAILABLE, is_intersection
 from dashboard.components.format import md
 
-METRIC_NAMES = {"accuracy": "Accuracy", "tpr": "True-positive rate", "fpr": "False-positive rate",
-                "selection_rate": "Selection rate", "precision": "Precision",
-                "balanced_accuracy": "Balanced accuracy"}
-GAP_NAMES = {"equalized_odds_difference": "Equalized-odds gap",
-             "demographic_parity_difference": "Demographic-parity gap",
-             "equal_opportunity_difference": "Equal-opportunity gap",
-             "fpr_difference": "False-positive-rate gap", "accuracy_difference": "Accuracy gap",
-             "mean_subgroup_gap": "Mean subgroup gap", "worst_group_accuracy": "Worst-group accuracy"}
+#: The gaps a reviewer can choose on the Fairness and Compare pages, the headline first.
+GAP_CHOICES = ["equalized_odds_difference", "demographic_parity_difference", "equal_opportunity_difference",
+               "fpr_difference", "accuracy_difference", "mean_subgroup_gap"]
+
+
+def partition_label(partition: str) -> str:
+    """'sex', or 'sex & race (intersection)'."""
+    return f"{partition} (intersection)" if is_intersection(partition) else partition
 
 
 def metric_meaning(metric: str, positive: str) -> str:
@@ -64,40 +66,6 @@ GAP_INTERVAL = (
     "together): only an interval that excludes 0 is a clear change.")
 
 
-def number(value: float | None, digits: int = 2) -> str:
-    """A gap or difference for reading: 0.1234 -> '0.12'; 0.004 -> '0.004'; None/NaN -> 'n/a'."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    text = f"{value:.{digits}f}"
-    if float(text) == 0 and value != 0:
-        text = f"{value:.{digits + 1}f}"
-    return text
-
-
-def rate(value: float | None, digits: int = 1) -> str:
-    """0.7234 -> '72.3%'; None/NaN -> 'n/a'."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{100 * value:.{digits}f}%"
-
-
-def interval(lo: float | None, hi: float | None, fmt=number) -> str:
-    """'0.02 to 0.36', or 'no interval' when there is none."""
-    if lo is None or hi is None or (isinstance(lo, float) and math.isnan(lo)) or \
-            (isinstance(hi, float) and math.isnan(hi)):
-        return "no interval"
-    return f"{fmt(lo)} to {fmt(hi)}"
-
-
-def with_interval(value: float, lo: float, hi: float, fmt=rate) -> str:
-    """'72.3% (65.1% to 78.0%)'; 'n/a' when undefined."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if lo is None or (isinstance(lo, float) and math.isnan(lo)):
-        return fmt(value)
-    return f"{fmt(value)} ({fmt(lo)} to {fmt(hi)})"
-
-
 def _text(value: object) -> str | None:
     """A table cell as text, or None when empty (None, or NaN in a pandas column)."""
     return value if isinstance(value, str) and value else None
@@ -105,11 +73,11 @@ def _text(value: object) -> str | None:
 
 def compact(value: float, lo: float, hi: float) -> str:
     """A rate and its interval in a table cell: '57.1% (42.8–71.5)'; 'n/a' when undefined."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if lo is None or (isinstance(lo, float) and math.isnan(lo)):
-        return rate(value)
-    return f"{100 * value:.1f}% ({100 * lo:.1f}–{100 * hi:.1f})"
+    if not is_number(value):
+        return NOT_AVAILABLE
+    if not (is_number(lo) and is_number(hi)):
+        return fmt_pct(value)
+    return f"{fmt_pct(value)} ({100 * lo:.1f}–{100 * hi:.1f})"
 
 
 def pair_sentence(row: dict, confidence: float) -> str:
@@ -120,7 +88,7 @@ def pair_sentence(row: dict, confidence: float) -> str:
     groups = f"*{md(row['max_group'])}* and *{md(row['min_group'])}*"
     if row.get("groups_differ") not in (True, False):
         return f"The gap is between {groups} ({metric}); no interval for their difference."
-    span = interval(row["pair_lo"], row["pair_hi"])
+    span = fmt_ci((row["pair_lo"], row["pair_hi"]))
     if row["groups_differ"]:
         return (f"The gap is between {groups} ({metric}). Their signed difference, {confidence:.0%} interval "
                 f"{span}, excludes 0: more than chance alone would explain.")
@@ -137,7 +105,7 @@ def supervised_sentence(row: dict, confidence: float) -> str:
     verdict = _text(row.get("vs_verdict"))
     if verdict is None:
         return ""
-    span = interval(row["vs_lo"], row["vs_hi"])
+    span = fmt_ci((row["vs_lo"], row["vs_hi"]))
     zero = "includes" if verdict == "no clear difference" else "excludes"
     return (f"Against the supervised baseline, this gap is {VERDICT_WORDS[verdict]} (difference "
-            f"{number(row['vs_supervised'])}, {confidence:.0%} interval {span}, which {zero} 0).")
+            f"{fmt_num(row['vs_supervised'])}, {confidence:.0%} interval {span}, which {zero} 0).")

@@ -11,13 +11,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.results import tables as core_results
 from core.errors import InputError
-from core.results.tables import RunResults
-from core.workspace.store import NOTE_STATUSES, Workspace
+from core.results import signoff
+from core.results.pdf import find_browser
+from core.results.summary import summarize
+from core.run.folder import RunResults
+from core.workspace.store import NOTE_STATUSES, RunRecord, StudyRecord, Workspace
 from dashboard.components import runs
 from dashboard.components.format import md
 from dashboard.components.messages import show_input_error
+from dashboard.components.state import keep_option
 
 STUDY_SCOPE = "__study__"
 STATUS_ICONS = {"draft": ":material/edit_note:", "changes requested": ":material/change_circle:",
@@ -41,11 +44,10 @@ def _save_note(ws: Workspace, study_id: str) -> None:
     state["_review_saved"] = True
 
 
-def note_form(ws: Workspace, study: dict, all_runs: list[dict]) -> None:
+def note_form(ws: Workspace, study: StudyRecord, all_runs: list[RunRecord]) -> None:
     scopes = {STUDY_SCOPE: "The whole study"} | {r["id"]: f"Run: {runs.run_label(r)}" for r in reversed(all_runs)}
     state = st.session_state
-    if state.get("review_scope") not in scopes:
-        state["review_scope"] = STUDY_SCOPE
+    keep_option("review_scope", scopes, STUDY_SCOPE)
     state.setdefault("review_status", "draft")
     with st.form("review_note", border=True):
         left, right = st.columns(2)
@@ -65,9 +67,9 @@ def note_form(ws: Workspace, study: dict, all_runs: list[dict]) -> None:
                    icon=":material/check_circle:")
 
 
-def sign_off_box(notes: list[dict], all_runs: list[dict]) -> None:
+def sign_off_box(notes: list[dict], all_runs: list[RunRecord]) -> None:
     names = {r["id"]: r["name"] for r in all_runs}
-    approved = core_results.sign_off(notes)
+    approved = signoff.sign_off(notes)
     if approved is None:
         st.info("Not signed off yet. A note with status **approved** and the reviewer's name is the sign-off.",
                 icon=":material/pending:")
@@ -85,7 +87,7 @@ def _when(created_at: str) -> str:
     return created_at[:16].replace("T", " ") + " UTC"
 
 
-def notes_list(notes: list[dict], all_runs: list[dict]) -> None:
+def notes_list(notes: list[dict], all_runs: list[RunRecord]) -> None:
     """Every note, newest first; read-only."""
     if not notes:
         st.caption("No notes yet.")
@@ -100,12 +102,7 @@ def notes_list(notes: list[dict], all_runs: list[dict]) -> None:
 
 
 def summary(res: RunResults) -> None:
-    """The report's plain-language summary (core.results.report.summarize), as the stakeholder reads it."""
-    try:
-        from core.results.report import summarize
-    except ImportError:
-        st.caption("The summary needs the report module (core/results/report.py), which this version does not have.")
-        return
+    """The report's plain-language summary (core.results.summary.summarize), as the stakeholder reads it."""
     items = summarize(res.report)
     lines = [f"**{md(i['text'])}**" if i.get("topic") == "largest_gap" else md(i["text"])
              for i in items if i["level"] != "warning"]
@@ -121,14 +118,9 @@ def reports_dir(ws: Workspace, run_id: str) -> Path:
     return ws.root / "reports" / run_id
 
 
-def report_section(ws: Workspace, study: dict, run: dict, res: RunResults, notes: list[dict]) -> None:
+def report_section(ws: Workspace, study: StudyRecord, run: RunRecord, res: RunResults,
+                   notes: list[dict]) -> None:
     """Build the stakeholder report with the notes; offer the built files for download."""
-    try:
-        from core.results.report import find_browser
-    except ImportError:
-        st.warning("The stakeholder report needs the report module (core/results/report.py), which this version does not "
-                   "have yet.", icon=":material/warning:")
-        return
     relevant = [n for n in notes if n.get("run_id") in (None, run["id"])]
     has_browser = find_browser() is not None
     st.markdown("The report is one self-contained HTML file (it opens offline, in any browser) with the summary, "
@@ -140,7 +132,7 @@ def report_section(ws: Workspace, study: dict, run: dict, res: RunResults, notes
     if st.button("Build the report", type="primary", key="review_build", icon=":material/description:"):
         with st.spinner("Building the report…"):
             try:
-                core_results.write_review_report(res, reports_dir(ws, run["id"]), relevant, pdf=pdf and has_browser)
+                signoff.write_review_report(res, reports_dir(ws, run["id"]), relevant, pdf=pdf and has_browser)
             except (InputError, RuntimeError, OSError) as error:
                 st.error(f"The report could not be built: {md(error)}", icon=":material/error:")
     built = sorted(reports_dir(ws, run["id"]).glob("report-*.html"), reverse=True)

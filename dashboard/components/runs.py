@@ -4,7 +4,7 @@ run's artifacts loaded once per server process.
 Results of a finished run never change, so they are cached by (workspace, run id). They are
 shared between sessions without copying (`st.cache_resource`): the pages only read them
 (`core.results.tables.RunResults` is frozen; frames are never modified in place). The picked run is
-`st.session_state["results_run"]`, kept across pages (app.py lists it in `KEEP_KEYS`).
+`st.session_state["results_run"]`, kept across pages (`state.KEPT_KEYS`).
 """
 
 from __future__ import annotations
@@ -16,20 +16,13 @@ import streamlit as st
 
 from core.errors import InputError
 from core.results.export import csv_bytes
-from core.results.tables import RunResults, load_results
-from core.workspace.store import Workspace
+from core.run.folder import RunResults, load_results
+from core.workspace.store import RunRecord, StudyRecord, Workspace
 from dashboard.components import state
 from dashboard.components.format import md
 from dashboard.components.messages import show_input_error
 
 AUDIT = "audit"
-RUN_KEY = "results_run"
-# Widget keys of the result pages that must survive a visit to another page (app.py keeps them).
-TRAIN_KEYS = ["train_method", "train_size", "train_epochs", "train_finetune_epochs", "train_label_pct",
-              "train_strategies", "train_n_boot"]
-VIEW_KEYS = ["embed_colour", "embed_model", "fair_partition", "fair_model", "fair_gap", "compare_attribute",
-             "compare_gap", "review_author"]
-KEEP_KEYS = [RUN_KEY, *TRAIN_KEYS, *VIEW_KEYS]
 STATUS_WORDS = {"queued": "waiting in the queue", "running": "running", "succeeded": "finished",
                 "failed": "failed", "cancelled": "cancelled", "interrupted": "interrupted"}
 STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/progress_activity:",
@@ -37,7 +30,7 @@ STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/progress_
                 "cancelled": ":material/block:", "interrupted": ":material/warning:"}
 
 
-def study_or_pointer(ws: Workspace) -> dict | None:
+def study_or_pointer(ws: Workspace) -> StudyRecord | None:
     """The current study; without one, say where to make it and return None."""
     study = state.current_study(ws)
     if study is None:
@@ -47,7 +40,7 @@ def study_or_pointer(ws: Workspace) -> dict | None:
     return study
 
 
-def current_run(ws: Workspace) -> tuple[dict, dict, RunResults] | None:
+def current_run(ws: Workspace) -> tuple[StudyRecord, RunRecord, RunResults] | None:
     """(study, run, results) of the run picked on a result page: the current study, then a
     selectbox of its finished runs. Without either, say what to do first and return None."""
     study = study_or_pointer(ws)
@@ -55,17 +48,17 @@ def current_run(ws: Workspace) -> tuple[dict, dict, RunResults] | None:
     return None if picked is None else (study, *picked)
 
 
-def audit_runs(ws: Workspace, study_id: str) -> list[dict]:
+def audit_runs(ws: Workspace, study_id: str) -> list[RunRecord]:
     """The study's audit runs, oldest first."""
     return ws.list_runs(study_id=study_id, kind=AUDIT)
 
 
-def finished_runs(ws: Workspace, study_id: str) -> list[dict]:
+def finished_runs(ws: Workspace, study_id: str) -> list[RunRecord]:
     """The study's succeeded audit runs, newest first."""
     return [r for r in reversed(audit_runs(ws, study_id)) if r["status"] == "succeeded"]
 
 
-def run_label(run: dict) -> str:
+def run_label(run: RunRecord) -> str:
     """'Quick run · scarf · 3 strategies · 100% labels (2025-01-31 14:02)'."""
     config = run.get("config") or {}
     when = (run.get("finished_at") or run.get("created_at") or "")[:16].replace("T", " ")
@@ -84,7 +77,8 @@ def results(ws: Workspace, run_id: str) -> RunResults:
     return _load(str(ws.root), run_id)
 
 
-def pick_run(ws: Workspace, study: dict, *, label: str = "Run", key: str = RUN_KEY) -> tuple[dict, RunResults] | None:
+def pick_run(ws: Workspace, study: StudyRecord, *, label: str = "Run",
+             key: str = state.RUN_KEY) -> tuple[RunRecord, RunResults] | None:
     """A selectbox of the study's finished runs (newest first) and the chosen run's results.
 
     Without a finished run, say why (one running, one failed, none started) and point to the
@@ -94,8 +88,7 @@ def pick_run(ws: Workspace, study: dict, *, label: str = "Run", key: str = RUN_K
         _no_finished_run(ws, study)
         return None
     by_id = {r["id"]: r for r in runs}
-    if st.session_state.get(key) not in by_id:
-        st.session_state[key] = runs[0]["id"]
+    state.keep_option(key, by_id, runs[0]["id"])
     run_id = st.selectbox(label, list(by_id), format_func=lambda r: run_label(by_id[r]), key=key,
                           help="Every finished audit of this study; the newest is chosen first.")
     try:
@@ -105,7 +98,7 @@ def pick_run(ws: Workspace, study: dict, *, label: str = "Run", key: str = RUN_K
         return None
 
 
-def _no_finished_run(ws: Workspace, study: dict) -> None:
+def _no_finished_run(ws: Workspace, study: StudyRecord) -> None:
     runs = audit_runs(ws, study["id"])
     active = [r for r in runs if r["status"] in ("queued", "running")]
     if active:

@@ -6,7 +6,8 @@
 - The current study is `st.session_state["current_study_id"]`: per browser session, so two
   reviewers on one server never change each other's selection.
 - Streamlit forgets a widget's value when a run does not draw that widget (another page is
-  shown). `keep_widget_state`, at the top of every full run, keeps a copy of the listed values
+  shown). The widgets whose values are kept across pages are listed once, in `KEPT_KEYS`.
+  `keep_widget_state`, at the top of every full run, keeps a copy of the listed values
   under a key no widget uses (`KEPT`) and puts back any value Streamlit dropped;
   `remember_widget_state`, at the end of every full run, records the values as the page left
   them (a key the page deleted stays deleted).
@@ -16,16 +17,20 @@
   page's run, deletes it as stale: the Data form came back with the start-up defaults. And a
   re-assigned key counts as set by code, so every run sends its value to the browser again:
   under load, a run still in flight overwrote what the reviewer had just typed or picked.
+- A choice widget whose options change (another run, another table) keeps its value while it is
+  still an option, else falls back to a default: `keep_option`, called before the widget is drawn.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
-from core.workspace.store import DEFAULT_WORKSPACE, Workspace
+from core.workspace.store import DEFAULT_WORKSPACE, StudyRecord, Workspace
 
 WORKSPACE_ENV = "EQUISCOPE_WORKSPACE"
 DATASET_ENV = "EQUISCOPE_DATASET"
@@ -33,6 +38,26 @@ CURRENT_STUDY = "current_study_id"
 KEPT = "_kept_widget_values"
 _SHOWN_PAGE = "_shown_page"
 STUDY_PARAM = "study"
+RUN_KEY = "results_run"
+"""The run picked on the result pages (components/runs.pick_run)."""
+
+#: The Data page's form (components/data_source.py, data_setup.py).
+DATA_FORM_KEYS = ["data_source", "bundled_dataset", "target_column", "positive_label", "sensitive_attributes",
+                  "include_pii", "features", "study_name"]
+#: Every widget key whose value survives a visit to another page (app.py keeps them).
+KEPT_KEYS = [
+    *DATA_FORM_KEYS,
+    # Train page settings (components/train_views.py)
+    "train_method", "train_size", "train_epochs", "train_finetune_epochs", "train_label_pct", "train_strategies",
+    "train_n_boot",
+    # the result pages' choices
+    RUN_KEY, "embed_colour", "embed_model", "fair_partition", "fair_model", "fair_gap", "compare_attribute",
+    "compare_gap", "review_author",
+    # Explain page (app_pages/explain.py, components/explain_views.py)
+    "explain_model", "explain_row", "explain_row_search", "explain_num_samples", "explain_seed",
+    "explain_with_proxies", "explain_other_model", "explain_subgroup_attribute", "explain_subgroup_rows",
+    "explain_rates_proxies",
+]
 
 
 def workspace_root() -> Path:
@@ -82,7 +107,7 @@ def study_from_address(ws: Workspace) -> bool:
     return False
 
 
-def current_study(ws: Workspace) -> dict | None:
+def current_study(ws: Workspace) -> StudyRecord | None:
     """The current study's record, or None if none is selected (or it no longer exists)."""
     study_id = current_study_id()
     if not study_id:
@@ -91,6 +116,14 @@ def current_study(ws: Workspace) -> dict | None:
         if study["id"] == study_id:
             return study
     return None
+
+
+def keep_option(key: str, options: Iterable, default: Any) -> None:
+    """Before drawing the choice widget `key`: keep its value if it is still one of `options`,
+    else set it to `default` (a value no longer offered would make Streamlit raise or show the
+    first option while the session holds another)."""
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = default
 
 
 def keep_widget_state(keys: list[str]) -> None:

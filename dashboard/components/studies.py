@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.data import DatasetSpec, PreparedData
 from core.errors import InputError
-from core.workspace.store import Workspace
+from core.workspace.store import StudyRecord, Workspace
 from core.workspace.uploads import safe_file_name, save_upload
 from dashboard.components import state, tables
 from dashboard.components.format import words
@@ -44,7 +44,7 @@ def save_study(ws: Workspace, table: tables.Table, data: PreparedData, name: str
     return ws.find_or_create_study(name, dataset, table.sha256, spec, settings)
 
 
-def stored_upload(ws: Workspace, study: dict) -> dict | None:
+def stored_upload(ws: Workspace, study: StudyRecord) -> dict | None:
     """An uploaded study's file, read back from the workspace (None if it is gone)."""
     relative = study["settings"].get("stored_path")
     if not relative:
@@ -93,8 +93,8 @@ def choose_startup_study(ws: Workspace) -> str | None:
     return problem
 
 
-def describe(study: dict) -> dict[str, str]:
-    """A study's set-up in words, for the sidebar and the placeholder pages."""
+def describe(study: StudyRecord) -> dict[str, str]:
+    """A study's set-up in words, for the sidebar."""
     spec = study["spec"]
     source = study["settings"].get("source")
     return {"name": study["name"],

@@ -2,7 +2,7 @@
 
 Everything the page shows about runs comes from the workspace store, never from
 session_state, so a browser refresh or a second reviewer sees the same queue and progress.
-The settings widgets keep their values across pages (`TRAIN_KEYS`, listed in app.py).
+The settings widgets keep their values across pages (their keys are in `state.KEPT_KEYS`).
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.workspace import jobs
 from core.errors import InputError
-from core.run.pipeline import STRATEGIES, AuditConfig
-from core.workspace.store import Workspace
+from core.run.config import AuditConfig  # not core.run.pipeline: drawing the page must not import torch
+from core.vocabulary import NOT_AVAILABLE, STRATEGIES
+from core.workspace import jobs
+from core.workspace.run_progress import loss_curves, queue_position, run_progress
+from core.workspace.store import RunRecord, StudyRecord, Workspace
 from dashboard.components import access, result_charts, runs
 from dashboard.components.format import md
 from dashboard.components.messages import show_input_error
@@ -84,7 +86,7 @@ def preset_of(settings) -> str:
     return "custom"
 
 
-def settings_form(ws: Workspace, study: dict) -> None:
+def settings_form(ws: Workspace, study: StudyRecord) -> None:
     """The settings, the expected time and the Start button."""
     state = st.session_state
     for key, value in PRESETS["quick"].items():  # first visit, or a key Streamlit dropped on another page
@@ -147,7 +149,7 @@ def expected_time(preset: str, rows: int | None) -> str:
             "or a larger encoder take longer")
 
 
-def data_location(ws: Workspace, study: dict) -> str:
+def data_location(ws: Workspace, study: StudyRecord) -> str:
     """What `AuditConfig.data` needs: a bundled dataset's name, or the stored upload's absolute path."""
     settings = study["settings"]
     if settings.get("source") != "upload":
@@ -160,7 +162,7 @@ def data_location(ws: Workspace, study: dict) -> str:
     return str(path)
 
 
-def build_config(ws: Workspace, study: dict) -> AuditConfig:
+def build_config(ws: Workspace, study: StudyRecord) -> AuditConfig:
     """The audit the settings describe, on the study's table and set-up."""
     state, spec = st.session_state, study["spec"]
     config = AuditConfig(
@@ -175,7 +177,7 @@ def build_config(ws: Workspace, study: dict) -> AuditConfig:
     return config
 
 
-def start_run(ws: Workspace, study: dict) -> None:
+def start_run(ws: Workspace, study: StudyRecord) -> None:
     try:
         config = build_config(ws, study)
     except InputError as error:
@@ -189,7 +191,7 @@ def start_run(ws: Workspace, study: dict) -> None:
     st.rerun()  # redraw with the new run in the progress section and the list
 
 
-def progress_section(ws: Workspace, study: dict) -> None:
+def progress_section(ws: Workspace, study: StudyRecord) -> None:
     """Live progress of the study's queued and running runs (a fragment that polls the store)."""
     active = [r for r in runs.audit_runs(ws, study["id"]) if r["status"] in ("queued", "running")]
     st.fragment(_live, run_every=POLL_S if active else None)(ws, study["id"])
@@ -217,9 +219,7 @@ def _live(ws: Workspace, study_id: str) -> None:
             _queued(ws, run, queued_everywhere)
 
 
-def _running(ws: Workspace, run: dict) -> None:
-    from core.workspace.run_progress import loss_curves, run_progress
-
+def _running(ws: Workspace, run: RunRecord) -> None:
     progress = run_progress(run)
     with st.container(border=True):
         st.markdown(f"**{md(run['name'])}** is running.")
@@ -232,11 +232,11 @@ def _running(ws: Workspace, run: dict) -> None:
         cells[2].metric("Time left (rough)", duration(progress["eta_s"]) if progress["eta_s"] is not None else "…",
                         help="Estimated from the share done so far; stages do not all run at the same speed.")
         epoch = (f"{progress['epoch']} of {progress['epochs']}" if progress.get("epoch") and progress.get("epochs")
-                 else "–")
+                 else NOT_AVAILABLE)
         cells[3].metric("Epoch", epoch)
         curves = loss_curves(ws.events(run["id"]))
         if len(curves["pretrain"]):
-            st.plotly_chart(result_charts.loss_chart(curves), key=f"loss_{run['id']}",
+            st.plotly_chart(result_charts.loss_chart(curves), key=f"loss_chart_{run['id']}",
                             config=result_charts.PLOTLY_CONFIG)
         if run["cancel_requested"]:
             st.info("Cancelling: the run stops at its next safe point (a few seconds).", icon=":material/block:")
@@ -244,9 +244,7 @@ def _running(ws: Workspace, run: dict) -> None:
             _cancel_button(ws, run)
 
 
-def _queued(ws: Workspace, run: dict, queued: list[dict]) -> None:
-    from core.workspace.run_progress import queue_position
-
+def _queued(ws: Workspace, run: RunRecord, queued: list[RunRecord]) -> None:
     position = queue_position(run["id"], queued)
     with st.container(border=True):
         st.markdown(f"**{md(run['name'])}** is waiting in the queue: position {position} of {len(queued)}. "
@@ -261,7 +259,7 @@ def _cancel(ws: Workspace, run_id: str) -> None:
         st.session_state[f"_cancel_problem_{run_id}"] = error
 
 
-def _cancel_button(ws: Workspace, run: dict) -> None:
+def _cancel_button(ws: Workspace, run: RunRecord) -> None:
     """Cancel, as a callback: it runs before the redraw, which then shows the new state."""
     st.button("Cancel this run", key=f"cancel_{run['id']}", icon=":material/stop_circle:", on_click=_cancel,
               args=(ws, run["id"]))
@@ -275,9 +273,9 @@ STAGE_WORDS = {"study": "Preparing the data", "pretrain": "Pretraining", "finetu
 
 
 def duration(seconds: float | None) -> str:
-    """95 -> '1 min 35 s'; None -> '–'."""
+    """95 -> '1 min 35 s'; None -> 'n/a'."""
     if seconds is None:
-        return "–"
+        return NOT_AVAILABLE
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds} s"
@@ -288,10 +286,8 @@ def duration(seconds: float | None) -> str:
     return f"{hours} h {minutes} min"
 
 
-def runs_list(ws: Workspace, study: dict) -> None:
+def runs_list(ws: Workspace, study: StudyRecord) -> None:
     """Every audit run of the study, newest first, with what went wrong where something did."""
-    from core.workspace.run_progress import run_progress
-
     all_runs = list(reversed(runs.audit_runs(ws, study["id"])))
     if not all_runs:
         st.caption("No run yet.")

@@ -9,8 +9,9 @@ EQUISCOPE_AUTH=oidc it sees a "Sign in" button until Streamlit reports a logged-
 from __future__ import annotations
 
 import pytest
+from apphelpers import errors
 
-from core.workspace import auth
+from core.workspace import auth, jobs
 from core.workspace.store import Workspace
 
 PASSPHRASE = "seven purple elephants dance"
@@ -72,6 +73,25 @@ def test_the_right_passphrase_opens_the_app_for_that_reviewer(passphrase_app, wo
     assert PASSPHRASE not in repr(passphrase_app.session_state._state)  # widget state included
     passphrase_app.run()  # stays signed in for the session
     assert passphrase_app.title[0].value == "Data"
+
+
+def test_a_signed_in_reviewer_owns_the_runs_they_start_and_cannot_cancel_anothers(passphrase_app, workspace,
+                                                                                  monkeypatch):
+    monkeypatch.setattr(jobs, "ensure_worker", lambda ws: False)  # no worker: the runs stay queued
+    app = sign_in(passphrase_app, "Ana", PASSPHRASE)
+    app.switch_page("app_pages/train.py").run()
+    app.button(key="train_start").click().run()
+    ws = Workspace(workspace)
+    (mine,) = ws.list_runs(kind="audit")
+    assert mine["owner"] == "Ana"
+    theirs = ws.create_run("audit", "Bo's run", {}, study_id=mine["study_id"], actor="Bo")
+    app.run()
+    app.button(key=f"cancel_{theirs}").click().run()
+    assert not app.exception
+    assert any("started by Bo; only they can cancel it" in error for error in errors(app))
+    assert ws.get_run(theirs)["status"] == "queued" and not ws.get_run(theirs)["cancel_requested"]
+    app.button(key=f"cancel_{mine['id']}").click().run()
+    assert ws.get_run(mine["id"])["status"] == "cancelled"
 
 
 def test_a_name_is_required(passphrase_app):

@@ -21,7 +21,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from core.workspace.store import Workspace
-from dashboard.components import data_setup, explain_views, runs, state
+from dashboard.components import state
 
 MAIN = '''
 import streamlit as st
@@ -107,7 +107,7 @@ def test_the_data_form_shows_the_current_study_again_when_its_values_are_gone(ma
     assert study["name"] == "Housing only" and study["spec"]["sensitive"] == ["housing"]
 
     app.switch_page("app_pages/train.py").run()
-    for key in [*data_setup.FORM_KEYS, state.KEPT]:  # everything Streamlit could drop, and the copy
+    for key in [*state.DATA_FORM_KEYS, state.KEPT]:  # everything Streamlit could drop, and the copy
         if key in app.session_state:
             del app.session_state[key]
     app.switch_page("app_pages/data.py").run()
@@ -128,5 +128,5 @@ def test_the_app_keeps_the_form_the_run_pages_and_the_explain_page_choices(make_
     assert kept["explain_seed"] == kept["fair_gap"] == kept["train_epochs"] == 7
     app.switch_page("app_pages/train.py").run()
     kept = app.session_state[state.KEPT]
-    assert set(kept) <= set(data_setup.FORM_KEYS + runs.KEEP_KEYS + explain_views.KEEP_KEYS)
+    assert set(kept) <= set(state.KEPT_KEYS)
     assert kept["explain_seed"] == 7 and kept["bundled_dataset"] == "adult"

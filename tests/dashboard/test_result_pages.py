@@ -155,7 +155,7 @@ def test_undefined_metrics_show_as_na_never_zero(make_app, workspace, artifact, 
 def test_threshold_what_if_by_hand_and_in_one_click(make_app, workspace, artifact):
     app, run_id = with_run(make_app, workspace, artifact, FAIRNESS)
     model = app.session_state["fair_model"]
-    app.slider(key=f"thr|{run_id}|{model}|sex|female").set_value(0.8).run()
+    app.slider(key=f"threshold|{run_id}|{model}|sex|female").set_value(0.8).run()
     assert not app.exception
     metrics = {m.label: m for m in app.metric}
     assert "Accuracy" in metrics and "Equalized-odds gap" in metrics

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from apphelpers import errors, people_csv, upload
@@ -215,3 +218,14 @@ def test_a_refresh_reopens_the_study_in_the_address_with_its_runs(make_app, work
     assert not fresh.exception
     assert fresh.session_state["current_study_id"] == study_id != other
     assert fresh.dataframe[0].value["Status"].tolist() == ["waiting in the queue"]
+
+
+def test_drawing_the_train_page_does_not_import_torch():
+    """Importing torch takes about 2 s on a server's first visit to Train: the page's modules avoid it
+    (METHOD_WORDS instead of core.learning.ssl, core.run.config instead of core.run.pipeline)."""
+    probe = ("import sys; import dashboard.components.train_views, dashboard.components.runs; "
+             "print(sorted(m for m in ('torch', 'sklearn', 'core.run.pipeline', 'core.learning.ssl') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -105,3 +105,21 @@ def test_sigterm_marks_the_running_audit_interrupted_and_stops_its_worker_proces
     stopped = workspace.get_run(run)
     assert stopped["status"] == "interrupted" and "stopped (SIGTERM)" in stopped["error"]
     assert wait_for(lambda: not any(pid_alive(pid) for pid in pool), timeout=15)
+
+
+def test_the_product_worker_records_a_cancelled_audit_as_cancelled(tmp_path):
+    """`python -m core.workspace.jobs` runs jobs.py as `__main__`; a cancel raised by the audit must
+    still be caught as one (it was once recorded "failed": two copies of the Cancelled class)."""
+    workspace = Workspace(tmp_path)
+    config = AuditConfig(data="german", target="credit", sensitive=["sex"], positive="good", epochs=50,
+                         finetune_epochs=2, n_boot=30, strategies=["linear"], umap=False, workers=1,
+                         encoder={"hidden_dim": 32, "depth": 2, "embed_dim": 16})
+    run = jobs.submit(workspace, "audit", "cancelled", config.to_dict(), start_worker=False)
+    worker = subprocess.Popen([sys.executable, "-m", "core.workspace.jobs", "--workspace", str(tmp_path),
+                               "--idle-exit", "1"])
+    assert wait_for(lambda: any(e.get("stage") == "pretrain" and e.get("step") for e in workspace.events(run)),
+                    timeout=120)
+    workspace.request_cancel(run, actor=None)
+    assert worker.wait(timeout=120) == 0
+    cancelled = workspace.get_run(run)
+    assert cancelled["status"] == "cancelled" and cancelled["error"] == "Cancelled by a reviewer."
