@@ -35,6 +35,7 @@ if str(ROOT) not in sys.path:  # run as a script: python bench/bench_audit.py
     sys.path.insert(0, str(ROOT))
 
 from bench.common import GB, machine, machine_line, merge_result, run_measured  # noqa: E402
+from core.run.folder import TIMINGS  # noqa: E402
 
 BUDGET_S = 120.0
 BUDGET_GB = 3.0
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         measured = run_measured(cmd, cwd=Path(tmp), capture=False)
         if measured.returncode != 0:
             raise RuntimeError(f"equiscope audit failed (exit {measured.returncode})")
-        timings = json.loads((out / "timings.json").read_text(encoding="utf-8"))
+        timings = json.loads((out / TIMINGS).read_text(encoding="utf-8"))
     descendants = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     peak_gb = measured.peak_rss_bytes / GB
     wall = measured.wall_s

@@ -14,7 +14,6 @@ relu(u) - relu(-u) = u gives the exact linear terms. Built in seconds, no traini
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from core.data import DatasetSpec, open_source
 from core.learning.finetune.classifier import TrainedClassifier
 from core.learning.models import ClassifierHead, Encoder, EncoderConfig
 from core.data.study import Study
+from core.run import folder as run_folder
 
 N_ROWS = 400
 
@@ -78,16 +78,10 @@ def build(folder: Path) -> Path:
               _model(study, "scarf+mixed", "scarf", {"signal": 1.0, "sex = Female": 1.0, "region = North": 1.0,
                                                      "age": 0.5}, 0.0)]
     test = study.split.test
-    X = study.X[test]
-    columns = {"row_id": study.row_ids(test)}
-    columns |= {a: study.groups(test)[a].astype(str).to_numpy() for a in study.spec.sensitive}
-    columns["y_true"] = study.labels(test)
     for model in models:
-        model.save(folder / "models" / model.name)
-        score = model.predict_proba(X)
-        columns[f"score__{model.name}"] = score
-        columns[f"pred__{model.name}"] = (score >= 0.5).astype(np.int64)
-    pd.DataFrame(columns).to_parquet(folder / "predictions.parquet", index=False)
+        model.save(run_folder.model_dir(folder, model.name))
+    run_folder.write_predictions(folder / run_folder.PREDICTIONS, study.row_ids(test), study.groups(test),
+                                 study.labels(test), {m.name: m.predict_proba(study.X[test]) for m in models})
     report = {"equiscope_version": "test",
               "study": {"dataset": "people.csv", "target": "approved", "positive_label": "yes",
                         "sensitive": ["sex", "age"], "n_test": int(len(test)), "label_fraction": 1.0, "seed": 0},
@@ -95,5 +89,5 @@ def build(folder: Path) -> Path:
               "withheld_columns": study.data.withheld_columns,
               "config": {"data": str(csv), "target": "approved", "sensitive": ["sex", "age"], "method": "scarf",
                          "strategies": ["linear"], "label_fraction": 1.0}}
-    (folder / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    run_folder.write_report(folder, report)
     return folder

@@ -18,7 +18,8 @@ _BUILT: dict[str, Path] = {}
 def build(tmp_path_factory) -> Path:
     if "german" not in _BUILT:
         from core.data.datasets import load_card
-        from core.run.pipeline import AuditConfig, run_audit
+        from core.run.config import AuditConfig
+        from core.run.pipeline import run_audit
 
         card = load_card("german")
         config = AuditConfig(data="german", target=card.target, sensitive=list(card.sensitive),

@@ -13,7 +13,8 @@ from fairlearn.metrics import (MetricFrame, demographic_parity_difference, equal
                                false_positive_rate, selection_rate, true_positive_rate)
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
-from core.run.pipeline import AuditConfig, run_audit
+from core.run.config import AuditConfig
+from core.run.pipeline import run_audit
 
 TINY = dict(data="german", target="credit", sensitive=["sex", "age"], positive="good", epochs=1,
             finetune_epochs=2, n_boot=30, strategies=["linear", "bn-stats"], umap=True, workers=1,
