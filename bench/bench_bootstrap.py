@@ -127,11 +127,15 @@ def agreement(y: np.ndarray, p: np.ndarray, groups: pd.DataFrame, agree_boot: in
 
     attributes = list(groups.columns)
     key = join_partition(attributes)
-    ours = audit_fairness(y, p, None, groups, n_boot=N_BOOT, confidence=CONFIDENCE, random_state=seed,
-                          stratify=False)["groups"][key]
+    # fairlearn resamples n rows from all rows (group sizes vary); the audit keeps each group's
+    # size. The agreement check compares like with like: our resampler in fairlearn's scheme.
+    ours = audit_fairness(y, p, None, groups, n_boot=0, random_state=seed)["groups"][key]
     frame = peer_frames(y, p, groups, agree_boot, seed)[-1]
     lower, upper = frame.by_group_ci
     part = next(x for x in partitions(groups) if x.key == key)
+    _, ours_reps = resampling.group_replicates(y, p, None, part.codes, part.n_groups, N_BOOT,
+                                               resampling.stream(seed, key), stratify=False)
+    ours_ci = {m: resampling.percentile_interval(ours_reps[m], CONFIDENCE) for m in METRICS}
     _, reference = resampling.group_replicates(y, p, None, part.codes, part.n_groups, REFERENCE_BOOT,
                                               np.random.default_rng((seed, 1)), stratify=False)
     denominators = {"accuracy": "n", "selection_rate": "n", "tpr": "n_positive", "fpr": "n_negative"}
@@ -142,10 +146,11 @@ def agreement(y: np.ndarray, p: np.ndarray, groups: pd.DataFrame, agree_boot: in
         label = values if len(values) > 1 else values[0]
         g = part.labels.index(row["group"])
         for metric in METRICS:
-            if row[denominators[metric]] < MIN_DENOMINATOR or row["ci"][metric] is None:
+            ours_lo, ours_hi, _ = (bound[g] for bound in ours_ci[metric])
+            if row[denominators[metric]] < MIN_DENOMINATOR or np.isnan(ours_lo):
                 continue
-            for end, q, theirs in ((0, alpha, lower), (1, 1 - alpha, upper)):
-                diff = abs(row["ci"][metric][end] - float(theirs.loc[label, metric]))
+            for end, q, theirs in ((ours_lo, alpha, lower), (ours_hi, 1 - alpha, upper)):
+                diff = abs(float(end) - float(theirs.loc[label, metric]))
                 se = np.hypot(_quantile_se(reference[metric][:, g], q, N_BOOT),
                               _quantile_se(reference[metric][:, g], q, agree_boot))
                 diffs.append(diff)

@@ -43,8 +43,7 @@ def paired_gap_differences(y_true: Any, y_pred_a: Any, y_pred_b: Any,
                            sensitive: pd.DataFrame, *, n_boot: int = 1000,
                            confidence: float = 0.95,
                            reference_groups: Mapping[str, str] | None = None,
-                           random_state: int | None = 0,
-                           stratify: bool = True) -> dict[str, dict[str, dict[str, Any]]]:
+                           random_state: int | None = 0) -> dict[str, dict[str, dict[str, Any]]]:
     """Bootstrap CI of (model A's gap - model B's gap) on the same test rows.
 
     Every row is counted in one of 8 joint cells (pred_a, pred_b, y); a replicate draws each
@@ -71,8 +70,7 @@ def paired_gap_differences(y_true: Any, y_pred_a: Any, y_pred_b: Any,
         ref = reference_index(part, counts_a + counts_b, reference_groups)
         point_a, point_b = gap_values(counts_a, used, ref), gap_values(counts_b, used, ref)
         if n_boot:
-            reps = count_replicates(joint, n_boot, stream(random_state, part.key),
-                                    stratify=stratify)
+            reps = count_replicates(joint, n_boot, stream(random_state, part.key))
             reps_a, reps_b = gap_values(reps @ to_a, used, ref), gap_values(reps @ to_b, used, ref)
         entry = {}
         for k in GAPS:

@@ -287,7 +287,7 @@ def _add_pair_intervals(between: dict[str, dict[str, Any]], labels: tuple[str, .
 def partition_summary(y: np.ndarray, p: np.ndarray, s: np.ndarray | None, part: Partition, *,
                       n_boot: int, confidence: float,
                       reference_groups: Mapping[str, str] | None, min_group_size: int,
-                      random_state: int | None, stratify: bool = True,
+                      random_state: int | None,
                       ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Group rows and the gaps entry of one partition, with their intervals."""
     G, labels = part.n_groups, part.labels
@@ -301,8 +301,7 @@ def partition_summary(y: np.ndarray, p: np.ndarray, s: np.ndarray | None, part: 
     gap_ci = {k: (np.nan, np.nan, 0) for k in GAPS}
     if n_boot:
         rng = stream(random_state, part.key)
-        reps, metric_reps = group_replicates(y, p, s, part.codes, G, n_boot, rng,
-                                             stratify=stratify)
+        reps, metric_reps = group_replicates(y, p, s, part.codes, G, n_boot, rng)
         group_ci = {m: percentile_interval(metric_reps[m], confidence) for m in GROUP_METRICS}
         gap_reps = gap_values(reps, used, ref)
         gap_ci = {k: percentile_interval(gap_reps[k], confidence) for k in GAPS}
@@ -359,8 +358,7 @@ def partition_summary(y: np.ndarray, p: np.ndarray, s: np.ndarray | None, part: 
 def audit_fairness(y_true: Any, y_pred: Any, y_score: Any, sensitive: pd.DataFrame, *,
                    n_boot: int = 1000, confidence: float = 0.95,
                    reference_groups: Mapping[str, str] | None = None,
-                   min_group_size: int = 30, random_state: int | None = 0,
-                   stratify: bool = True) -> dict[str, Any]:
+                   min_group_size: int = 30, random_state: int | None = 0) -> dict[str, Any]:
     """Per-group metrics, gaps and their percentile bootstrap intervals, as report.json wants.
 
     Returns ``{"overall": {...}, "groups": {key: [row, ...]}, "gaps": {key: {...}},
@@ -390,7 +388,7 @@ def audit_fairness(y_true: Any, y_pred: Any, y_score: Any, sensitive: pd.DataFra
         rows, gap = partition_summary(
             y, p, s, part, n_boot=n_boot, confidence=confidence,
             reference_groups=reference_groups, min_group_size=min_group_size,
-            random_state=random_state, stratify=stratify,
+            random_state=random_state,
         )
         groups[part.key] = rows
         gaps[part.key] = gap
@@ -399,6 +397,6 @@ def audit_fairness(y_true: Any, y_pred: Any, y_score: Any, sensitive: pd.DataFra
         "groups": groups,
         "gaps": gaps,
         "bootstrap": {"method": "percentile", "n_boot": int(n_boot),
-                      "confidence": float(confidence), "stratified": bool(stratify),
+                      "confidence": float(confidence), "stratified": True,
                       "random_state": random_state, "min_group_size": int(min_group_size)},
     }
