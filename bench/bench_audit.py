@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:  # run as a script: python bench/bench_audit.py
     sys.path.insert(0, str(ROOT))
 
 from bench.common import GB, machine, machine_line, merge_result, run_measured  # noqa: E402
-from core.run.folder import TIMINGS  # noqa: E402
+from core.results.folder import TIMINGS  # noqa: E402
 
 BUDGET_S = 120.0
 BUDGET_GB = 3.0

@@ -24,7 +24,7 @@ from core.data import DatasetSpec, open_source
 from core.learning.finetune.classifier import TrainedClassifier
 from core.learning.models import ClassifierHead, Encoder, EncoderConfig
 from core.data.study import Study
-from core.run import folder as run_folder
+from core.results import folder as run_folder
 
 N_ROWS = 400
 

@@ -116,7 +116,7 @@ def _remove_stale_partials(out: Path) -> None:
 
 
 def _print_summary(report: dict, out: Path) -> None:
-    from core.run.folder import HTML_REPORT, PREDICTIONS, REPORT, ReportView  # here: pandas, not for --help
+    from core.results.folder import HTML_REPORT, PREDICTIONS, REPORT, ReportView  # here: pandas, not for --help
 
     view = ReportView(report)
     first = view.sensitive[0]

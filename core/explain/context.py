@@ -19,7 +19,6 @@ model ever read one, the codec holds it at the explained row's own value.
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -30,7 +29,9 @@ import pandas as pd
 
 from core.errors import InputError
 from core.data.features import CLIP, MISSING, OTHER, TabularEncoder
-from core.data.study import Study
+from core.data.study import STUDY_FILE, Study
+from core.learning.finetune.classifier import TrainedClassifier
+from core.results import folder
 
 UNSEEN = "(unseen)"
 THRESHOLD = 0.5  # the audit's decision threshold: decision = probability >= 0.5
@@ -139,14 +140,18 @@ class RunContext:
     _models: dict = field(default_factory=dict, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 
+    @cached_property
+    def view(self) -> folder.ReportView:
+        return folder.ReportView(self.report)
+
     @property
     def model_names(self) -> list[str]:
-        return [m["name"] for m in self.report.get("models", [])]
+        return self.view.model_names
 
     @property
     def default_model(self) -> str:
         """The first self-supervised model in report.json (else the first model)."""
-        ssl = [m["name"] for m in self.report.get("models", []) if m.get("pretraining")]
+        ssl = [m.name for m in self.view.models if m.pretraining]
         names = ssl or self.model_names
         if not names:
             raise InputError(f"The run in '{self.run_dir}' has no models", "Run the audit again")
@@ -161,8 +166,8 @@ class RunContext:
         else largest first; groups the report does not list come last."""
         present = self.study.data.groups[attribute].astype(str)
         by_size = [str(g) for g in present.value_counts().index]
-        for model in self.report.get("models", []):
-            listed = [str(g["group"]) for g in (model.get("groups") or {}).get(attribute) or []]
+        for model in self.view.models:
+            listed = [str(g["group"]) for g in model.groups(attribute)]
             if listed:
                 return [g for g in listed if g in set(by_size)] + [g for g in by_size if g not in set(listed)]
         return by_size
@@ -190,15 +195,13 @@ class RunContext:
 
     def model(self, name: str | None = None):
         """The TrainedClassifier called `name` (default: `default_model`)."""
-        from core.learning.finetune.classifier import TrainedClassifier
-
         name = name or self.default_model
         if name not in self.model_names:
             raise InputError(f"No model '{name}' in run '{self.run_dir}'",
                              f"Models are: {', '.join(self.model_names)}")
         with self.lock:
             if name not in self._models:
-                self._models[name] = TrainedClassifier.load(self.run_dir / "models" / name)
+                self._models[name] = TrainedClassifier.load(folder.model_dir(self.run_dir, name))
             return self._models[name]
 
     def check_row(self, row_id: int) -> int:
@@ -210,7 +213,7 @@ class RunContext:
             raise InputError(f"Row '{row_id}' is not a row number", f"Give a row id from 0 to {n - 1}") from None
         if not 0 <= row < n or str(row_id).strip() not in (str(row), f"{row}.0"):
             raise InputError(f"Row {row_id} is not in the study's table ({n:,} rows)",
-                             f"Give a row id from 0 to {n - 1}; test rows are listed in predictions.parquet")
+                             f"Give a row id from 0 to {n - 1}; test rows are listed in {folder.PREDICTIONS}")
         return row
 
     def split_of(self, row: int) -> str:
@@ -252,15 +255,15 @@ def load_run(run_dir: str | Path) -> RunContext:
     if not run_dir.is_dir():
         raise InputError(f"Run folder '{run_dir}' does not exist",
                          "Give the --out folder of 'equiscope audit' (or a dashboard run's folder)")
-    missing = [name for name in ("study.json", "report.json", "predictions.parquet") if not (run_dir / name).exists()]
+    missing = [name for name in (STUDY_FILE, folder.REPORT, folder.PREDICTIONS) if not (run_dir / name).exists()]
     if missing:
         raise InputError(f"'{run_dir}' is not a finished audit run ({', '.join(missing)} missing)",
                          "Give the --out folder of a finished 'equiscope audit'")
     try:
-        report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+        report = folder.read_report(run_dir)
     except (OSError, ValueError) as error:
-        raise InputError(f"report.json in '{run_dir}' cannot be read ({error})", "Run the audit again") from None
+        raise InputError(f"{folder.REPORT} in '{run_dir}' cannot be read ({error})", "Run the audit again") from None
     study = Study.load(run_dir)
-    predictions = pd.read_parquet(run_dir / "predictions.parquet").set_index("row_id", drop=False)
+    predictions = folder.read_predictions(run_dir).set_index("row_id", drop=False)
     codec = RawCodec(study.encoder, study.data.withheld_columns)
     return RunContext(run_dir=run_dir, study=study, report=report, predictions=predictions, codec=codec)

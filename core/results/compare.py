@@ -20,7 +20,7 @@ import pandas as pd
 from core.audit.comparison import paired_gap_differences
 from core.errors import InputError
 from core.results.tables import interval, interval_excludes_zero, number, verdict
-from core.run.folder import ReportView, RunResults, pred_column, section
+from core.results.folder import ReportView, RunResults, pred_column, section
 from core.vocabulary import HIGHER_IS_BETTER, SHOWN_GROUP_METRICS, SUPERVISED, split_partition
 
 

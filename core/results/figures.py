@@ -7,7 +7,7 @@ report inlines it once).
     loss_figure(view, div_id)                                 pretraining loss per epoch
     subsample_embeddings(embeddings, max_points, seed)        the same rows in every map
 
-`view` is the report.json read through core.run.folder.ReportView. Undefined values are drawn
+`view` is the report.json read through core.results.folder.ReportView. Undefined values are drawn
 as "n/a", never as 0.
 """
 
@@ -24,7 +24,7 @@ from plotly.subplots import make_subplots
 
 from core.results.formatting import ci_label, fmt_ci, fmt_num, is_number
 from core.results.palette import MODEL_PALETTE, group_colour
-from core.run.folder import ReportView
+from core.results.folder import ReportView
 from core.vocabulary import GAP_NAMES, HEADLINE_GAPS, NOT_AVAILABLE, SUPERVISED
 
 UMAP_MAX_POINTS = 5000

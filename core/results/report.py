@@ -33,7 +33,7 @@ from core.results.figures import (UMAP_MAX_POINTS, gap_figure, leakage_figure, l
 from core.results.formatting import ci_includes_zero, ci_label, fmt_ci, fmt_int, fmt_num, fmt_pct, is_number
 from core.results.palette import model_colours
 from core.results.summary import degeneracy, summarize
-from core.run.folder import HTML_REPORT, ModelView, ReportView, load_embeddings, section
+from core.results.folder import HTML_REPORT, ModelView, ReportView, load_embeddings, section
 from core.vocabulary import METRIC_NAMES, NOT_AVAILABLE, UNDEFINED_WHY
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"

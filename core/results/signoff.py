@@ -17,7 +17,7 @@ from pathlib import Path
 from core.files import atomic_write
 from core.results.pdf import html_to_pdf
 from core.results.report import render_html
-from core.run.folder import RunResults, load_embeddings
+from core.results.folder import RunResults, load_embeddings
 
 
 def sign_off(notes: Iterable[Mapping]) -> dict | None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.results.formatting import ci_includes_zero, ci_label, fmt_ci, fmt_int, fmt_num, fmt_pct, is_number
-from core.run.folder import ModelView, ReportView, section
+from core.results.folder import ModelView, ReportView, section
 from core.vocabulary import GAP_NAMES, HEADLINE_GAPS, METRIC_NAMES
 
 NEAR_DEGENERATE = 0.02  # selection rate within 2 points of 0 or 1: the model barely tells rows apart

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InputError
-from core.run.folder import ReportView, RunResults, partition_labels, pred_column, score_column, section
+from core.results.folder import ReportView, RunResults, partition_labels, pred_column, score_column, section
 from core.vocabulary import HIGHER_IS_BETTER, SHOWN_GROUP_METRICS, SUPERVISED, is_intersection, split_partition
 
 UNTRUSTED_EXCLUDED = 0.05  # share of undefined bootstrap replicates above which an interval is unreliable

@@ -22,7 +22,7 @@ import pandas as pd
 from core.audit.thresholds import evaluate_thresholds, optimize_thresholds
 from core.errors import InputError
 from core.results.tables import number
-from core.run.folder import RunResults, partition_labels, score_column
+from core.results.folder import RunResults, partition_labels, score_column
 
 #: The per-group rates a what-if table shows before and after.
 WHATIF_METRICS = ("accuracy", "tpr", "fpr", "selection_rate")

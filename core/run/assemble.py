@@ -5,7 +5,7 @@
 
 The keys and their order are the report.json contract (ARCHITECTURE.md, docs/metrics.md): a
 change here changes every stored run's comparison with a new one, so nothing is renamed.
-Timings never go in (they would make the report irreproducible; core.run.folder.TIMINGS).
+Timings never go in (they would make the report irreproducible; core.results.folder.TIMINGS).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
     against the supervised baseline  ->  report.json, predictions.parquet, report.html.
 
 The knobs are core.run.config.AuditConfig, the report dict is put together in core.run.assemble,
-and every file of the run folder is named and written by core.run.folder.
+and every file of the run folder is named and written by core.results.folder.
 
 Everything is seeded: the same inputs and seed give an identical report.json on CPU
 (timings go to timings.json, never into report.json). Files are written atomically;
@@ -39,7 +39,7 @@ from core.learning.finetune.training import finetune, train_supervised
 from core.learning.pretrain import PretrainConfig, pretrain
 from core.learning.ssl.views import FeatureLayout
 from core.results.report import write_html_report
-from core.run import folder
+from core.results import folder
 from core.run.assemble import assemble_report, model_entry
 from core.run.config import AuditConfig
 from core.run.parallel import Workers, default_workers

@@ -9,7 +9,7 @@ import streamlit as st
 from core.errors import InputError
 from core.results import compare as core_results
 from core.results.formatting import fmt_ci, fmt_num
-from core.run.folder import RunResults
+from core.results.folder import RunResults
 from core.vocabulary import GAP_NAMES, HIGHER_IS_BETTER, METRIC_NAMES, SUPERVISED
 from dashboard.components import result_charts, runs, state
 from dashboard.components.format import md

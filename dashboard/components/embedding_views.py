@@ -14,7 +14,7 @@ import streamlit as st
 
 from core.results import tables as core_results
 from core.results.formatting import fmt_pct
-from core.run.folder import RunResults
+from core.results.folder import RunResults
 from core.vocabulary import SUPERVISED, split_partition
 from dashboard.components import result_charts
 from dashboard.components.format import md

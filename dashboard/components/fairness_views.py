@@ -15,8 +15,8 @@ from core.errors import InputError
 from core.results import tables as core_results
 from core.results import whatif
 from core.results.formatting import fmt_num, fmt_pct
-from core.run import folder
-from core.run.folder import RunResults
+from core.results import folder
+from core.results.folder import RunResults
 from core.vocabulary import DECISION_THRESHOLD, GAP_NAMES, METRIC_NAMES, NOT_AVAILABLE
 from dashboard.components import result_charts, runs
 from dashboard.components.format import md, words

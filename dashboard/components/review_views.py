@@ -15,7 +15,7 @@ from core.errors import InputError
 from core.results import signoff
 from core.results.pdf import find_browser
 from core.results.summary import summarize
-from core.run.folder import RunResults
+from core.results.folder import RunResults
 from core.workspace.store import NOTE_STATUSES, RunRecord, StudyRecord, Workspace
 from dashboard.components import runs
 from dashboard.components.format import md

@@ -16,7 +16,7 @@ import streamlit as st
 
 from core.errors import InputError
 from core.results.export import csv_bytes
-from core.run.folder import RunResults, load_results
+from core.results.folder import RunResults, load_results
 from core.workspace.store import RunRecord, StudyRecord, Workspace
 from dashboard.components import state
 from dashboard.components.format import md

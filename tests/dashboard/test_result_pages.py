@@ -14,7 +14,7 @@ from apphelpers import errors, values
 
 from core.results import tables as core_results
 from core.results import whatif
-from core.run.folder import load_results
+from core.results.folder import load_results
 from core.workspace.store import Workspace
 
 EMBEDDINGS, FAIRNESS = "app_pages/embeddings.py", "app_pages/fairness.py"

@@ -16,7 +16,7 @@ from plotly.offline import get_plotlyjs
 
 from core.results import figures, palette, pdf
 from core.results.report import render_html, write_html_report
-from core.run.folder import load_embeddings
+from core.results.folder import load_embeddings
 from core.results.formatting import fmt_num, fmt_pct
 from core.results.summary import summarize
 

@@ -1,4 +1,4 @@
-"""core.results (tables, compare, whatif, signoff), core.run.folder's loading and core.workspace.run_progress:
+"""core.results (tables, compare, whatif, signoff), core.results.folder's loading and core.workspace.run_progress:
 the tables the result pages draw, on a small real run (German credit, tiny settings; built once per
 session) and on hand-made reports."""
 
@@ -18,7 +18,7 @@ from core.results import compare, signoff, tables, whatif
 from core.audit.comparison import paired_gap_differences
 from core.audit.thresholds import optimize_thresholds
 from core.errors import InputError
-from core.run import folder
+from core.results import folder
 from core.workspace.run_progress import loss_curves, queue_position, run_progress
 
 EO = "equalized_odds_difference"

@@ -429,7 +429,7 @@ def test_personal_data_column_names_appear_only_where_the_withholding_is_stated(
 
 def test_hover_data_of_the_embedding_map_holds_no_personal_data(pii_audit):
     from core.results.tables import embedding_points
-    from core.run.folder import load_results
+    from core.results.folder import load_results
 
     out, report, values = pii_audit
     predictions = pd.read_parquet(out / "predictions.parquet")
