@@ -184,3 +184,10 @@ def test_core_follows_the_arrows(graph):
 
 def test_core_has_no_import_cycle(graph):
     assert cycles(graph) == []
+
+
+def test_the_architecture_page_names_every_core_module_by_its_path(graph):
+    """docs/architecture.md stays true to the tree: a module added without its line fails here."""
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    paths = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "core").rglob("*.py"))
+    assert [path for path in paths if f"`{path}`" not in page] == []
