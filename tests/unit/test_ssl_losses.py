@@ -123,7 +123,8 @@ def _ref_vicreg(z1, z2, lam=25.0, mu=25.0, nu=1.0):
                     out += c * c
         return out / d
 
-    return lam * inv + mu * (var(a) + var(b)) + nu * (cov(a) + cov(b))
+    # The official implementation's loss: variance terms halved, covariance terms summed.
+    return lam * inv + mu * (var(a) + var(b)) / 2 + nu * (cov(a) + cov(b))
 
 
 def test_vicreg_loss():
@@ -131,6 +132,23 @@ def test_vicreg_loss():
     loss, logs = vicreg_loss(z1, z2)
     assert float(loss) == pytest.approx(_ref_vicreg(z1, z2), **TOL)
     assert float(logs["variance"]) > 0
+
+
+def test_vicreg_loss_by_hand():
+    """N = 2, D = 2, eps = 0. Z = [[0,0],[1,1]]: Var = 0.5 per dimension, std 1/sqrt(2),
+    v(Z) = 1 - 1/sqrt(2); C(Z) = [[.5,.5],[.5,.5]], c(Z) = 2 * 0.25 / 2 = 0.25.
+    Z' = [[0,0],[2,2]]: Var = 2, v(Z') = 0; C(Z') = [[2,2],[2,2]], c(Z') = 2 * 4 / 2 = 4.
+    s = (1 + 1) / 4 = 0.5.  L = 25 * 0.5 + 25 * (1 - 1/sqrt(2)) / 2 + (0.25 + 4) = 20.41117;
+    the paper's Eq. 6 without the halving would give 24.07233."""
+    z1 = torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    z2 = torch.tensor([[0.0, 0.0], [2.0, 2.0]], dtype=torch.float64)
+    loss, logs = vicreg_loss(z1, z2, eps=0.0)
+    hinge = 1 - 1 / math.sqrt(2)
+    assert float(logs["invariance"]) == pytest.approx(0.5)
+    assert float(logs["variance"]) == pytest.approx(hinge / 2)
+    assert float(logs["covariance"]) == pytest.approx(4.25)
+    assert float(loss) == pytest.approx(12.5 + 25 * hinge / 2 + 4.25)
+    assert float(loss) == pytest.approx(20.411165, abs=1e-6)
 
 
 def _ref_barlow(z1, z2, lambd):
@@ -207,6 +225,47 @@ def test_mixed_reconstruction_and_vime_total():
     vime = make_objective("vime", EncoderConfig(5, 8, 2, 4), layout)
     loss, logs = vime.loss(target, torch.Generator().manual_seed(0))
     assert float(loss.detach()) == pytest.approx(float(logs["mask"] + 2.0 * logs["reconstruction"]), rel=1e-6)
+
+
+def test_vime_mask_target_is_the_value_changed():
+    """p_m = 1 selects every cell. Column 0 is the same value (0) in both rows, so whichever
+    row donates it, both masked cells keep their value: the target is 0 there, not 1.
+    Column 1 differs between the rows (1 vs 2): a cell changed exactly where its donor was the
+    other row, which x~ shows; every target there is 1[x~ != x]."""
+    layout = FeatureLayout.from_arrays([0, 1], [True, True])
+    vime = make_objective("vime", EncoderConfig(2, 8, 2, 4), layout, p_m=1.0)
+    x = torch.tensor([[0.0, 1.0], [0.0, 2.0]])
+    seen = set()
+    for seed in range(8):  # several draws of the donors; column 0 is 0 in every one
+        x_tilde, target, clean = vime.make_views(x, torch.Generator().manual_seed(seed))
+        assert torch.equal(clean, x)
+        assert torch.equal(target[:, 0], torch.zeros(2))
+        for i in range(2):
+            donor_was_other_row = float(x_tilde[i, 1]) != float(x[i, 1])
+            assert float(target[i, 1]) == float(donor_was_other_row)
+            seen.add(donor_was_other_row)
+    assert seen == {True, False}  # both kinds of masked cell occurred
+    # The loss's mask term is BCE against that target: with the estimator's logits l,
+    # BCE = mean over the 4 cells of -[m log s(l) + (1 - m) log(1 - s(l))].
+    x_tilde, target, clean = vime.make_views(x, torch.Generator().manual_seed(0))
+    logits = vime.mask_head(vime.encoder(x_tilde)).detach()
+    by_hand = 0.0
+    for i in range(2):
+        for j in range(2):
+            p = 1 / (1 + math.exp(-float(logits[i, j])))
+            m = float(target[i, j])
+            by_hand -= m * math.log(p) + (1 - m) * math.log(1 - p)
+    _, logs = vime.compute_loss(x_tilde, target, clean)
+    assert float(logs["mask"]) == pytest.approx(by_hand / 4, **TOL)
+
+
+def test_vime_mask_target_ignores_numeric_noise():
+    """Noise touches every numeric cell; the target is still whether the swap changed the value."""
+    layout = FeatureLayout.from_arrays([0, 1], [True, True])
+    vime = make_objective("vime", EncoderConfig(2, 8, 2, 4), layout, p_m=0.5, noise_std=0.1)
+    x = torch.zeros(6, 2)  # every donor holds the same value: nothing changes
+    _, target, _ = vime.make_views(x, torch.Generator().manual_seed(3))
+    assert torch.equal(target, torch.zeros(6, 2))
 
 
 # --- views ------------------------------------------------------------------------------
