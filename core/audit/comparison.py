@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from core.audit.fairness import check_predictions, check_sensitive, partitions, reference_index
-from core.audit.metrics import count_metrics, gap_values, num, used_groups
+from core.audit.metrics import MIN_CLASS_ROWS, gap_values, headline_groups, num
 from core.audit.resampling import (
     check_settings,
     count_replicates,
@@ -43,12 +43,15 @@ def paired_gap_differences(y_true: Any, y_pred_a: Any, y_pred_b: Any,
                            sensitive: pd.DataFrame, *, n_boot: int = 1000,
                            confidence: float = 0.95,
                            reference_groups: Mapping[str, str] | None = None,
-                           random_state: int | None = 0) -> dict[str, dict[str, dict[str, Any]]]:
+                           random_state: int | None = 0, min_group_size: int = 30,
+                           min_class_rows: int = MIN_CLASS_ROWS) -> dict[str, dict[str, dict[str, Any]]]:
     """Bootstrap CI of (model A's gap - model B's gap) on the same test rows.
 
     Every row is counted in one of 8 joint cells (pred_a, pred_b, y); a replicate draws each
     group's joint cells ~ Multinomial(n_g, observed proportions), which resamples the same
-    rows for both models. Replicate b of the difference is gap_A(b) - gap_B(b).
+    rows for both models. Replicate b of the difference is gap_A(b) - gap_B(b). The gaps are
+    the headline gaps of `audit_fairness` (the same groups, by `min_group_size` and
+    `min_class_rows`), so `model_a` / `model_b` are the gaps the audit reports.
 
     Returns ``{key: {gap: {"model_a", "model_b", "difference", "ci": [lo, hi] | None,
     "excludes_zero": bool | None, "ci_excluded": int}}}`` for every partition and gap.
@@ -66,8 +69,9 @@ def paired_gap_differences(y_true: Any, y_pred_a: Any, y_pred_b: Any,
         G = part.n_groups
         joint = np.bincount(part.codes * 8 + joint_cell, minlength=G * 8).reshape(G, 8)
         counts_a, counts_b = joint @ to_a, joint @ to_b
-        used = used_groups(count_metrics(counts_a))  # tpr/fpr definedness depends on y only
-        ref = reference_index(part, counts_a + counts_b, reference_groups)
+        # group sizes and classes depend on y only: the same groups for both models
+        used = headline_groups(counts_a, min_group_size=min_group_size, min_class_rows=min_class_rows)
+        ref = reference_index(part, reference_groups)
         point_a, point_b = gap_values(counts_a, used, ref), gap_values(counts_b, used, ref)
         if n_boot:
             reps = count_replicates(joint, n_boot, stream(random_state, part.key))

@@ -21,12 +21,16 @@ import numpy as np
 import pandas as pd
 
 from core.audit.metrics import (
+    MIN_CLASS_ROWS,
     confusion_counts,
     count_metrics,
     gap_values,
+    headline_groups,
     num,
+    rate_counts,
     score_metrics,
     used_groups,
+    wilson_interval,
 )
 from core.audit.resampling import (
     check_settings,
@@ -160,13 +164,14 @@ def check_predictions(y_true: Any, y_pred: Any,
     return y, p, s
 
 
-def reference_index(partition: Partition, counts: np.ndarray,
-                    reference_groups: Mapping[str, str] | None) -> int:
-    """Index of the reference group: the one named in `reference_groups[key]`, else the
-    largest group (the first in sort order on ties)."""
+def reference_index(partition: Partition,
+                    reference_groups: Mapping[str, str] | None) -> int | None:
+    """Index of the disparate-impact reference named in `reference_groups[key]`; None when
+    none is named: then the reference is the group with the highest selection rate
+    (core.audit.metrics.gap_values, `highest_rate_group`)."""
     chosen = (reference_groups or {}).get(partition.key)
     if chosen is None:
-        return int(np.argmax(counts.sum(axis=1)))
+        return None
     if chosen not in partition.labels:
         raise InputError(
             f"reference group '{chosen}' not found for '{partition.key}'; "
@@ -174,6 +179,19 @@ def reference_index(partition: Partition, counts: np.ndarray,
             "pick one of the listed groups",
         )
     return partition.labels.index(chosen)
+
+
+def highest_rate_group(selection_rate: np.ndarray, eligible: np.ndarray) -> int:
+    """The four-fifths rule's reference (29 CFR 1607.4(D)): the group with the highest
+    selection rate among the eligible ones (the first in sort order on a tie); among all
+    groups when none is eligible."""
+    pool = np.flatnonzero(eligible) if eligible.any() else np.arange(len(selection_rate))
+    return int(pool[np.argmax(selection_rate[pool])])
+
+
+def _ratios(selection_rate: np.ndarray, labels: tuple[str, ...], ref: int) -> dict[str, float | None]:
+    sel = selection_rate
+    return {labels[g]: (num(sel[g] / sel[ref]) if sel[ref] > 0 else None) for g in range(len(labels))}
 
 
 # ----------------------------------------------------------------------------------- gaps
@@ -287,14 +305,19 @@ def _add_pair_intervals(between: dict[str, dict[str, Any]], labels: tuple[str, .
 def partition_summary(y: np.ndarray, p: np.ndarray, s: np.ndarray | None, part: Partition, *,
                       n_boot: int, confidence: float,
                       reference_groups: Mapping[str, str] | None, min_group_size: int,
-                      random_state: int | None,
+                      random_state: int | None, min_class_rows: int = MIN_CLASS_ROWS,
                       ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Group rows and the gaps entry of one partition, with their intervals."""
+    """Group rows and the gaps entry of one partition, with their intervals.
+
+    The gaps are over the headline groups (`headline_groups`); `all_groups` holds the same gaps
+    over every group with the metric defined (fairlearn's values)."""
     G, labels = part.n_groups, part.labels
     counts, point = _point_metrics(y, p, s, part.codes, G)
-    used = used_groups(point)
-    ref = reference_index(part, counts, reference_groups)
-    gaps = {k: float(v) for k, v in gap_values(counts, used, ref).items()}
+    used = headline_groups(counts, min_group_size=min_group_size, min_class_rows=min_class_rows)
+    named = reference_index(part, reference_groups)
+    gaps = {k: float(v) for k, v in gap_values(counts, used, named).items()}
+    all_gaps = gap_values(counts, used_groups(point), named)
+    sizes = counts.sum(axis=1)
 
     nan_g = np.full(G, np.nan)
     group_ci = {m: (nan_g, nan_g, np.zeros(G, int)) for m in GROUP_METRICS}
@@ -303,11 +326,12 @@ def partition_summary(y: np.ndarray, p: np.ndarray, s: np.ndarray | None, part: 
         rng = stream(random_state, part.key)
         reps, metric_reps = group_replicates(y, p, s, part.codes, G, n_boot, rng)
         group_ci = {m: percentile_interval(metric_reps[m], confidence) for m in GROUP_METRICS}
-        gap_reps = gap_values(reps, used, ref)
+        for m, (k, n) in rate_counts(counts).items():  # proportions: Wilson, not the bootstrap
+            group_ci[m] = (*wilson_interval(k, n, confidence), np.zeros(G, int))
+        gap_reps = gap_values(reps, used, named)
         gap_ci = {k: percentile_interval(gap_reps[k], confidence) for k in GAPS}
 
     rows = []
-    sizes = counts.sum(axis=1)
     for g in range(G):
         n_pos = int(counts[g, 0] + counts[g, 3])
         row: dict[str, Any] = {
@@ -326,10 +350,13 @@ def partition_summary(y: np.ndarray, p: np.ndarray, s: np.ndarray | None, part: 
     ratio = entry["min_disparate_impact_ratio"]
     entry["four_fifths_flag"] = None if ratio is None else bool(ratio < FOUR_FIFTHS)
     sel = point["selection_rate"]
+    ref = named if named is not None else highest_rate_group(sel, used["selection_rate"])
+    largest = int(np.argmax(sizes))
     entry["disparate_impact"] = {
         "reference_group": labels[ref],
-        "ratios": {labels[g]: (num(sel[g] / sel[ref]) if sel[ref] > 0 else None)
-                   for g in range(G)},
+        "reference": "named" if named is not None else "highest selection rate",
+        "ratios": _ratios(sel, labels, ref),
+        "largest_group": {"reference_group": labels[largest], "ratios": _ratios(sel, labels, largest)},
     }
     overall_accuracy = float((counts[:, 0] + counts[:, 2]).sum() / sizes.sum())
     entry["between"] = gap_extremes(point, used, labels, overall_accuracy,
@@ -342,9 +369,11 @@ def partition_summary(y: np.ndarray, p: np.ndarray, s: np.ndarray | None, part: 
         if entry.get(k) is None:  # no gap, so no pair of groups to name
             entry["between"][k] = {f: (v if f == "metric" else None) for f, v in where.items()}
     _add_pair_intervals(entry["between"], labels, metric_reps if n_boot else None, confidence)
-    entry["excluded_groups"] = {m: [labels[g] for g in np.flatnonzero(~used[m])]
+    small = sizes < min_group_size
+    entry["excluded_groups"] = {m: [labels[g] for g in np.flatnonzero(~used[m] & ~small)]
                                 for m in ("tpr", "fpr")}
-    entry["small_groups"] = [labels[g] for g in range(G) if sizes[g] < min_group_size]
+    entry["small_groups"] = [labels[g] for g in np.flatnonzero(small)]
+    entry["all_groups"] = {k: num(all_gaps[k]) for k in GAPS}
     entry["ci"], entry["ci_excluded"] = {}, {}
     for k in GAPS:
         lo, hi, ex = gap_ci[k]
@@ -358,13 +387,17 @@ def partition_summary(y: np.ndarray, p: np.ndarray, s: np.ndarray | None, part: 
 def audit_fairness(y_true: Any, y_pred: Any, y_score: Any, sensitive: pd.DataFrame, *,
                    n_boot: int = 1000, confidence: float = 0.95,
                    reference_groups: Mapping[str, str] | None = None,
-                   min_group_size: int = 30, random_state: int | None = 0) -> dict[str, Any]:
+                   min_group_size: int = 30, random_state: int | None = 0,
+                   min_class_rows: int = MIN_CLASS_ROWS) -> dict[str, Any]:
     """Per-group metrics, gaps and their percentile bootstrap intervals, as report.json wants.
 
     Returns ``{"overall": {...}, "groups": {key: [row, ...]}, "gaps": {key: {...}},
     "bootstrap": {...}}``; the shapes are documented in docs/metrics.md. `reference_groups`
     maps a partition key to the reference group of its disparate-impact ratio (default: the
-    largest group). Groups with fewer than `min_group_size` rows have ``"small": true``.
+    headline group with the highest selection rate, as the four-fifths rule has it). Groups
+    with fewer than `min_group_size` rows have ``"small": true`` and stay out of the headline
+    gaps, as do groups with fewer than `min_class_rows` positives (negatives) from the TPR (FPR)
+    gaps; `all_groups` has every gap over all groups.
     `n_boot = 0` skips the bootstrap (every interval is None).
     """
     y, p, s = check_predictions(y_true, y_pred, y_score)
@@ -372,6 +405,9 @@ def audit_fairness(y_true: Any, y_pred: Any, y_score: Any, sensitive: pd.DataFra
     if not isinstance(min_group_size, (int, np.integer)) or min_group_size < 1:
         raise InputError(f"min_group_size must be a positive integer, got {min_group_size}",
                          "the default is 30")
+    if not isinstance(min_class_rows, (int, np.integer)) or min_class_rows < 1:
+        raise InputError(f"min_class_rows must be a positive integer, got {min_class_rows}",
+                         f"the default is {MIN_CLASS_ROWS}")
     check_settings(n_boot, confidence)
     parts = partitions(frame)
     known = {part.key for part in parts}
@@ -388,7 +424,7 @@ def audit_fairness(y_true: Any, y_pred: Any, y_score: Any, sensitive: pd.DataFra
         rows, gap = partition_summary(
             y, p, s, part, n_boot=n_boot, confidence=confidence,
             reference_groups=reference_groups, min_group_size=min_group_size,
-            random_state=random_state,
+            random_state=random_state, min_class_rows=min_class_rows,
         )
         groups[part.key] = rows
         gaps[part.key] = gap
@@ -398,5 +434,6 @@ def audit_fairness(y_true: Any, y_pred: Any, y_score: Any, sensitive: pd.DataFra
         "gaps": gaps,
         "bootstrap": {"method": "percentile", "n_boot": int(n_boot),
                       "confidence": float(confidence), "stratified": True,
-                      "random_state": random_state, "min_group_size": int(min_group_size)},
+                      "random_state": random_state, "min_group_size": int(min_group_size),
+                      "min_class_rows": int(min_class_rows), "group_rate_interval": "wilson"},
     }

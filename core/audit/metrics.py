@@ -11,8 +11,13 @@ Conventions (fairlearn's; docs/metrics.md states every formula, and so does each
   FPR, no predicted positives for precision, one class for ROC AUC) is NaN in arrays and
   ``None`` in JSON (`num`), never 0. fairlearn (through scikit-learn) reports 0 for those;
   on groups where every metric is defined the numbers are identical.
-* A gap is computed over the groups for which the metric is defined (`used`); a difference
-  needs at least two such groups, otherwise it is undefined.
+* A gap is computed over a set of groups (`used`): the headline gaps over the groups large
+  enough to read (`headline_groups`: at least `min_group_size` rows and, for TPR/FPR, at least
+  `min_class_rows` rows of the class), the all-groups gaps over every group where the metric is
+  defined (`used_groups`, fairlearn's set). A difference needs at least two such groups,
+  otherwise it is undefined.
+* Per-group rates get Wilson score intervals (`wilson_interval`), which stay inside (0, 1)
+  and are not degenerate at a rate of 0 or 1 the way a percentile bootstrap of 15 rows is.
 
 The expected calibration error is defined once, in core.learning.calibration (learning sits
 below the audit, and temperature scaling reports the same ECE before and after); the audit
@@ -21,6 +26,7 @@ imports it from there.
 
 from __future__ import annotations
 
+from statistics import NormalDist
 from typing import Any, Mapping
 
 import numpy as np
@@ -88,6 +94,44 @@ def count_metrics(counts: np.ndarray) -> dict[str, np.ndarray]:
             "selection_rate": (tp + fp) / n,
         }
     return out
+
+
+#: Rows of the class a group needs for its TPR/FNR (positives) or FPR (negatives) to enter a
+#: headline gap: a rate over a handful of rows swings by tens of points on one row.
+MIN_CLASS_ROWS = 10
+
+
+def rate_counts(counts: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(successes, trials) of every count metric that is one proportion, from confusion counts
+    ``[..., 4]``: the numerators and denominators of `count_metrics` (balanced accuracy is a
+    mean of two proportions, so it is not here)."""
+    c = np.asarray(counts, dtype=np.float64)
+    tp, fp, tn, fn = c[..., 0], c[..., 1], c[..., 2], c[..., 3]
+    pos, neg, n = tp + fn, fp + tn, tp + fp + tn + fn
+    return {"accuracy": (tp + tn, n), "tpr": (tp, pos), "fpr": (fp, neg), "fnr": (fn, pos),
+            "precision": (tp, tp + fp), "selection_rate": (tp + fp, n)}
+
+
+def wilson_interval(successes: np.ndarray, trials: np.ndarray,
+                    confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a proportion k / n (Wilson 1927), vectorised::
+
+        centre = (p + z^2 / 2n) / (1 + z^2 / n)
+        half   = z sqrt(p (1 - p) / n + z^2 / 4n^2) / (1 + z^2 / n)
+
+    with p = k / n and z the normal quantile of (1 + confidence) / 2. At k = n (or k = 0) the
+    interval is [n / (n + z^2), 1] (or [0, z^2 / (n + z^2)]): 15 rows all right give
+    [0.80, 1.00], not the bootstrap's [1.00, 1.00]. NaN where n = 0.
+    """
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    z = NormalDist().inv_cdf((1 + confidence) / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / n
+        shrink = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / shrink
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / shrink
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
 
 
 # ------------------------------------------------------------------------- score metrics
@@ -172,9 +216,27 @@ def _over_used(values: np.ndarray, used: np.ndarray, reducer: Any, minimum: int)
 
 
 def used_groups(metrics: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The groups whose metric enters the gaps, per metric a gap is taken over: those where
-    it is defined in `metrics` (the point values: `count_metrics` of shape (G,))."""
+    """The groups whose metric enters the all-groups gaps, per metric a gap is taken over:
+    those where it is defined in `metrics` (the point values: `count_metrics` of shape (G,));
+    fairlearn's set of groups."""
     return {m: ~np.isnan(metrics[m]) for m in ("accuracy", "selection_rate", "tpr", "fpr")}
+
+
+def headline_groups(counts: np.ndarray, *, min_group_size: int,
+                    min_class_rows: int = MIN_CLASS_ROWS) -> dict[str, np.ndarray]:
+    """The groups whose metric enters the headline gaps, from the point counts (G, 4): groups
+    with at least `min_group_size` rows, and for TPR (FPR) at least `min_class_rows` truly
+    positive (negative) rows, and never fewer than one (a rate must be defined).
+
+    A gap is a max - min, so the smallest groups, whose rates are the noisiest, decide it; the
+    headline leaves them out (they stay in the all-groups values and in the per-group rows).
+    """
+    c = np.asarray(counts)
+    pos, neg = c[:, 0] + c[:, 3], c[:, 1] + c[:, 2]
+    large = (pos + neg) >= max(int(min_group_size), 1)
+    enough = max(int(min_class_rows), 1)
+    return {"accuracy": large.copy(), "selection_rate": large.copy(), "tpr": large & (pos >= enough),
+            "fpr": large & (neg >= enough)}
 
 
 def parity_gaps(metrics: Mapping[str, np.ndarray],
@@ -202,11 +264,10 @@ def parity_gaps(metrics: Mapping[str, np.ndarray],
 
 
 def gap_values(counts: np.ndarray, used: Mapping[str, np.ndarray],
-               reference: int) -> dict[str, np.ndarray]:
+               reference: int | None) -> dict[str, np.ndarray]:
     """Every gap of one partition (vocabulary.GAPS) from its confusion counts ``[..., G, 4]``.
 
-    The rate differences are `parity_gaps`; `reference` is the index of the reference group
-    of the disparate-impact ratio. With max/min over the used groups::
+    The rate differences are `parity_gaps`. With max/min over the used groups::
 
         accuracy_difference           = max - min accuracy
         worst_group_accuracy          = min accuracy
@@ -214,6 +275,9 @@ def gap_values(counts: np.ndarray, used: Mapping[str, np.ndarray],
         demographic_parity_ratio      = min / max selection_rate
         min_disparate_impact_ratio    = min_g selection_rate_g / selection_rate_reference
 
+    The reference of the disparate-impact ratio is, with `reference` None, the used group with
+    the highest selection rate (29 CFR 1607.4(D)), taken anew in every bootstrap replicate, so
+    the lowest ratio is then min / max over the used groups; with an index, that fixed group.
     Differences and ratios need two used groups; NaN where undefined.
     """
     m = count_metrics(counts)
@@ -222,11 +286,15 @@ def gap_values(counts: np.ndarray, used: Mapping[str, np.ndarray],
     sel, acc = m["selection_rate"], m["accuracy"]
     parity = parity_gaps(m, used)
     sel_max = _over_used(sel, used["selection_rate"], np.max, 2)
-    ref = sel[..., reference]
+    sel_min = _over_used(sel, used["selection_rate"], np.min, 2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        dp_ratio = np.where(sel_max > 0, _over_used(sel, used["selection_rate"], np.min, 2)
-                            / sel_max, np.nan)
-        di = np.where(ref[..., None] > 0, sel / ref[..., None], np.nan)
+        dp_ratio = np.where(sel_max > 0, sel_min / sel_max, np.nan)
+        if reference is None:
+            lowest_di = dp_ratio
+        else:
+            ref = sel[..., reference]
+            di = np.where(ref[..., None] > 0, sel / ref[..., None], np.nan)
+            lowest_di = _over_used(di, used["selection_rate"], np.min, 2)
     return {
         "demographic_parity_difference": parity["demographic_parity_difference"],
         "equalized_odds_difference": parity["equalized_odds_difference"],
@@ -238,7 +306,7 @@ def gap_values(counts: np.ndarray, used: Mapping[str, np.ndarray],
         ),
         "fpr_difference": parity["fpr_difference"],
         "demographic_parity_ratio": dp_ratio,
-        "min_disparate_impact_ratio": _over_used(di, used["selection_rate"], np.min, 2),
+        "min_disparate_impact_ratio": lowest_di,
     }
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from core.audit.comparison import paired_gap_differences
 from core.audit.fairness import audit_fairness
+from core.audit.metrics import MIN_CLASS_ROWS
 from core.audit.representation import attribute_leakage, knn_accuracy_by_group, per_group_cka, project_umap
 
 
@@ -36,6 +37,7 @@ class ModelTask:
     min_group_size: int
     umap: bool
     seed: int
+    min_class_rows: int = MIN_CLASS_ROWS  # positives (negatives) a group needs in the headline TPR (FPR) gaps
 
 
 def audit_model(task: ModelTask) -> dict:
@@ -47,11 +49,12 @@ def audit_model(task: ModelTask) -> dict:
     """
     fairness = audit_fairness(task.y_true, task.y_pred, task.y_score, task.groups, n_boot=task.n_boot,
                               confidence=task.confidence, min_group_size=task.min_group_size,
-                              random_state=task.seed)
+                              min_class_rows=task.min_class_rows, random_state=task.seed)
     compared = None
     if task.supervised_pred is not None:
         compared = paired_gap_differences(task.y_true, task.y_pred, task.supervised_pred, task.groups,
-                                          n_boot=task.n_boot, confidence=task.confidence, random_state=task.seed)
+                                          n_boot=task.n_boot, confidence=task.confidence, random_state=task.seed,
+                                          min_group_size=task.min_group_size, min_class_rows=task.min_class_rows)
     layout = project_umap(task.embedding, random_state=task.seed, strata=task.strata) if task.umap else None
     return {"fairness": fairness, "compared_with_supervised": compared, "representation": representation(task),
             "umap": layout}

@@ -19,6 +19,7 @@ from fairlearn.metrics import (
     selection_rate,
     true_positive_rate,
 )
+from scipy.stats import binomtest
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
@@ -26,8 +27,9 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from core.audit.comparison import paired_gap_differences
 from core.audit.fairness import audit_fairness
-from core.audit.metrics import weighted_roc_auc
+from core.audit.metrics import weighted_roc_auc, wilson_interval
 from core.errors import InputError
 from core.learning.calibration import (
     ECE_BINS,
@@ -132,30 +134,40 @@ def test_one_calibration_error_in_a_report(audited):
     assert result["overall"]["calibration_error"] == pytest.approx(ece_loop(y, score), abs=1e-12)
 
 
+def fairlearn_gaps(y, pred, sf) -> dict[str, float]:
+    """fairlearn's value of each gap it defines, over every group of `sf`."""
+    acc = MetricFrame(metrics=accuracy_score, y_true=y, y_pred=pred, sensitive_features=sf)
+    return {
+        "demographic_parity_difference": demographic_parity_difference(y, pred, sensitive_features=sf),
+        "equalized_odds_difference": equalized_odds_difference(y, pred, sensitive_features=sf),
+        "equal_opportunity_difference": equal_opportunity_difference(y, pred, sensitive_features=sf),
+        "demographic_parity_ratio": demographic_parity_ratio(y, pred, sensitive_features=sf),
+        "accuracy_difference": acc.difference(method="between_groups"),
+        "worst_group_accuracy": acc.group_min(),
+        "mean_subgroup_gap": (acc.by_group - acc.overall).abs().mean(),
+    }
+
+
 def test_gaps_equal_fairlearn(audited):
+    # every group of make_data is large enough for the headline, so both sets agree with fairlearn
     (y, pred, _, sensitive), result = audited
     for key, gaps in result["gaps"].items():
         sf = sensitive[key.split(" & ")]
-        acc = MetricFrame(metrics=accuracy_score, y_true=y, y_pred=pred, sensitive_features=sf)
         sel = MetricFrame(metrics=selection_rate, y_true=y, y_pred=pred, sensitive_features=sf)
-        expected = {
-            "demographic_parity_difference": demographic_parity_difference(y, pred, sensitive_features=sf),
-            "equalized_odds_difference": equalized_odds_difference(y, pred, sensitive_features=sf),
-            "equal_opportunity_difference": equal_opportunity_difference(y, pred, sensitive_features=sf),
-            "demographic_parity_ratio": demographic_parity_ratio(y, pred, sensitive_features=sf),
-            "accuracy_difference": acc.difference(method="between_groups"),
-            "worst_group_accuracy": acc.group_min(),
-            "mean_subgroup_gap": (acc.by_group - acc.overall).abs().mean(),
-        }
+        expected = fairlearn_gaps(y, pred, sf)
+        assert gaps["small_groups"] == [] and gaps["excluded_groups"] == {"tpr": [], "fpr": []}
         for name, value in expected.items():
             assert gaps[name] == pytest.approx(value, abs=1e-12), (key, name)
-        # disparate impact against the largest group (the default reference)
-        sizes = sf.value_counts()
-        reference = " & ".join(sizes.idxmax())
-        assert gaps["disparate_impact"]["reference_group"] == reference
-        ratios = sel.by_group / sel.by_group.loc[sizes.idxmax() if len(sizes.idxmax()) > 1 else sizes.idxmax()[0]]
+            assert gaps["all_groups"][name] == pytest.approx(value, abs=1e-12), (key, name)
+        # disparate impact against the group with the highest selection rate (29 CFR 1607.4(D))
+        highest = sel.by_group.idxmax()
+        assert gaps["disparate_impact"]["reference_group"] == " & ".join(highest if isinstance(highest, tuple)
+                                                                         else (highest,))
+        ratios = sel.by_group / sel.by_group.max()
         assert gaps["min_disparate_impact_ratio"] == pytest.approx(ratios.min(), abs=1e-12)
         assert gaps["four_fifths_flag"] == bool(ratios.min() < 0.8)
+        largest = sf.value_counts().idxmax()
+        assert gaps["disparate_impact"]["largest_group"]["reference_group"] == " & ".join(largest)
         between = gaps["between"]["demographic_parity_difference"]
         by_label = {" & ".join(k if isinstance(k, tuple) else (k,)): v
                     for k, v in sel.by_group.items()}
@@ -223,12 +235,92 @@ def test_small_groups_flagged_with_threshold_parameter():
     assert gaps["small_groups"] == ["Tiny"]
 
 
+def test_four_fifths_reference_is_the_highest_selection_rate_among_groups_large_enough():
+    # "big" (500 rows) selects 30%, "mid" (60 rows) 60%, "tiny" (12 rows) 100%: the rule's
+    # reference is "mid", not the largest group, and not the tiny group whose rate is noise
+    sizes, rates = {"big": 500, "mid": 60, "tiny": 12}, {"big": 0.3, "mid": 0.6, "tiny": 1.0}
+    groups = pd.DataFrame({"g": np.repeat(list(sizes), list(sizes.values()))})
+    pred = np.concatenate([(np.arange(n) < rates[g] * n).astype(int) for g, n in sizes.items()])
+    y = np.tile([0, 1], len(pred) // 2)
+    gaps = audit_fairness(y, pred, None, groups, n_boot=200)["gaps"]["g"]
+    impact = gaps["disparate_impact"]
+    assert impact["reference_group"] == "mid" and impact["reference"] == "highest selection rate"
+    assert impact["ratios"] == {"big": pytest.approx(0.5), "mid": 1.0, "tiny": pytest.approx(1 / 0.6)}
+    assert gaps["min_disparate_impact_ratio"] == pytest.approx(0.5) and gaps["four_fifths_flag"] is True
+    assert gaps["between"]["min_disparate_impact_ratio"] == {"metric": "selection_rate", "reference_group": "mid",
+                                                             "min_group": "big"}
+    assert impact["largest_group"] == {"reference_group": "big",
+                                       "ratios": {"big": 1.0, "mid": pytest.approx(2.0), "tiny": pytest.approx(1 / 0.3)}}
+    assert gaps["all_groups"]["min_disparate_impact_ratio"] == pytest.approx(0.3)  # big / tiny
+    lo, hi = gaps["ci"]["min_disparate_impact_ratio"]
+    assert lo < 0.5 < hi <= 1.0  # the reference is re-chosen in each resample: never above 1
+
+
+def test_headline_gaps_leave_out_small_and_few_event_groups():
+    # "few" has 60 rows but only 6 positives: out of the TPR gap, in the selection-rate gap;
+    # "tiny" has 12 rows: out of every headline gap; both stay in the all-groups values
+    rng = np.random.default_rng(4)
+    sizes, positives = {"a": 400, "b": 300, "few": 60, "tiny": 12}, {"a": 200, "b": 150, "few": 6, "tiny": 6}
+    groups = pd.DataFrame({"g": np.repeat(list(sizes), list(sizes.values()))})
+    y = np.concatenate([(np.arange(n) < positives[g]).astype(int) for g, n in sizes.items()])
+    pred = np.where(rng.random(len(y)) < 0.8, y, 1 - y)
+    pred[groups["g"] == "tiny"] = 1 - y[groups["g"] == "tiny"]  # an extreme, tiny group
+    result = audit_fairness(y, pred, None, groups, n_boot=0)["gaps"]["g"]
+    assert result["small_groups"] == ["tiny"]
+    assert result["excluded_groups"] == {"tpr": ["few"], "fpr": []}
+    sf = groups["g"]
+    assert result["all_groups"] == pytest.approx({**result["all_groups"], **fairlearn_gaps(y, pred, sf)}, abs=1e-12)
+    large = (sf != "tiny").to_numpy()
+    for_rates = fairlearn_gaps(y[large], pred[large], sf[large])
+    many = (~sf.isin(["tiny", "few"])).to_numpy()
+    for_tpr = fairlearn_gaps(y[many], pred[many], sf[many])
+    for name in ("demographic_parity_difference", "demographic_parity_ratio", "accuracy_difference",
+                 "worst_group_accuracy"):
+        assert result[name] == pytest.approx(for_rates[name], abs=1e-12), name
+    assert result["equal_opportunity_difference"] == pytest.approx(for_tpr["equal_opportunity_difference"], abs=1e-12)
+    assert result["worst_group_accuracy"] > result["all_groups"]["worst_group_accuracy"]  # "tiny" got 0%
+    # the threshold is a parameter
+    loose = audit_fairness(y, pred, None, groups, n_boot=0, min_class_rows=5)["gaps"]["g"]
+    assert loose["excluded_groups"]["tpr"] == []
+    assert loose["equal_opportunity_difference"] != result["equal_opportunity_difference"]
+    with pytest.raises(InputError, match="min_class_rows"):
+        audit_fairness(y, pred, None, groups, n_boot=0, min_class_rows=0)
+    # the paired comparison judges the same headline gaps the audit reports
+    compared = paired_gap_differences(y, pred, y, groups, n_boot=0)["g"]
+    assert compared["equal_opportunity_difference"]["model_a"] == result["equal_opportunity_difference"]
+    assert compared["worst_group_accuracy"]["model_a"] == result["worst_group_accuracy"]
+
+
+def test_group_rates_get_wilson_intervals_not_degenerate_at_0_or_1():
+    # 15 rows, every one right and predicted positive: accuracy 100% is not "100.0 (100.0-100.0)"
+    y = np.r_[np.ones(15, int), np.tile([0, 1], 100)]
+    pred = np.r_[np.ones(15, int), np.tile([0, 1], 100)]
+    groups = pd.DataFrame({"g": ["few"] * 15 + ["many"] * 200})
+    result = audit_fairness(y, pred, None, groups, n_boot=100, confidence=0.95)
+    few = {row["group"]: row for row in result["groups"]["g"]}["few"]
+    assert few["accuracy"] == 1.0 and few["fpr"] is None
+    expected = binomtest(15, 15).proportion_ci(0.95, method="wilson")
+    assert few["ci"]["accuracy"] == pytest.approx([expected.low, expected.high], abs=1e-9)
+    assert few["ci"]["accuracy"][0] == pytest.approx(15 / (15 + 1.959963984540054 ** 2))
+    assert few["ci"]["fpr"] is None and few["ci"]["precision"] == few["ci"]["accuracy"]
+    assert few["ci_excluded"]["tpr"] == 0 and result["bootstrap"]["group_rate_interval"] == "wilson"
+    for k, n in ((0, 20), (3, 20), (17, 20), (20, 20)):
+        lo, hi = wilson_interval(np.array(k), np.array(n), 0.9)
+        want = binomtest(k, n).proportion_ci(0.9, method="wilson")
+        assert (lo, hi) == (pytest.approx(want.low, abs=1e-9), pytest.approx(want.high, abs=1e-9))
+        assert lo < hi
+    assert np.isnan(wilson_interval(np.array(0), np.array(0), 0.95)[0])
+
+
 def test_reference_group_is_selectable():
     y, pred, score, sensitive = make_data(n=300, seed=2)
     gaps = audit_fairness(y, pred, score, sensitive[["race"]], n_boot=0,
                           reference_groups={"race": "Black"})["gaps"]["race"]
     assert gaps["disparate_impact"]["reference_group"] == "Black"
+    assert gaps["disparate_impact"]["reference"] == "named"
     assert gaps["disparate_impact"]["ratios"]["Black"] == 1.0
+    ratios = gaps["disparate_impact"]["ratios"]
+    assert gaps["min_disparate_impact_ratio"] == pytest.approx(min(ratios.values()))
     with pytest.raises(InputError, match="reference group 'Nobody'"):
         audit_fairness(y, pred, score, sensitive[["race"]], n_boot=0,
                        reference_groups={"race": "Nobody"})
