@@ -44,6 +44,7 @@ class AuditConfig:
     n_boot: int = 1000
     confidence: float = 0.95
     min_group_size: int = 30
+    min_class_rows: int = 10  # positives (negatives) a group needs to enter the headline TPR (FPR) gaps
     umap: bool = True
     seed: int = 0
     workers: int = 0  # processes for fine-tuning and auditing the models; 0: automatic (`workers_for`)
