@@ -14,10 +14,12 @@ umap-learn is imported inside `project_umap` only: importing it compiles numba c
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import KFold, StratifiedKFold
@@ -37,6 +39,12 @@ UMAP_MAX_ROWS = 50_000
 
 #: Label of the pooled group that too-small groups are merged into for the leakage probe.
 OTHER_GROUP = "(other)"
+
+#: Confidence of the fold-based interval around a probe's balanced accuracy.
+PROBE_CONFIDENCE = 0.95
+
+#: How that interval is drawn, recorded beside it (docs/representation.md).
+PROBE_INTERVAL_METHOD = "t over folds"
 
 
 # ----------------------------------------------------------------------------- validation
@@ -294,6 +302,34 @@ def _probe(x: np.ndarray, y: np.ndarray, n_splits: int, random_state: int) -> li
     return scores
 
 
+def fold_interval(scores: list[float], confidence: float = PROBE_CONFIDENCE) -> list[float] | None:
+    """A t-interval for the probe's mean score over its K folds:
+    mean +- t_{(1+confidence)/2, K-1} * s / sqrt(K), s the sample standard deviation (ddof 1).
+
+    The folds' training sets overlap, so their scores are not independent and the interval
+    is somewhat narrow (Bengio & Grandvalet 2004: K-fold CV has no unbiased variance
+    estimator); it describes how much the score moves with the rows the probe sees, and
+    is what "a linear probe can read it" is decided on (`probe_reads_attribute`).
+    None with fewer than two folds."""
+    k = len(scores)
+    if k < 2:
+        return None
+    mean = float(np.mean(scores))
+    half = float(student_t.ppf((1 + confidence) / 2, k - 1) * np.std(scores, ddof=1) / np.sqrt(k))
+    return [mean - half, mean + half]
+
+
+def probe_reads_attribute(probe: dict[str, Any]) -> bool | None:
+    """"A linear probe can read it": the fold interval's lower end lies above chance.
+
+    None when the probe is undefined (one group) or has no interval (runs stored before the
+    interval was recorded; their readers fall back to their own rule)."""
+    interval, chance = probe.get("interval"), probe.get("chance")
+    if interval is None or chance is None:
+        return None
+    return bool(interval[0] > chance)
+
+
 def attribute_leakage(
     embeddings: Any,
     attribute_values: Any,
@@ -301,6 +337,7 @@ def attribute_leakage(
     n_splits: int = 5,
     random_state: int = 0,
     min_group_rows: int | None = None,
+    confidence: float = PROBE_CONFIDENCE,
 ) -> dict[str, Any]:
     """How well a linear probe recovers a sensitive attribute from the embeddings.
 
@@ -317,8 +354,11 @@ def attribute_leakage(
     merging. With fewer than two groups left, leakage is undefined: BA, chance and std are
     None and `note` says why.
 
-    Returns {"balanced_accuracy", "chance", "std" (across folds), "n_splits", "n",
-    "n_groups", "merged_groups", "excluded_groups", "n_excluded", "note"}.
+    Returns {"balanced_accuracy", "chance", "std" (across folds, ddof 0), "interval" (the
+    `fold_interval` at `confidence`), "interval_method", "readable" (`probe_reads_attribute`),
+    "n_splits", "n", "n_groups", "merged_groups", "excluded_groups", "n_excluded", "note"}.
+    The folds depend on the attribute and the row count only, never on the matrix probed, so
+    probes of different matrices on the same rows are paired.
     """
     x = _as_matrix(embeddings, "embeddings")
     attribute = _as_groups(attribute_values, "attribute_values", x.shape[0])
@@ -331,6 +371,9 @@ def attribute_leakage(
         "balanced_accuracy": None,
         "chance": None,
         "std": None,
+        "interval": None,
+        "interval_method": PROBE_INTERVAL_METHOD,
+        "readable": None,
         "n_splits": n_splits,
         "n": int(keep.sum()),
         "n_groups": n_groups,
@@ -344,13 +387,71 @@ def attribute_leakage(
             f"fewer than two groups with at least {n_splits} rows; leakage is undefined"
         )
         return result
+    if x.shape[1] == 0:
+        result["note"] = "no columns to probe"
+        return result
     scores = _probe(x[keep].astype(np.float64), target, n_splits, random_state)
     result.update(
         balanced_accuracy=float(np.mean(scores)),
         chance=1.0 / n_groups,
         std=float(np.std(scores)),
+        interval=fold_interval(scores, confidence),
     )
+    result["readable"] = probe_reads_attribute(result)
     return result
+
+
+def raw_feature_leakage(
+    features: Any,
+    attribute_values: Any,
+    own_features: slice | list[int] | None,
+    *,
+    n_splits: int = 5,
+    random_state: int = 0,
+    confidence: float = PROBE_CONFIDENCE,
+) -> dict[str, Any]:
+    """The leakage probe on the raw (encoded) features, with and without the attribute's own.
+
+    `own_features` are the encoded columns of the attribute's original column (its one-hot
+    block, or its value and missing indicator; `TabularEncoder.column_slices_[attribute]`),
+    None when the attribute is not a feature (unaware training, or left out of the features).
+    With the attribute among the features, every probe reads it almost perfectly; the probe
+    without its columns says what the other columns (proxies) alone reveal. Both use the
+    same folds as the embedding probes (`attribute_leakage`), so all three are paired.
+
+    Returns {"all": probe on every feature, "without_attribute": probe without `own_features`
+    plus "n_dropped", the number of encoded columns left out (0: the same probe as "all")}.
+    """
+    x = _as_matrix(features, "features")
+    probe = partial(attribute_leakage, attribute_values=attribute_values, n_splits=n_splits,
+                    random_state=random_state, confidence=confidence)
+    everything = probe(x)
+    keep = np.ones(x.shape[1], dtype=bool)
+    if own_features is not None:
+        keep[own_features] = False
+    n_dropped = int((~keep).sum())
+    without = dict(everything) if n_dropped == 0 else probe(x[:, keep])
+    if keep.sum() == 0:
+        without["note"] = "the attribute's own columns are the only features; nothing else to probe"
+    return {"all": everything, "without_attribute": {**without, "n_dropped": n_dropped}}
+
+
+def beside_raw_features(probe: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    """A model's embedding probe (`attribute_leakage`) with the raw-feature probes of the same
+    attribute (`raw_feature_leakage`) set beside it under flat report.json keys: `raw_features_*`
+    (every feature) and `raw_features_without_attribute_*` (what the proxies alone reveal)."""
+    everything, without = raw["all"], raw["without_attribute"]
+    return {**probe,
+            "raw_features_balanced_accuracy": everything["balanced_accuracy"],
+            "raw_features_std": everything["std"],
+            "raw_features_interval": everything["interval"],
+            "raw_features_readable": everything["readable"],
+            "raw_features_without_attribute_balanced_accuracy": without["balanced_accuracy"],
+            "raw_features_without_attribute_std": without["std"],
+            "raw_features_without_attribute_interval": without["interval"],
+            "raw_features_without_attribute_readable": without["readable"],
+            "raw_features_without_attribute_n_dropped": without["n_dropped"],
+            "raw_features_without_attribute_note": without["note"]}
 
 
 # ----------------------------------------------------------------------------- CKA

@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-umap", action="store_true", help="skip the UMAP projections")
     parser.add_argument("--include-pii", action="store_true",
                         help="let columns flagged as personal data into features and reports")
+    parser.add_argument("--unaware", action="store_true",
+                        help="keep the sensitive attributes out of the models' features (unaware training); the "
+                             "leakage probes then show what the representation carries through other columns")
     parser.add_argument("--workspace", default="equiscope-workspace",
                         help="workspace where the run is recorded (default ./equiscope-workspace)")
     parser.add_argument("--out", required=True, help="folder for report.json, predictions.parquet, report.html")
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
                          label_fraction=args.label_fraction, epochs=args.epochs, finetune_epochs=args.finetune_epochs,
                          finetune_patience=args.finetune_patience, pretrain_patience=args.pretrain_patience,
                          n_boot=args.n_boot, seed=args.seed, umap=not args.no_umap, include_pii=args.include_pii,
-                         threads=args.threads)
+                         unaware=args.unaware, threads=args.threads)
     config.validate()
     if args.n_boot < 0:
         raise InputError(f"--n-boot must be 0 or more, got {args.n_boot}", "Use 1000 for reporting, 0 to skip CIs")

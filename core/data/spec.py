@@ -7,9 +7,11 @@ text groups, the feature columns with their kinds, and the notes and warnings a 
 should read. Every problem a user can fix raises `InputError` with the fix.
 
 Decisions (docs/decisions.md):
-- Sensitive attributes are features too, unless the spec lists features without them:
-  published SSL-fairness benchmarks train on them, and the attribute-flip counterfactual
-  needs a model that can see them.
+- Sensitive attributes are features too, unless the spec lists features without them or
+  asks for `unaware` training: published SSL-fairness benchmarks train on them, and the
+  attribute-flip counterfactual needs a model that can see them. Unaware training ("fairness
+  through unawareness") keeps them out of the features whatever the feature list says, so
+  the leakage probes can tell what the representation carries beyond what it was given.
 - A numeric sensitive attribute with more than `MAX_GROUPS_NUMERIC` distinct values (age) is
   audited in bins: the spec's `bins` if given, otherwise quartiles with whole-number edges.
   The numeric column itself stays a feature.
@@ -44,7 +46,8 @@ class DatasetSpec:
     `features=None` means every usable column except the target (identifiers, dates, free
     text, constant and empty columns, and personal data are left out). `bins` maps a numeric
     sensitive attribute to its bin edges. `include_pii` lets flagged personal-data columns
-    into features and reports.
+    into features and reports. `unaware` keeps every sensitive attribute out of the features
+    (the models never see them; the audit still groups rows by them).
     """
 
     target: str
@@ -54,13 +57,15 @@ class DatasetSpec:
     bins: dict[str, tuple[float, ...]] = field(default_factory=dict)
     include_pii: bool = False
     min_group_size: int = 30
+    unaware: bool = False
 
     def to_dict(self) -> dict:
         return {"target": self.target, "sensitive": list(self.sensitive),
                 "positive_label": self.positive_label,
                 "features": None if self.features is None else list(self.features),
                 "bins": {k: list(v) for k, v in self.bins.items()},
-                "include_pii": self.include_pii, "min_group_size": self.min_group_size}
+                "include_pii": self.include_pii, "min_group_size": self.min_group_size,
+                "unaware": self.unaware}
 
     @classmethod
     def from_dict(cls, data: dict) -> DatasetSpec:
@@ -69,7 +74,8 @@ class DatasetSpec:
                    features=None if data.get("features") is None else tuple(data["features"]),
                    bins={k: tuple(v) for k, v in (data.get("bins") or {}).items()},
                    include_pii=bool(data.get("include_pii", False)),
-                   min_group_size=int(data.get("min_group_size", 30)))
+                   min_group_size=int(data.get("min_group_size", 30)),
+                   unaware=bool(data.get("unaware", False)))  # studies stored before it: aware
 
 
 @dataclass
@@ -303,7 +309,10 @@ def _choose_features(frame: pd.DataFrame, spec: DatasetSpec, kinds: dict[str, st
     features = []
     for column in candidates:
         kind = kinds[column]
-        if column in flagged and not spec.include_pii:
+        if spec.unaware and column in spec.sensitive:
+            notes.append(f"'{column}' left out of features: unaware training (sensitive attributes are not "
+                         "model inputs).")
+        elif column in flagged and not spec.include_pii:
             notes.append(f"'{column}' left out: personal data ({flagged[column].reason}).")
         elif kind in ("empty", "constant"):
             notes.append(f"'{column}' dropped: {'every value is missing' if kind == 'empty' else 'it has one value'}.")

@@ -168,11 +168,19 @@ def _leakage_rows(view: ReportView, colours: dict[str, str]) -> list[dict]:
             knn = model.representation_of("knn_accuracy", attribute)
             rows.append({"attribute": attribute, "name": model.name, "colour": colours[model.name],
                          "embedding": fmt_num(probe.get("balanced_accuracy")), "std": fmt_num(probe.get("std")),
+                         "interval": fmt_ci(probe.get("interval")), "readable": _can(probe.get("readable")),
                          "raw": fmt_num(probe.get("raw_features_balanced_accuracy")),
+                         "without": fmt_num(probe.get("raw_features_without_attribute_balanced_accuracy")
+                                            if probe.get("raw_features_without_attribute_n_dropped") else None),
                          "chance": fmt_num(probe.get("chance")), "note": probe.get("note") or "",
                          "knn": fmt_pct(knn.get("overall")),
                          "cka": "\u2014" if model.is_supervised else fmt_num(cka.get("overall"))})
     return rows
+
+
+def _can(readable: bool | None) -> str:
+    """The leakage verdict in the report's words; runs stored without a fold interval have none."""
+    return "" if readable is None else ("a linear probe can read it" if readable else "a linear probe cannot read it")
 
 
 def summary_blocks(items: list[dict]) -> list[dict]:

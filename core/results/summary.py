@@ -289,6 +289,8 @@ def _small_groups(view: ReportView) -> list[dict]:
 
 
 def _leakage(view: ReportView) -> list[dict]:
+    """Per attribute: how many representations a linear probe can read it from (its fold
+    interval above chance), beside the raw features with and without the attribute's own columns."""
     items = []
     for attribute in view.sensitive:
         probes = [(m.name, m.probe(attribute)) for m in view.models]
@@ -299,11 +301,22 @@ def _leakage(view: ReportView) -> list[dict]:
         low, high = min(values, key=lambda v: v[1]), max(values, key=lambda v: v[1])
         spread = (f"{fmt_num(low[1])} ({low[0]}) to {fmt_num(high[1])} ({high[0]})" if low[0] != high[0]
                   else f"{fmt_num(high[1])} ({high[0]})")
+        verdicts = [p.get("readable") for _, p in probes if is_number(p.get("balanced_accuracy"))]
+        readable = (f"A linear probe can read {attribute} from {sum(bool(v) for v in verdicts)} of {len(verdicts)} "
+                    f"models' representations (its 95% interval over 5 folds above chance)"
+                    if all(v is not None for v in verdicts) else f"A linear probe guesses {attribute} from the "
+                                                                  "models' representations")
+        without = reference.get("raw_features_without_attribute_balanced_accuracy")
+        proxies = ("" if not reference.get("raw_features_without_attribute_n_dropped") or not is_number(without) else
+                   f"; without {attribute}'s own columns, the other raw features (its proxies) score "
+                   f"{fmt_num(without)} ({fmt_ci(reference.get('raw_features_without_attribute_interval'))}), so a "
+                   f"linear probe {'can' if reference.get('raw_features_without_attribute_readable') else 'cannot'} "
+                   f"read it from them")
         items.append(_item("info", "leakage",
-                           f"A linear probe guesses {attribute} from the models' representations with balanced "
-                           f"accuracy {spread}; chance is {fmt_num(reference.get('chance'))} and the same probe "
-                           f"on the raw features scores "
-                           f"{fmt_num(reference.get('raw_features_balanced_accuracy'))}.", attribute=attribute))
+                           f"{readable}, with balanced accuracy {spread}; chance is {fmt_num(reference.get('chance'))} "
+                           f"and the same probe on the raw features scores "
+                           f"{fmt_num(reference.get('raw_features_balanced_accuracy'))}{proxies}.",
+                           attribute=attribute))
     return items
 
 

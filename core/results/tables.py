@@ -172,23 +172,45 @@ def leakage_table(report: dict, model: str) -> pd.DataFrame:
     """How well a linear probe reads each sensitive attribute from the model's representation.
 
     Columns: attribute, balanced_accuracy (5-fold probe on the embeddings), std (across
-    folds), chance (1 / number of groups), raw (same probe on the raw features), n_groups,
-    note, and reading: "undefined"; "about chance" when balanced_accuracy - chance <= 2 std
-    (the representation gives the attribute away no better than guessing); otherwise
-    "readable". `vs_raw` compares with the raw features: "less", "more" or "similar"
+    folds), low / high (its 95% t-interval over the folds, NaN for runs stored without one),
+    chance (1 / number of groups), raw (same probe on the raw features), without (the raw
+    features without the attribute's own columns: what its proxies alone reveal),
+    without_low / without_high, n_dropped (encoded columns left out for `without`; 0 when the
+    attribute was no feature), n_groups, note, and reading: "undefined"; "readable" ("a linear
+    probe can read it") when the interval lies above chance; "about chance" otherwise (runs
+    stored without an interval: balanced_accuracy - chance <= 2 std). `without_reading` is the
+    same for `without`. `vs_raw` compares with the raw features: "less", "more" or "similar"
     (within 2 std)."""
     rows = []
     for attribute, probe in ReportView(report).model(model).leakage.items():
         ba, chance, std = probe.get("balanced_accuracy"), probe.get("chance"), probe.get("std") or 0.0
         raw = probe.get("raw_features_balanced_accuracy")
+        without = probe.get("raw_features_without_attribute_balanced_accuracy")
         if ba is None or chance is None:
             reading, vs_raw = "undefined", None
         else:
-            reading = "about chance" if ba - chance <= 2 * std else "readable"
+            reading = _probe_reading(probe.get("readable"), ba - chance <= 2 * std)
             vs_raw = None if raw is None else ("similar" if abs(ba - raw) <= 2 * std else
                                                "less" if ba < raw else "more")
+        without_reading = ("undefined" if without is None or chance is None else
+                           _probe_reading(probe.get("raw_features_without_attribute_readable"), False))
+        interval = probe.get("interval") or [None, None]
+        without_interval = probe.get("raw_features_without_attribute_interval") or [None, None]
         rows.append({"attribute": attribute, "balanced_accuracy": number(ba), "std": number(probe.get("std")),
-                     "chance": number(chance), "raw": number(raw), "n_groups": probe.get("n_groups"),
-                     "note": probe.get("note") or "", "reading": reading, "vs_raw": vs_raw})
-    return pd.DataFrame(rows, columns=["attribute", "balanced_accuracy", "std", "chance", "raw", "n_groups", "note",
-                                       "reading", "vs_raw"])
+                     "low": number(interval[0]), "high": number(interval[1]), "chance": number(chance),
+                     "raw": number(raw), "without": number(without), "without_low": number(without_interval[0]),
+                     "without_high": number(without_interval[1]),
+                     "n_dropped": probe.get("raw_features_without_attribute_n_dropped"),
+                     "n_groups": probe.get("n_groups"), "note": probe.get("note") or "", "reading": reading,
+                     "without_reading": without_reading, "vs_raw": vs_raw})
+    return pd.DataFrame(rows, columns=["attribute", "balanced_accuracy", "std", "low", "high", "chance", "raw",
+                                       "without", "without_low", "without_high", "n_dropped", "n_groups", "note",
+                                       "reading", "without_reading", "vs_raw"])
+
+
+def _probe_reading(readable: bool | None, near_chance_by_std: bool) -> str:
+    """"readable" / "about chance" from the stored fold-interval verdict (core.audit.representation.
+    probe_reads_attribute); runs stored before it fall back to the 2-std rule."""
+    if readable is None:
+        return "about chance" if near_chance_by_std else "readable"
+    return "readable" if readable else "about chance"

@@ -17,6 +17,7 @@ import sklearn
 import torch
 
 from core import __version__
+from core.audit.representation import beside_raw_features
 from core.data.proxies import find_proxies
 from core.data.study import Study
 from core.learning.pretrain import PretrainResult
@@ -28,9 +29,7 @@ def model_entry(model, result: dict, raw_leakage: dict[str, dict], group_order: 
     leakage probe set beside the same probe on the raw features."""
     fairness, representation = result["fairness"], result["representation"]
     for attribute, probe in representation["leakage"].items():
-        raw = raw_leakage[attribute]
-        representation["leakage"][attribute] = {**probe, "raw_features_balanced_accuracy": raw["balanced_accuracy"],
-                                                "raw_features_std": raw["std"]}
+        representation["leakage"][attribute] = beside_raw_features(probe, raw_leakage[attribute])
     entry = {"name": model.name, "pretraining": model.pretraining, "strategy": model.strategy,
              "n_trainable_params": model.n_trainable_params,
              "overall": fairness["overall"], "groups": in_natural_order(fairness["groups"], group_order),

@@ -30,6 +30,7 @@ class AuditConfig:
     positive: str | None = None
     features: list[str] | None = None
     include_pii: bool = False
+    unaware: bool = False  # sensitive attributes kept out of the features (DatasetSpec.unaware)
     method: str = "scarf"
     strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
     label_fraction: float = 1.0
@@ -77,7 +78,8 @@ class AuditConfig:
 
         return DatasetSpec(target=self.target, sensitive=tuple(self.sensitive), positive_label=self.positive,
                            features=None if self.features is None else tuple(self.features),
-                           include_pii=self.include_pii, min_group_size=self.min_group_size)
+                           include_pii=self.include_pii, min_group_size=self.min_group_size,
+                           unaware=self.unaware)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

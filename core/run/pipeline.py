@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from core.audit.per_model import ModelTask, audit_model
-from core.audit.representation import attribute_leakage, warm_up_umap
+from core.audit.representation import raw_feature_leakage, warm_up_umap
 from core.data.source import DataSource, open_source
 from core.data.study import Study
 from core.errors import Cancelled
@@ -224,7 +224,9 @@ def audit_models(config: AuditConfig, study: Study, models: list, pretrained, ou
     embeddings = {m.name: m.embed(X[test]) for m in models}
     strata = groups_test.astype(str).agg(INTERSECTION.join, axis=1).to_numpy()
     # The models' audits and the raw-feature leakage probes are independent tasks: run on every core.
-    futures = [workers.submit(attribute_leakage, X[test], groups_test[attribute], random_state=config.seed)
+    # The raw features are probed with and without the attribute's own encoded columns.
+    futures = [workers.submit(raw_feature_leakage, X[test], groups_test[attribute],
+                              study.encoder.column_slices_.get(attribute), random_state=config.seed)
                for attribute in groups_test.columns]
     futures += [workers.submit(audit_model, ModelTask(
         name=m.name, y_true=y_test, y_pred=preds[m.name], y_score=scores[m.name], groups=groups_test,

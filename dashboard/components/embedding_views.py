@@ -65,7 +65,9 @@ def map_column(res: RunResults, run_id: str, root: str, model: str, colour_by: s
 
 
 def leakage_words(res: RunResults, model: str) -> None:
-    """Leakage of each sensitive attribute from this model's representation, in plain words."""
+    """Leakage of each sensitive attribute from this model's representation, in plain words:
+    "a linear probe can / cannot read it", with its interval over the probe's 5 folds, beside
+    the raw features with and without the attribute's own columns."""
     table = core_results.leakage_table(res.report, model)
     features = set(res.report["study"].get("features") or [])
     lines = []
@@ -74,14 +76,35 @@ def leakage_words(res: RunResults, model: str) -> None:
         if row["reading"] == "undefined":
             lines.append(f"**{attribute}**: cannot be measured ({md(row['note'])}).")
             continue
-        reading = ("no better than guessing: the representation hides it" if row["reading"] == "about chance"
-                   else "better than guessing: the representation carries it")
-        raw = "" if row["vs_raw"] is None or (isinstance(row["raw"], float) and math.isnan(row["raw"])) else (
+        reading = ("a linear probe **can read it** from the representation" if row["reading"] == "readable"
+                   else "a linear probe **cannot read it** from the representation (no better than guessing)")
+        raw = "" if row["vs_raw"] is None or _missing(row["raw"]) else (
             f" The same probe on the raw features scores {fmt_pct(row['raw'], 0)}, so the model carries "
             + {"less": "**less** of it than the data itself.", "more": "**more** of it than the data itself.",
                "similar": "about as much of it as the data itself."}[row["vs_raw"]])
-        feature = (" It is itself one of the model's features." if row["attribute"] in features else "")
-        lines.append(f"**{attribute}**: read back with balanced accuracy {fmt_pct(row['balanced_accuracy'], 0)} "
-                     f"(chance: {fmt_pct(row['chance'], 0)}), {reading}.{raw}{feature}")
-    st.markdown("**Leakage**: how well a simple probe reads each attribute from the representation.\n\n"
+        feature = (" It is itself one of the model's features." if row["attribute"] in features else
+                   " It is not one of the model's features, so whatever the probe reads came through other columns.")
+        lines.append(f"**{attribute}**: {reading}: balanced accuracy {fmt_pct(row['balanced_accuracy'], 0)}"
+                     f"{_fold_interval(row['low'], row['high'])}, chance {fmt_pct(row['chance'], 0)}.{raw}{feature}"
+                     f"{_proxies_words(row, attribute)}")
+    st.markdown("**Leakage**: can a simple (linear) probe read each attribute from the representation? "
+                "Intervals are 95% t-intervals over the probe's 5 folds.\n\n"
                 + "\n".join(f"- {line}" for line in lines))
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _fold_interval(low, high) -> str:
+    return "" if _missing(low) or _missing(high) else f" ({fmt_pct(low, 0)} to {fmt_pct(high, 0)} over the folds)"
+
+
+def _proxies_words(row: dict, attribute: str) -> str:
+    """What the other columns alone reveal: the raw-feature probe without the attribute's own columns."""
+    if row["without_reading"] == "undefined" or not row["n_dropped"]:
+        return ""
+    can = "can" if row["without_reading"] == "readable" else "cannot"
+    return (f" Without {attribute}'s own columns, the other features (its proxies) score "
+            f"{fmt_pct(row['without'], 0)}{_fold_interval(row['without_low'], row['without_high'])}: "
+            f"a linear probe {can} read it from them.")

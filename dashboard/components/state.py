@@ -49,7 +49,7 @@ KEPT_KEYS = [
     *DATA_FORM_KEYS,
     # Train page settings (components/train_views.py)
     "train_method", "train_size", "train_epochs", "train_finetune_epochs", "train_label_pct", "train_strategies",
-    "train_n_boot",
+    "train_n_boot", "train_unaware", "train_replicates",
     # the result pages' choices
     RUN_KEY, "embed_colour", "embed_model", "fair_partition", "fair_model", "fair_gap", "compare_attribute",
     "compare_gap", "review_author",

@@ -91,6 +91,7 @@ def settings_form(ws: Workspace, study: StudyRecord) -> None:
     state = st.session_state
     for key, value in PRESETS["quick"].items():  # first visit, or a key Streamlit dropped on another page
         state.setdefault(key, list(value) if isinstance(value, list) else value)
+    state.setdefault("train_unaware", False)  # a choice about the study, not an effort: in no preset
     preset = preset_of(state)
     cells = st.columns([1, 1, 3], vertical_alignment="center")
     for cell, name in zip(cells, PRESETS):
@@ -123,6 +124,11 @@ def settings_form(ws: Workspace, study: StudyRecord) -> None:
             st.caption("; ".join(STRATEGY_WORDS[s] for s in chosen) + ".")
         st.select_slider("Bootstrap resamples (for the confidence intervals)", N_BOOT_CHOICES, key="train_n_boot",
                          help="More resamples give steadier intervals and take a little longer.")
+        st.checkbox("Unaware training", key="train_unaware",
+                    help="The models do not get the sensitive attributes as inputs; the audit still compares "
+                         "their groups.")
+        st.caption("Unaware: the sensitive attributes are not given to the models, so the Embeddings page can show "
+                   "whether their representations still carry them through other columns.")
     st.caption(f"Expected time: {expected_time(preset, study['settings'].get('rows'))}. "
                "A supervised baseline is always trained as well. Training runs in the background: you can use "
                "the other pages, or close the browser, meanwhile.")
@@ -172,7 +178,7 @@ def build_config(ws: Workspace, study: StudyRecord) -> AuditConfig:
         method=state["train_method"], strategies=list(state["train_strategies"]),
         label_fraction=state["train_label_pct"] / 100, epochs=int(state["train_epochs"]),
         finetune_epochs=int(state["train_finetune_epochs"]), encoder=dict(ENCODER_SIZES[state["train_size"]]),
-        n_boot=int(state["train_n_boot"]))
+        n_boot=int(state["train_n_boot"]), unaware=bool(state.get("train_unaware", False)))
     config.validate()
     return config
 

@@ -105,6 +105,18 @@ def test_full_preset_and_a_second_job_queues_behind_the_first(make_app, workspac
     assert list(table["Status"]) == ["waiting in the queue"] * 2
 
 
+def test_unaware_training_is_a_checkbox_outside_the_presets_and_reaches_the_config(make_app, workspace,
+                                                                                     worker_calls):
+    app = open_train(make_app)
+    assert app.checkbox(key="train_unaware").value is False
+    assert any(c.value.startswith("Unaware: the sensitive attributes are not given to the models") for c in app.caption)
+    app.checkbox(key="train_unaware").check().run()
+    assert preset_shown(app) == "Quick run"  # a choice about the study, not a preset's effort
+    app.button(key="train_start").click().run()
+    assert not app.exception and not errors(app)
+    assert Workspace(workspace).list_runs(kind="audit")[0]["config"]["unaware"] is True
+
+
 def test_the_preset_follows_the_settings_and_a_preset_button_resets_them(make_app, worker_calls):
     app = open_train(make_app)
     app.number_input(key="train_epochs").set_value(7).run()

@@ -14,13 +14,18 @@ import pytest  # noqa: E402
 
 from core.audit.representation import (  # noqa: E402
     attribute_leakage,
+    beside_raw_features,
     exact_neighbours,
+    fold_interval,
     knn_accuracy_by_group,
     linear_cka,
     per_group_cka,
+    probe_reads_attribute,
     project_umap,
+    raw_feature_leakage,
     stratified_subsample,
 )
+from core.data.features import TabularEncoder  # noqa: E402
 from core.errors import InputError  # noqa: E402
 
 
@@ -96,6 +101,76 @@ def test_one_group_gives_undefined_leakage():
     result = attribute_leakage(np.zeros((50, 3)), np.array(["x"] * 50))
     assert result["balanced_accuracy"] is None and result["chance"] is None
     assert "undefined" in result["note"]
+    assert result["interval"] is None and result["readable"] is None
+
+
+def test_fold_interval_by_hand():
+    """Scores 0.6, 0.7, 0.8, 0.7, 0.7: mean 0.7, sample sd sqrt(0.02 / 4) = 0.070711,
+    t(0.975, 4) = 2.776445, half-width 2.776445 * 0.070711 / sqrt(5) = 0.087798."""
+    low, high = fold_interval([0.6, 0.7, 0.8, 0.7, 0.7])
+    assert (low, high) == (pytest.approx(0.7 - 0.087798, abs=1e-6), pytest.approx(0.7 + 0.087798, abs=1e-6))
+    assert fold_interval([0.5]) is None
+    assert probe_reads_attribute({"interval": [low, high], "chance": 0.5}) is True
+    assert probe_reads_attribute({"interval": [0.45, 0.6], "chance": 0.5}) is False
+    assert probe_reads_attribute({"interval": None, "chance": 0.5}) is None
+
+
+def _planted_table(n: int, seed: int, proxy_strength: float | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """A table with the attribute itself as a column, two noise columns and, unless
+    `proxy_strength` is None, a numeric proxy: the attribute's 0/1 code times the strength plus noise."""
+    rng = np.random.default_rng(seed)
+    sex = rng.choice(["F", "M"], size=n, p=[0.4, 0.6])
+    frame = pd.DataFrame({"sex": sex, "noise_a": rng.normal(size=n),
+                          "noise_b": rng.choice(["x", "y", "z"], size=n)})
+    if proxy_strength is not None:
+        frame["proxy"] = proxy_strength * (sex == "F") + rng.normal(size=n)
+    return frame, sex.astype(object)
+
+
+def _encoded(frame: pd.DataFrame) -> TabularEncoder:
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+    return TabularEncoder(numeric=numeric, categorical=[c for c in frame.columns if c not in numeric]).fit(frame)
+
+
+def test_a_proxy_is_read_by_the_probe_without_the_attributes_own_columns():
+    frame, sex = _planted_table(1000, 0, proxy_strength=2.0)
+    encoder = _encoded(frame)
+    own = encoder.column_slices_["sex"]
+    assert own.stop - own.start == 2  # the one-hot block F, M
+    result = raw_feature_leakage(encoder.transform(frame), sex, own)
+    everything, without = result["all"], result["without_attribute"]
+    assert everything["balanced_accuracy"] > 0.99 and everything["readable"] is True  # the column itself
+    assert without["n_dropped"] == 2
+    # The proxy alone: N(2, 1) vs N(0, 1) separates at Phi(1) = 0.84 balanced accuracy.
+    assert 0.78 < without["balanced_accuracy"] < 0.9
+    assert without["readable"] is True and without["interval"][0] > 0.5
+    entry = beside_raw_features({"balanced_accuracy": 0.6}, result)
+    assert entry["raw_features_without_attribute_balanced_accuracy"] == without["balanced_accuracy"]
+    assert entry["raw_features_without_attribute_interval"] == without["interval"]
+    assert entry["raw_features_balanced_accuracy"] == everything["balanced_accuracy"]
+    assert entry["raw_features_without_attribute_n_dropped"] == 2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_without_a_proxy_the_probe_without_the_attribute_reads_chance(seed):
+    frame, sex = _planted_table(1000, seed, proxy_strength=None)
+    encoder = _encoded(frame)
+    result = raw_feature_leakage(encoder.transform(frame), sex, encoder.column_slices_["sex"], random_state=seed)
+    assert result["all"]["balanced_accuracy"] > 0.99
+    without = result["without_attribute"]
+    assert abs(without["balanced_accuracy"] - 0.5) < 0.06  # 4 standard errors (0.5 / sqrt(1000) = 0.016)
+    assert without["readable"] is False  # "a linear probe cannot read it"
+
+
+def test_an_attribute_that_is_no_feature_drops_nothing():
+    frame, sex = _planted_table(400, 3, proxy_strength=2.0)
+    frame = frame.drop(columns="sex")  # unaware: the attribute is not among the features
+    encoder = _encoded(frame)
+    result = raw_feature_leakage(encoder.transform(frame), sex, encoder.column_slices_.get("sex"))
+    assert result["without_attribute"]["n_dropped"] == 0
+    assert result["without_attribute"]["balanced_accuracy"] == result["all"]["balanced_accuracy"]
+    only = raw_feature_leakage(encoder.transform(frame)[:, :1], sex, [0])  # the only column dropped
+    assert only["without_attribute"]["balanced_accuracy"] is None and only["without_attribute"]["note"]
 
 
 def test_leakage_rejects_mismatched_rows():

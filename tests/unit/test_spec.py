@@ -122,6 +122,46 @@ def test_pii_is_excluded_unless_opted_in():
 def test_spec_round_trips_through_dict():
     spec = DatasetSpec("income", ("sex", "race"), "high", ("age",), {"age": (30.0,)}, True, 20)
     assert DatasetSpec.from_dict(spec.to_dict()) == spec
+    unaware = DatasetSpec("income", ("sex",), unaware=True)
+    assert DatasetSpec.from_dict(unaware.to_dict()) == unaware
+    stored_before = {k: v for k, v in spec.to_dict().items() if k != "unaware"}
+    assert DatasetSpec.from_dict(stored_before).unaware is False  # studies stored before it were aware
+
+
+def test_unaware_training_keeps_every_sensitive_attribute_out_of_the_features():
+    data = prepare(table(), DatasetSpec("income", ("sex", "age"), positive_label="high", unaware=True))
+    assert data.features == ["race", "job", "hours"]  # age, the numeric one audited in bins, is out too
+    assert list(data.groups.columns) == ["sex", "age"]  # the audit still compares their groups
+    assert any("'sex' left out of features: unaware training" in n for n in data.notes)
+    listed = prepare(table(), DatasetSpec("income", ("sex",), positive_label="high", features=("sex", "job"),
+                                          unaware=True))
+    assert listed.features == ["job"]  # even when the feature list names it
+
+
+def test_an_unaware_audit_runs_and_its_encoder_has_none_of_the_attributes(tmp_path):
+    from core.data.source import open_source  # here: the audit's imports (torch) only for this test
+    from core.data.study import Study
+    from core.run.config import AuditConfig
+    from core.run.pipeline import run_audit
+
+    # from_dict: the replicate count is set to 1 where the config has one (one training run is enough here).
+    config = AuditConfig.from_dict(dict(
+        data="german", target="credit", sensitive=["sex", "age"], positive="good", epochs=1, finetune_epochs=2,
+        n_boot=20, strategies=["linear"], umap=False, workers=1, unaware=True, replicates=1,
+        encoder={"hidden_dim": 16, "depth": 2, "embed_dim": 8}))
+    study = Study.create(open_source("german"), config.spec(), seed=0)
+    assert not {"sex", "age"} & set(study.encoder.columns_)
+    assert not [name for name in study.encoder.feature_names_ if name.startswith(("sex", "age"))]
+    report = run_audit(config, tmp_path)
+    assert report["config"]["unaware"] is True
+    assert not {"sex", "age"} & set(report["study"]["features"])
+    assert report["study"]["n_encoded_features"] == study.encoder.n_features_out_
+    for model in report["models"]:
+        for attribute in ("sex", "age"):
+            probe = model["representation"]["leakage"][attribute]
+            assert probe["raw_features_without_attribute_n_dropped"] == 0  # nothing of its own to drop
+            assert probe["raw_features_without_attribute_balanced_accuracy"] == probe["raw_features_balanced_accuracy"]
+            assert probe["interval"] is not None and probe["readable"] in (True, False)
 
 
 def test_suggest_sensitive():
