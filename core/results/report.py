@@ -32,7 +32,8 @@ from core.results.figures import (UMAP_MAX_POINTS, gap_figure, leakage_figure, l
                                   umap_figure)
 from core.results.formatting import ci_includes_zero, ci_label, fmt_ci, fmt_int, fmt_num, fmt_pct, is_number
 from core.results.palette import model_colours
-from core.results.summary import degeneracy, summarize
+from core.results.quality import quality_of
+from core.results.summary import summarize
 from core.results.folder import HTML_REPORT, ModelView, ReportView, load_embeddings, section
 from core.vocabulary import METRIC_NAMES, NOT_AVAILABLE, UNDEFINED_WHY
 
@@ -82,19 +83,8 @@ def _model_rows(view: ReportView, colours: dict[str, str]) -> list[dict]:
                      "roc_auc": _cell(overall.get("roc_auc"), ci.get("roc_auc"), why=_undefined("roc_auc")),
                      "selection_rate": _cell(overall.get("selection_rate"), ci.get("selection_rate"), pct=True),
                      "worst": _cell(worst[0], worst[1], pct=True) if worst else _cell(None),
-                     "worst_group": worst[2] if worst else "", "degenerate": _one_label(model)})
+                     "worst_group": worst[2] if worst else "", "degenerate": quality_of(view, model)["badge"]})
     return rows
-
-
-def _one_label(model: ModelView) -> str:
-    """Badge text for a model that predicts (nearly) one label, else ""."""
-    kind = degeneracy(model)
-    if kind is None:
-        return ""
-    if kind in ("all", "none"):
-        return "one label for every row"
-    rate = model.overall["selection_rate"]
-    return f"one label for {fmt_pct(max(rate, 1 - rate))} of rows"
 
 
 def _delta(model: ModelView, partition: str, gap: str) -> dict | None:
@@ -273,7 +263,9 @@ def render_html(report: dict, *, embeddings: pd.DataFrame | None = None, notes: 
         "data_warnings": [str(w) for w in view.warnings],
         "generated": generated.strftime("%Y-%m-%d %H:%M UTC"),
         "plotly_js": Markup(get_plotlyjs()), "fmt_pct": fmt_pct, "fmt_num": fmt_num, "fmt_int": fmt_int,
-        "min_group_size": view.min_group_size,
+        "min_group_size": view.min_group_size, "min_class_rows": view.config.get("min_class_rows", 10),
+        # a model no better than chance (core.results.quality) is flagged wherever its numbers are shown
+        "flags": {m.name: quality_of(view, m)["badge"] for m in view.models},
     }
     return _environment().get_template("report.html.j2").render(**context)
 

@@ -12,9 +12,11 @@ order; the HTML report and the dashboard draw the same list. Rules (docs/report.
 - Every SSL model is compared with the supervised baseline on that same gap with the paired
   bootstrap (`compared_with_supervised`): "narrowed" / "widened" only when the interval of
   the difference excludes 0, otherwise "no clear difference".
-- A model whose overall selection rate is 0 or 1 (or within `NEAR_DEGENERATE` of it) is
-  flagged: its gaps in selection rate are 0 by construction, which is not fairness. So is a
-  model whose balanced accuracy is not clearly above chance (interval reaching 0.5).
+- A model that predicts one label for nearly every row, or whose balanced accuracy is near
+  chance, is flagged (core.results.quality.model_quality): its gaps are small for the wrong
+  reason, so they are never the headline finding, and its comparisons carry a caution. A model
+  whose balanced-accuracy interval reaches 0.5 gets the "not clearly better than guessing"
+  warning too (but may still headline).
 - Numbers are rounded for reading (rates as percentages with one decimal, gaps with two
   decimals, three when two would show 0.00); exact values stay in report.json. Undefined
   values read "n/a", never 0.
@@ -26,9 +28,10 @@ from typing import Any
 
 from core.results.formatting import ci_includes_zero, ci_label, fmt_ci, fmt_int, fmt_num, fmt_pct, is_number
 from core.results.folder import ModelView, ReportView, section
+from core.results.quality import ONE_LABEL_SHARE, guessing_text
+from core.results.quality import quality_of as quality
 from core.vocabulary import GAP_NAMES, HEADLINE_GAPS, METRIC_NAMES
 
-NEAR_DEGENERATE = 0.02  # selection rate within 2 points of 0 or 1: the model barely tells rows apart
 UNTRUSTED_EXCLUDED = 0.05  # more undefined bootstrap replicates than this share: interval unreliable
 
 
@@ -47,23 +50,6 @@ def positive_label(view: ReportView) -> str:
     return f"\u201c{label}\u201d" if label not in (None, "") else "the positive label"
 
 
-def degeneracy(model: ModelView) -> str | None:
-    """"all" / "none" when the model predicts the positive label for every / no row,
-    "nearly all" / "nearly none" within NEAR_DEGENERATE of that, else None."""
-    rate = model.overall.get("selection_rate")
-    if not is_number(rate):
-        return None
-    if rate >= 1:
-        return "all"
-    if rate <= 0:
-        return "none"
-    if rate >= 1 - NEAR_DEGENERATE:
-        return "nearly all"
-    if rate <= NEAR_DEGENERATE:
-        return "nearly none"
-    return None
-
-
 def _rate_gloss(metric: str, positive: str) -> str:
     return {"tpr": f"the share of rows truly {positive} that the model predicts {positive}",
             "fpr": f"the share of rows truly not {positive} that the model predicts {positive}",
@@ -72,17 +58,6 @@ def _rate_gloss(metric: str, positive: str) -> str:
 
 def quote(group: Any) -> str:
     return f"\u201c{group}\u201d"
-
-
-def _share(model: ModelView) -> str:
-    """"every one of the 200 test rows" / "99.5% of the 200 test rows" / "none of ..."."""
-    overall = model.overall
-    rate, n = overall.get("selection_rate"), fmt_int(overall.get("n"))
-    if rate == 1:
-        return f"every one of the {n} test rows"
-    if rate == 0:
-        return f"none of the {n} test rows"
-    return f"{fmt_pct(rate)} of the {n} test rows"
 
 
 def _group_n(model: ModelView, partition: str, group: str | None) -> str:
@@ -97,12 +72,29 @@ def _item(level: str, topic: str, text: str, **extra: Any) -> dict:
     return {"level": level, "topic": topic, "text": text, **extra}
 
 
+ONE_RUN_NOTICE = ("Each model was trained once: every verdict here covers one training run only, and training "
+                  "again with another seed may change it. An audit with 5 replicates (the Full run, or "
+                  "`equiscope audit --replicates 5`) gives verdicts that cover training randomness too.")
+
+
+def replicates_notice(view: ReportView) -> dict:
+    """How many trainings the verdicts cover: a warning when one (ONE_RUN_NOTICE), else a note."""
+    if view.one_training_run:
+        return _item("warning", "replicates", ONE_RUN_NOTICE, replicates=1)
+    return _item("info", "replicates", f"Each model was trained {view.replicates} times with different seeds: the "
+                                       "verdicts cover training randomness as well as the test rows; the numbers "
+                                       "shown per group are the first training's.", replicates=view.replicates)
+
+
 # -- the summary -------------------------------------------------------------------------------
 def largest_gap(view: ReportView, partitions: list[str] | None = None) -> dict | None:
-    """The largest headline gap over `partitions` (default: single attributes) and models:
+    """The largest headline gap over `partitions` (default: single attributes) and the models not
+    flagged by `quality` (a model no better than chance is never the headline):
     {"model" (a ModelView), "attribute", "gap", "value"}; first in model, attribute, gap order on a tie."""
     best = None
     for model in view.models:
+        if quality(view, model)["flag"] is not None:
+            continue
         for partition in partitions if partitions is not None else view.sensitive:
             gaps = model.gaps(partition)
             for gap in HEADLINE_GAPS:
@@ -164,10 +156,9 @@ def _comparison(view: ReportView, model: ModelView, attribute: str, gap: str) ->
     if is_number(n_boot) and n_boot > 0 and excluded > UNTRUSTED_EXCLUDED * n_boot:
         text += (f" {excluded} of {n_boot} bootstrap resamples left the gap undefined, so treat this "
                  f"interval with caution.")
-    kind = degeneracy(model)
-    if kind is not None:
-        text += (f" Caution: {name} predicts {positive_label(view)} for {_share(model)}, so its "
-                 f"small gap says little about fair treatment.")
+    flag = quality(view, model)
+    if flag["flag"] is not None:
+        text += f" Caution: {name} {flag['badge']}, so its small gap says little about fair treatment."
     return _item(level, "ssl_vs_supervised", text, model=name, attribute=attribute, gap=gap,
                  direction=verb)
 
@@ -182,11 +173,11 @@ def _tally(view: ReportView, comparisons: list[dict], found: dict) -> dict:
             f"{widened} widened it and {unclear} show{'s' if unclear == 1 else ''} no clear difference "
             f"(paired bootstrap on the same test rows).")
     by_name = {m.name: m for m in view.models}
-    trivial = [c["model"] for c in comparisons
-               if c.get("direction") == "narrowed" and degeneracy(by_name.get(c["model"], ModelView({}))) is not None]
+    trivial = [c["model"] for c in comparisons if c.get("direction") == "narrowed"
+               and quality(view, by_name.get(c["model"], ModelView({})))["flag"] == "one-label"]
     if trivial:
         text += (f" {len(trivial)} of those that narrowed it ({', '.join(trivial)}) predict{'s' if len(trivial) == 1 else ''} "
-                 f"the same label for at least {fmt_pct(1 - NEAR_DEGENERATE, 0)} of the rows, which narrows "
+                 f"the same label for at least {fmt_pct(ONE_LABEL_SHARE, 0)} of the rows, which narrows "
                  f"gaps trivially.")
     return _item("finding" if narrowed or widened else "info", "ssl_tally", text, narrowed=narrowed,
                  widened=widened, unclear=unclear)
@@ -209,42 +200,32 @@ def _worst_group(view: ReportView, model: ModelView) -> dict | None:
     overall = model.overall.get("accuracy")
     text = (f"{model.name}: accuracy {fmt_pct(overall)} overall; lowest for {attribute} {quote(group)}: "
             f"{fmt_pct(value)} ({ci_label(view.confidence)} {fmt_ci(ci, fmt_pct)}{n}{small}).")
+    flag = quality(view, model)
+    if flag["flag"] is not None:
+        text += f" Caution: {model.name} {flag['badge']}."
     return _item("info", "worst_group", text, model=model.name, attribute=attribute, group=group, value=value)
 
 
 def _degenerate(view: ReportView, model: ModelView) -> dict | None:
-    kind = degeneracy(model)
-    if kind is None:
+    flag = quality(view, model)
+    if flag["flag"] != "one-label":
         return None
-    positive = positive_label(view)
-    balanced = fmt_num(model.overall.get("balanced_accuracy"))
-    text = (f"{model.name} predicts {positive} for {_share(model)} (balanced accuracy {balanced}; "
-            f"0.50 is chance).")
-    if kind in ("all", "none"):
-        text += (" Its selection-rate gaps are 0 by construction: it treats everyone alike because it tells "
-                 "no one apart. That is not fairness in any useful sense; do not choose it for its small gaps.")
-    else:
-        text += (f" Gaps close to 0 are then expected whatever the groups (it is within "
-                 f"{fmt_pct(NEAR_DEGENERATE, 0)} of predicting the same label for everyone), so they say "
-                 f"little about fair treatment.")
-    return _item("warning", "degenerate_model", text, model=model.name)
+    return _item("warning", "degenerate_model", flag["text"], model=model.name)
 
 
 def _chance_level(view: ReportView, model: ModelView) -> dict | None:
-    """A model (not already flagged as one-label) whose balanced accuracy is not clearly above 0.5."""
-    if degeneracy(model) is not None:
+    """A model (not already flagged as one-label) near chance, or whose balanced accuracy is not
+    clearly above 0.5 (its interval reaches it)."""
+    flag = quality(view, model)["flag"]
+    if flag == "one-label":
         return None
     value, ci = model.overall.get("balanced_accuracy"), model.overall_ci.get("balanced_accuracy")
     if not is_number(value):
         return None
     lower = ci[0] if ci and len(ci) == 2 and is_number(ci[0]) else value
-    if lower > 0.5:
+    if flag is None and lower > 0.5:
         return None
-    interval = f" ({ci_label(view.confidence)} {fmt_ci(ci)})" if ci else ""
-    return _item("warning", "chance_model",
-                 f"{model.name} is not clearly better than guessing: balanced accuracy {fmt_num(value)}{interval}, "
-                 f"where 0.50 is chance, so its gaps say little about fair treatment.",
-                 model=model.name)
+    return _item("warning", "chance_model", guessing_text(model.entry, view.confidence), model=model.name)
 
 
 def _intersection_finding(view: ReportView) -> dict | None:
@@ -351,17 +332,25 @@ def summarize(report: dict) -> list[dict]:
     view = ReportView(report)
     items: list[dict] = []
     found = largest_gap(view)
-    if found is None:
+    left_out = [m.name for m in view.models if quality(view, m)["flag"] is not None]
+    aside = (f" Left out of this headline as no better than chance: {', '.join(left_out)} (see the warnings)."
+             if left_out else "")
+    if found is None and left_out and len(left_out) == len(view.models):
+        items.append(_item("info", "largest_gap", f"No gap is a headline finding: every model predicts one label "
+                                                  f"or is no better than chance ({', '.join(left_out)}), so their "
+                                                  f"gaps say little about fair treatment (see the warnings)."))
+    elif found is None:
         items.append(_item("info", "largest_gap", "No equalized-odds or demographic-parity gap could be computed "
                                                   "(each needs two groups with the rate defined)."))
     else:
-        items.append(_item("finding", "largest_gap", _describe_gap(view, found), model=found["model"].name,
+        items.append(_item("finding", "largest_gap", _describe_gap(view, found) + aside, model=found["model"].name,
                            attribute=found["attribute"], gap=found["gap"], value=found["value"]))
         comparisons = [c for c in (_comparison(view, m, found["attribute"], found["gap"]) for m in view.ssl_models)
                        if c is not None]
         if comparisons:
             items.append(_tally(view, comparisons, found))
         items += comparisons
+    items.append(replicates_notice(view))
     items += [item for item in (_degenerate(view, m) for m in view.models) if item is not None]
     items += [item for item in (_chance_level(view, m) for m in view.models) if item is not None]
     items += [item for item in (_worst_group(view, m) for m in view.models) if item is not None]
