@@ -32,6 +32,7 @@ from core.audit.metrics import (
     used_groups,
     wilson_interval,
 )
+from core.audit.gap_test import chance_entry, chance_p_values
 from core.audit.resampling import (
     check_settings,
     group_replicates,
@@ -374,6 +375,9 @@ def partition_summary(y: np.ndarray, p: np.ndarray, s: np.ndarray | None, part: 
                                 for m in ("tpr", "fpr")}
     entry["small_groups"] = [labels[g] for g in np.flatnonzero(small)]
     entry["all_groups"] = {k: num(all_gaps[k]) for k in GAPS}
+    # "the groups differ": a permutation test of each gap (its own stream: the intervals stay)
+    entry["chance"] = chance_entry(chance_p_values(counts, used, gaps, n_boot,
+                                                   stream(random_state, f"{part.key} (chance)")), confidence)
     entry["ci"], entry["ci_excluded"] = {}, {}
     for k in GAPS:
         lo, hi, ex = gap_ci[k]
