@@ -85,7 +85,7 @@ def leakage_words(res: RunResults, model: str) -> None:
         feature = (" It is itself one of the model's features." if row["attribute"] in features else
                    " It is not one of the model's features, so whatever the probe reads came through other columns.")
         lines.append(f"**{attribute}**: {reading}: balanced accuracy {fmt_pct(row['balanced_accuracy'], 0)}"
-                     f"{_fold_interval(row['low'], row['high'])}, chance {fmt_pct(row['chance'], 0)}.{raw}{feature}"
+                     f"{_fold_interval(row['low'], row['high'])} (chance: {fmt_pct(row['chance'], 0)}).{raw}{feature}"
                      f"{_proxies_words(row, attribute)}")
     st.markdown("**Leakage**: can a simple (linear) probe read each attribute from the representation? "
                 "Intervals are 95% t-intervals over the probe's 5 folds.\n\n"
