@@ -1,7 +1,7 @@
 """A small real audit run, built once per test session and shared by the result tests.
 
 `build(tmp_path_factory)` runs `run_audit` on German credit with tiny settings (1 pretraining
-epoch, 2 fine-tuning epochs, 50 resamples, linear + bn-stats + supervised, UMAP on): about a
+epoch, 2 fine-tuning epochs, 50 resamples, linear + bn-stats + supervised, UMAP on, one replicate): about a
 minute on a loaded 2-core machine. `install(ws, study_id, artifact)` copies it into a
 workspace as a finished run, as the job worker would have left it.
 """
@@ -24,7 +24,7 @@ def build(tmp_path_factory) -> Path:
         card = load_card("german")
         config = AuditConfig(data="german", target=card.target, sensitive=list(card.sensitive),
                              positive=str(card.positive_label), epochs=1, finetune_epochs=2, n_boot=50,
-                             strategies=["linear", "bn-stats"], umap=True)
+                             strategies=["linear", "bn-stats"], umap=True, replicates=1)
         out = tmp_path_factory.mktemp("german-run")
         run_audit(config, out)
         _BUILT["german"] = out

@@ -49,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default %(default)s)")
     parser.add_argument("--n-boot", type=int, default=default["n_boot"],
                         help="bootstrap resamples for CIs (default %(default)s)")
+    parser.add_argument("--replicates", type=int, default=default["replicates"],
+                        help="independent trainings of every model, each with its own seed derived from --seed; "
+                             "verdicts then cover training randomness too. 1 is a first look whose verdicts cover "
+                             "one training run only (default %(default)s)")
     parser.add_argument("--seed", type=int, default=default["seed"])
     add_threads_argument(parser)
     parser.add_argument("--no-umap", action="store_true", help="skip the UMAP projections")
@@ -70,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
                          method=args.method, strategies=[s.strip() for s in args.strategies.split(",") if s.strip()],
                          label_fraction=args.label_fraction, epochs=args.epochs, finetune_epochs=args.finetune_epochs,
                          finetune_patience=args.finetune_patience, pretrain_patience=args.pretrain_patience,
-                         n_boot=args.n_boot, seed=args.seed, umap=not args.no_umap, include_pii=args.include_pii,
+                         n_boot=args.n_boot, seed=args.seed, replicates=args.replicates, umap=not args.no_umap,
+                         include_pii=args.include_pii,
                          unaware=args.unaware, threads=args.threads)
     config.validate()
     if args.n_boot < 0:
@@ -120,6 +125,7 @@ def _remove_stale_partials(out: Path) -> None:
 
 def _print_summary(report: dict, out: Path) -> None:
     from core.results.folder import HTML_REPORT, PREDICTIONS, REPORT, ReportView  # here: pandas, not for --help
+    from core.results.summary import ONE_RUN_NOTICE
 
     view = ReportView(report)
     first = view.sensitive[0]
@@ -130,5 +136,7 @@ def _print_summary(report: dict, out: Path) -> None:
                      f"{gap['equalized_odds_difference']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")])
     print(text_table(rows, ["model", "accuracy", f"worst group ({first})", f"equalized odds gap ({first}) [95% CI]"],
                      indent=""))
+    if view.one_training_run:
+        print(f"\n{ONE_RUN_NOTICE}", file=sys.stderr)
     print(f"\nWrote {out}/{REPORT}, {PREDICTIONS}" +
           (f", {HTML_REPORT}" if (out / HTML_REPORT).exists() else ""), file=sys.stderr)

@@ -12,7 +12,7 @@ validation or test rows' labels — and never test rows at all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -90,6 +90,17 @@ def make_split(y: np.ndarray, groups: pd.DataFrame, *, test_size: float = 0.2,
                  unlabelled=np.flatnonzero(np.isnan(y)).astype(np.int64),
                  labelled_train=labelled_train, label_fraction=float(label_fraction), seed=seed,
                  test_size=test_size, validation_size=validation_size)
+
+
+def redraw_labelled_train(split: Split, y: np.ndarray, groups: pd.DataFrame, *, seed: int) -> Split:
+    """The same split with `labelled_train` drawn again from train with `seed` (same fraction,
+    same strata): each training replicate of an audit sees its own labelled subsample, while
+    train, validation and test stay the rows every replicate is judged on. With a label
+    fraction of 1 every train row is labelled, so nothing changes."""
+    if split.label_fraction >= 1:
+        return split
+    labelled = _subsample(split.train, _strata(y, groups), split.label_fraction, np.random.default_rng(seed))
+    return replace(split, labelled_train=labelled)
 
 
 def _strata(y: np.ndarray, groups: pd.DataFrame) -> np.ndarray:

@@ -2,6 +2,7 @@
 
     <run>/report.json                      the report (REPORT)
     <run>/predictions.parquet              test rows: row_id, sensitive columns, y_true, score__NAME, pred__NAME
+                                           (replicate 0), then score__NAME__rR, pred__NAME__rR per replicate R >= 1
     <run>/validation_predictions.parquet   the same for the validation rows (the threshold what-ifs fit on them)
     <run>/embeddings.parquet               per model with a map: row_id, model, umap_x, umap_y
     <run>/timings.json                     seconds per stage (never in report.json: it would not be reproducible)
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -45,23 +47,46 @@ CHECKPOINTS = "checkpoints"
 
 SCORE_PREFIX = "score__"
 PRED_PREFIX = "pred__"
+REPLICATE_SUFFIX = "__r"  # score__NAME__r2: replicate 2's column (replicate 0's has no suffix)
+_REPLICATE_COLUMN = re.compile(re.escape(REPLICATE_SUFFIX) + r"[1-9][0-9]*$")
 EMBEDDING_COLUMNS = ("row_id", "model", "umap_x", "umap_y")
 
 
 # ----------------------------------------------------------------------------- columns
-def score_column(model: str) -> str:
-    """The predictions column holding `model`'s probability of the positive label."""
-    return SCORE_PREFIX + model
+def _replicate(column: str, replicate: int) -> str:
+    return column if replicate == 0 else f"{column}{REPLICATE_SUFFIX}{int(replicate)}"
 
 
-def pred_column(model: str) -> str:
-    """The predictions column holding `model`'s 0/1 decision."""
-    return PRED_PREFIX + model
+def score_column(model: str, replicate: int = 0) -> str:
+    """The predictions column holding `model`'s probability of the positive label; replicate 0
+    (the model shown) has the plain name, replicate r >= 1 the suffix `__r{r}`."""
+    return _replicate(SCORE_PREFIX + model, replicate)
+
+
+def pred_column(model: str, replicate: int = 0) -> str:
+    """The predictions column holding `model`'s 0/1 decision (replicates as in `score_column`)."""
+    return _replicate(PRED_PREFIX + model, replicate)
+
+
+def is_replicate_column(column: str) -> bool:
+    """True for a column of a training replicate r >= 1 (`score__NAME__r2`), which is no model."""
+    return bool(_REPLICATE_COLUMN.search(column))
 
 
 def models_in_columns(columns: Iterable[str]) -> list[str]:
-    """The models that have scores in a predictions frame, in column order."""
-    return [c[len(SCORE_PREFIX):] for c in columns if c.startswith(SCORE_PREFIX)]
+    """The models that have scores in a predictions frame, in column order (replicate columns
+    are the same models trained again, not models of their own)."""
+    return [c[len(SCORE_PREFIX):] for c in columns if c.startswith(SCORE_PREFIX) and not is_replicate_column(c)]
+
+
+def replicate_columns(model: str, columns: Iterable[str]) -> list[tuple[str, str]]:
+    """(score, decision) columns of every stored replicate of `model`, replicate 0 first."""
+    names = set(columns)
+    found, replicate = [], 0
+    while score_column(model, replicate) in names:
+        found.append((score_column(model, replicate), pred_column(model, replicate)))
+        replicate += 1
+    return found
 
 
 def model_dir(run_dir: Path, name: str) -> Path:
@@ -94,15 +119,21 @@ def decisions(scores: np.ndarray) -> np.ndarray:
 
 
 def write_predictions(path: Path, row_ids: np.ndarray, groups: pd.DataFrame, y: np.ndarray,
-                      scores: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray] | None = None) -> None:
+                      scores: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray] | None = None,
+                      replicates: Mapping[str, Sequence[np.ndarray]] | None = None) -> None:
     """The predictions contract: row_id, each sensitive column, y_true, then score__NAME and
-    pred__NAME per model (`preds` default: `decisions(score)`)."""
+    pred__NAME per model (`preds` default: `decisions(score)`), then for each model the scores
+    and decisions of its replicates r >= 1 (`replicates[NAME]`: their scores, replicate 1 first)."""
     columns: dict[str, Any] = {"row_id": row_ids.astype(np.int64)}
     columns.update({attribute: groups[attribute].astype(str).to_numpy() for attribute in groups.columns})
     columns["y_true"] = y.astype(np.int64)
     for name, score in scores.items():
         columns[score_column(name)] = score.astype(np.float64)
         columns[pred_column(name)] = (preds[name] if preds is not None else decisions(score)).astype(np.int64)
+    for name, later in (replicates or {}).items():
+        for replicate, score in enumerate(later, start=1):
+            columns[score_column(name, replicate)] = score.astype(np.float64)
+            columns[pred_column(name, replicate)] = decisions(score)
     atomic_write(path, parquet_bytes(pd.DataFrame(columns)))
 
 
@@ -281,6 +312,18 @@ class ModelView:
         """Which two groups a gap lies between (`max_group`, `min_group`, `metric`, `pair_ci`)."""
         return section(section(self.gaps(partition), "between"), gap)
 
+    @property
+    def replicates(self) -> list[dict]:
+        """Each training replicate's `seed`, `overall` and `gaps` (replicate 0 first); [] in runs
+        made before replicates."""
+        return listed(self.entry, "replicates")
+
+    @property
+    def aggregate(self) -> dict:
+        """Over the replicates: `overall[metric]` and `gaps[partition][gap]`, each with mean,
+        sd, min, max (and the gaps' interval `ci`); {} in runs made before replicates."""
+        return section(self.entry, "aggregate")
+
     def compared(self, partition: str, gap: str) -> dict | None:
         """The paired comparison of this model's gap with the supervised baseline's, or None."""
         return section(section(self.entry, "compared_with_supervised"), partition).get(gap)
@@ -386,6 +429,17 @@ class ReportView:
         """Partition keys in report order: each attribute, then the intersections."""
         first = self.first_model
         return first.group_partitions if first else list(self.study.get("sensitive") or [])
+
+    @property
+    def replicates(self) -> int:
+        """Independent trainings of every model; runs made before replicates had one."""
+        return max(1, _int_or(self.report.get("replicates"), 1))
+
+    @property
+    def one_training_run(self) -> bool:
+        """True when each model was trained once: its verdicts do not cover training randomness
+        (a re-run with another seed may change them)."""
+        return self.replicates == 1
 
     @property
     def positive_label(self) -> Any:

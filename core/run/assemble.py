@@ -1,6 +1,6 @@
 """The report dict of one audit (report.json), put together from what the stages returned.
 
-    model_entry(model, result, raw_leakage, group_order)   one entry of `models`
+    model_entry(model, result, raw_leakage, group_order, replicated)   one entry of `models`
     assemble_report(config, study, entries, pretrained)    the whole report
 
 The keys and their order are the report.json contract (ARCHITECTURE.md, docs/metrics.md): a
@@ -24,9 +24,13 @@ from core.learning.pretrain import PretrainResult
 from core.run.config import AuditConfig
 
 
-def model_entry(model, result: dict, raw_leakage: dict[str, dict], group_order: dict[str, list[str]]) -> dict:
-    """A trained model's entry: its audit `result` (core.audit.per_model), with each attribute's
-    leakage probe set beside the same probe on the raw features."""
+def model_entry(model, result: dict, raw_leakage: dict[str, dict], group_order: dict[str, list[str]],
+                replicated: dict) -> dict:
+    """A trained model's entry: replicate 0's audit `result` (core.audit.per_model), with each
+    attribute's leakage probe set beside the same probe on the raw features, then what its
+    training replicates give (`replicated`, core.run.replicates): the comparison with the
+    supervised baseline over every replicate (it replaces replicate 0's alone), each
+    replicate's point values and their aggregate."""
     fairness, representation = result["fairness"], result["representation"]
     for attribute, probe in representation["leakage"].items():
         representation["leakage"][attribute] = beside_raw_features(probe, raw_leakage[attribute])
@@ -34,8 +38,10 @@ def model_entry(model, result: dict, raw_leakage: dict[str, dict], group_order: 
              "n_trainable_params": model.n_trainable_params,
              "overall": fairness["overall"], "groups": in_natural_order(fairness["groups"], group_order),
              "gaps": fairness["gaps"], "representation": representation, "calibration": model.calibration}
-    if result["compared_with_supervised"] is not None:
-        entry["compared_with_supervised"] = result["compared_with_supervised"]
+    if replicated["compared_with_supervised"] is not None:
+        entry["compared_with_supervised"] = replicated["compared_with_supervised"]
+    entry["replicates"] = replicated["replicates"]
+    entry["aggregate"] = replicated["aggregate"]
     return entry
 
 
@@ -57,6 +63,7 @@ def assemble_report(config: AuditConfig, study: Study, entries: list[dict], pret
         "equiscope_version": __version__,
         "study": study_summary(study, config),
         "models": entries,
+        "replicates": int(config.replicates),  # 1: every verdict covers one training run only
         "pretraining": pretraining_summary(pretrained),
         "bootstrap": {"method": "percentile", "n_boot": config.n_boot, "confidence": config.confidence,
                       "resampling": "within groups"},

@@ -48,6 +48,9 @@ class AuditConfig:
     min_class_rows: int = 10  # positives (negatives) a group needs to enter the headline TPR (FPR) gaps
     umap: bool = True
     seed: int = 0
+    # Independent trainings of every recipe (seeds: `replicate_seeds`); the verdicts cover
+    # training randomness only from 2 (docs/interfaces.md, issue 14). 1 trains today's models.
+    replicates: int = 5
     workers: int = 0  # processes for fine-tuning and auditing the models; 0: automatic (`workers_for`)
     threads: int = 1  # torch CPU threads for pretraining and fine-tuning (docs/decisions.md: why 1)
 
@@ -66,12 +69,19 @@ class AuditConfig:
         if not 0 < float(self.label_fraction) <= 1:
             raise InputError(f"Label fraction {self.label_fraction} is outside (0, 1]",
                              "Give a fraction such as 0.1 for 10% of the labels, or 1 for all")
+        if int(self.replicates) < 1:
+            raise InputError(f"Replicates must be 1 or more, got {self.replicates}",
+                             "Use 5 for verdicts that survive a re-run, 1 for a first look")
         if int(self.threads) < 1:
             raise InputError(f"Threads must be 1 or more, got {self.threads}", "Use 1")
         if int(self.workers) < 0:
             raise InputError(f"Workers must be 0 (one per core) or more, got {self.workers}", "Use 0")
         if not self.sensitive:
             raise InputError("No sensitive attribute chosen", "Give --sensitive, e.g. --sensitive sex,race")
+
+    @property
+    def replicate_seeds(self) -> list[int]:
+        return replicate_seeds(self.seed, self.replicates)
 
     def spec(self) -> DatasetSpec:
         from core.data import DatasetSpec  # here, not at the top: it loads pandas (the docstring)
@@ -92,3 +102,13 @@ class AuditConfig:
         values |= {k: v for k, v in data.items() if k not in RENAMED_KEYS}  # a new key wins over its old name
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def replicate_seeds(seed: int, replicates: int) -> list[int]:
+    """The seed of each training replicate: replicate 0 is the study seed itself (so one
+    replicate trains exactly the models of earlier versions), replicate r >= 1 draws its seed
+    from numpy's SeedSequence([seed, r]) (independent streams, the same on every machine)."""
+    import numpy as np  # here, not at the top: the module stays light (the docstring)
+
+    return [int(seed)] + [int(np.random.SeedSequence([int(seed), r]).generate_state(1)[0])
+                          for r in range(1, int(replicates))]

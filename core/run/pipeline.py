@@ -6,6 +6,13 @@
     representation (leakage, UMAP, per-group CKA and kNN), paired gap comparisons
     against the supervised baseline  ->  report.json, predictions.parquet, report.html.
 
+Every recipe (pretraining + each strategy, and the baseline) is trained `config.replicates`
+times with the seeds of core.run.config.replicate_seeds, on the same split and test rows;
+each replicate draws its own labelled subsample. Replicate 0, seeded with the study seed, is
+the model shown (saved, fully audited); the others add their test-row predictions and the
+spread over replicates (core.run.replicates). Pretraining runs in this process, replicate
+after replicate, while the worker pool fine-tunes those already pretrained.
+
 The knobs are core.run.config.AuditConfig, the report dict is put together in core.run.assemble,
 and every file of the run folder is named and written by core.results.folder.
 
@@ -20,6 +27,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,6 +37,7 @@ import torch
 
 from core.audit.per_model import ModelTask, audit_model
 from core.audit.representation import raw_feature_leakage, warm_up_umap
+from core.data.split import redraw_labelled_train
 from core.data.source import DataSource, open_source
 from core.data.study import Study
 from core.errors import Cancelled
@@ -36,13 +45,14 @@ from core.files import atomic_write
 from core.learning.checkpoint import save_encoder
 from core.learning.finetune.config import FinetuneConfig
 from core.learning.finetune.training import finetune, train_supervised
-from core.learning.pretrain import PretrainConfig, pretrain
+from core.learning.pretrain import PretrainConfig, PretrainResult, pretrain
 from core.learning.ssl.views import FeatureLayout
 from core.results.report import write_html_report
 from core.results import folder
 from core.run.assemble import assemble_report, model_entry
 from core.run.config import AuditConfig
 from core.run.parallel import Workers, default_workers
+from core.run.replicates import ReplicateTask, audit_replicates
 from core.vocabulary import INTERSECTION, SUPERVISED
 
 Event = Callable[[dict], None]
@@ -91,42 +101,45 @@ def run_audit(config: AuditConfig, out_dir: Path, *, on_event: Event | None = No
 
     X = study.X
     split = study.split
+    seeds = config.replicate_seeds
     pretrain_config = PretrainConfig(method=config.method, method_params=dict(config.method_params),
                                      encoder=dict(config.encoder), epochs=config.epochs,
                                      batch_size=config.batch_size, patience=config.pretrain_patience,
                                      seed=config.seed, device="cpu")
+    labelled = [_labelled_rows(study, replicate, seed) for replicate, seed in enumerate(seeds)]
     warm_up = partial(warm_up_umap, len(split.test)) if config.umap else None
     with Workers(workers_for(config, len(split.test)), warm_up=warm_up) as workers:
-        # The supervised baseline needs no encoder: in a worker process it trains during pretraining.
-        supervised = _submit_finetune(workers, config, study, SUPERVISED, None,
-                                      pretrain_config.encoder_config(X.shape[1]))
+        # The supervised baselines need no encoder: in worker processes they train during pretraining.
+        supervised = [_submit_finetune(workers, config, study, X, SUPERVISED, None,
+                                       pretrain_config.encoder_config(X.shape[1]), seed, rows)
+                      for seed, rows in zip(seeds, labelled)]
         t0 = time.perf_counter()
-
-        def pretrain_event(event: dict) -> None:
-            fraction = event.get("step", 0) / max(event.get("total_steps", 1), 1)
-            progress.stage("pretrain", fraction, message=f"Pretraining {config.method}",
-                           **{k: event[k] for k in ("epoch", "epochs", "step", "total_steps", "loss", "val_loss",
-                                                     "rows_per_second") if k in event})
-
-        pretrained = pretrain(X[split.pretrain], X[split.validation], FeatureLayout.from_encoder(study.encoder),
-                              pretrain_config, on_event=pretrain_event, should_stop=should_stop,
-                              checkpoint_dir=out_dir / folder.CHECKPOINTS)
-        _stop_if_cancelled(pretrained.cancelled)
-        save_encoder(out_dir / folder.ENCODER, pretrained.encoder, pretrain_config.to_dict())
+        pretrained, strategies = [], []
+        for replicate, seed in enumerate(seeds):
+            # Pretraining runs here, one replicate after another, while the workers fine-tune
+            # the replicates already pretrained (each strategy is one task).
+            result = _pretrain(config, study, X, replace(pretrain_config, seed=seed), replicate, out_dir,
+                               progress, should_stop)
+            if replicate == 0:
+                save_encoder(out_dir / folder.ENCODER, result.encoder, pretrain_config.to_dict())
+            pretrained.append(result)
+            strategies.append([_submit_finetune(workers, config, study, X, strategy, result.encoder, None, seed,
+                                                labelled[replicate]) for strategy in config.strategies])
         timings["pretrain_s"] = time.perf_counter() - t0
         progress.finish("pretrain")
 
         t0 = time.perf_counter()
-        futures = [_submit_finetune(workers, config, study, strategy, pretrained.encoder, None)
-                   for strategy in config.strategies] + [supervised]
-        models = _gather_finetuned(workers, futures, config, progress, should_stop)
-        for model in models:
+        futures = [future for replicate in range(len(seeds)) for future in strategies[replicate] + [supervised[replicate]]]
+        finished = _gather_finetuned(workers, futures, config, progress, should_stop)
+        per_replicate = len(config.strategies) + 1
+        models = [finished[r * per_replicate:(r + 1) * per_replicate] for r in range(len(seeds))]
+        for model in models[0]:  # the model shown; later replicates live on in their predictions
             model.save(folder.model_dir(out_dir, model.name))
         timings["finetune_s"] = time.perf_counter() - t0
         progress.finish("finetune")
 
         t0 = time.perf_counter()
-        report = audit_models(config, study, models, pretrained, out_dir, progress, should_stop, workers)
+        report = audit_models(config, study, models, pretrained[0], out_dir, progress, should_stop, workers)
     timings["audit_s"] = time.perf_counter() - t0
     folder.write_report(out_dir, report)
     _write_html(report, out_dir, on_event)
@@ -155,6 +168,36 @@ def _stop_if_cancelled(cancelled: bool) -> None:
         raise Cancelled()
 
 
+def _labelled_rows(study: Study, replicate: int, seed: int) -> np.ndarray:
+    """The labelled training rows of a replicate: the study's own for replicate 0 (today's
+    models), a fresh stratified draw of the same fraction for the others."""
+    if replicate == 0:
+        return study.split.labelled_train
+    return redraw_labelled_train(study.split, study.data.y, study.data.groups, seed=seed).labelled_train
+
+
+def _pretrain(config: AuditConfig, study: Study, X: np.ndarray, pretrain_config: PretrainConfig, replicate: int,
+              out_dir: Path, progress: _Progress, should_stop: Callable[[], bool] | None) -> PretrainResult:
+    """Pretrain replicate `replicate`'s encoder (its seed in `pretrain_config`); cancel stops it
+    at its next step. The progress bar's pretraining share is split evenly over the replicates."""
+    split, replicates = study.split, int(config.replicates)
+    message = f"Pretraining {config.method}" + (f" (replicate {replicate + 1} of {replicates})"
+                                               if replicates > 1 else "")
+
+    def pretrain_event(event: dict) -> None:
+        fraction = event.get("step", 0) / max(event.get("total_steps", 1), 1)
+        progress.stage("pretrain", (replicate + fraction) / replicates, message=message,
+                       **{k: event[k] for k in ("epoch", "epochs", "step", "total_steps", "loss", "val_loss",
+                                                 "rows_per_second") if k in event})
+
+    checkpoints = out_dir / folder.CHECKPOINTS
+    result = pretrain(X[split.pretrain], X[split.validation], FeatureLayout.from_encoder(study.encoder),
+                      pretrain_config, on_event=pretrain_event, should_stop=should_stop,
+                      checkpoint_dir=checkpoints if replicate == 0 else checkpoints / f"r{replicate}")
+    _stop_if_cancelled(result.cancelled)
+    return result
+
+
 # Below this many test rows a worker process's start-up (2-5 s: torch, scikit-learn, umap-learn)
 # costs more than it saves; the automatic choice then stays in one process.
 PARALLEL_MIN_TEST_ROWS = 2_000
@@ -169,16 +212,15 @@ def workers_for(config: AuditConfig, n_test: int) -> int:
     return default_workers() if n_test >= PARALLEL_MIN_TEST_ROWS else 1
 
 
-def _submit_finetune(workers: Workers, config: AuditConfig, study: Study, strategy: str, encoder,
-                     encoder_config) -> Any:
+def _submit_finetune(workers: Workers, config: AuditConfig, study: Study, X: np.ndarray, strategy: str, encoder,
+                     encoder_config, seed: int, labelled: np.ndarray) -> Any:
     """Start one fine-tuning (a strategy on `encoder`, or the supervised baseline of shape
-    `encoder_config`) as a seeded task of `workers`."""
-    split = study.split
+    `encoder_config`) on the `labelled` training rows as a task of `workers` seeded with `seed`."""
+    validation = study.split.validation
     finetune_config = FinetuneConfig(strategy=strategy, epochs=config.finetune_epochs, patience=config.finetune_patience,
-                                     batch_size=config.batch_size, seed=config.seed)
-    return workers.submit(_finetune_one, finetune_config, encoder, encoder_config, study.X[split.labelled_train],
-                          study.labels(split.labelled_train), study.X[split.validation],
-                          study.labels(split.validation), config.method, config.threads)
+                                     batch_size=config.batch_size, seed=seed)
+    return workers.submit(_finetune_one, finetune_config, encoder, encoder_config, X[labelled], study.labels(labelled),
+                          X[validation], study.labels(validation), config.method, config.threads)
 
 
 def _gather_finetuned(workers: Workers, futures: list, config: AuditConfig, progress: _Progress,
@@ -207,16 +249,26 @@ def _finetune_one(finetune_config, encoder, encoder_config, X_train: np.ndarray,
     return finetune(encoder, X_train, y_train, X_val, y_val, finetune_config, pretraining=method)
 
 
-def audit_models(config: AuditConfig, study: Study, models: list, pretrained, out_dir: Path,
-                 progress: _Progress, should_stop: Callable[[], bool] | None, workers: Workers) -> dict:
-    """Audit every model on the study's test rows; write predictions and embeddings; return the report."""
+def audit_models(config: AuditConfig, study: Study, replicates: list[list], pretrained: PretrainResult,
+                 out_dir: Path, progress: _Progress, should_stop: Callable[[], bool] | None,
+                 workers: Workers) -> dict:
+    """Audit every model on the study's test rows; write predictions and embeddings; return the report.
+
+    `replicates[r]` holds replicate r's models, in the same order for every r. Replicate 0's
+    models are the models shown: the full audit (intervals, representation, UMAP). Every
+    replicate's test-row decisions make each model's replicates, aggregate and comparison
+    with the supervised baseline (core.run.replicates)."""
     X, split = study.X, study.split
     test, validation = split.test, split.validation
+    models = replicates[0]
     y_test = study.labels(test)
     groups_test = study.groups(test)
-    scores = {m.name: m.predict_proba(X[test]) for m in models}
-    preds = {name: folder.decisions(score) for name, score in scores.items()}
-    folder.write_predictions(out_dir / folder.PREDICTIONS, study.row_ids(test), groups_test, y_test, scores, preds)
+    scores = {m.name: [replicate[i].predict_proba(X[test]) for replicate in replicates] for i, m in enumerate(models)}
+    preds = {name: [folder.decisions(score) for score in runs] for name, runs in scores.items()}
+    folder.write_predictions(out_dir / folder.PREDICTIONS, study.row_ids(test), groups_test, y_test,
+                             {name: runs[0] for name, runs in scores.items()},
+                             {name: runs[0] for name, runs in preds.items()},
+                             replicates={name: runs[1:] for name, runs in scores.items() if len(runs) > 1})
     folder.write_predictions(out_dir / folder.VALIDATION_PREDICTIONS, study.row_ids(validation),
                              study.groups(validation), study.labels(validation),
                              {m.name: m.predict_proba(X[validation]) for m in models})
@@ -229,23 +281,31 @@ def audit_models(config: AuditConfig, study: Study, models: list, pretrained, ou
                               study.encoder.column_slices_.get(attribute), random_state=config.seed)
                for attribute in groups_test.columns]
     futures += [workers.submit(audit_model, ModelTask(
-        name=m.name, y_true=y_test, y_pred=preds[m.name], y_score=scores[m.name], groups=groups_test,
+        name=m.name, y_true=y_test, y_pred=preds[m.name][0], y_score=scores[m.name][0], groups=groups_test,
         embedding=embeddings[m.name], supervised_embedding=embeddings[SUPERVISED],
-        supervised_pred=None if m.name == SUPERVISED else preds[SUPERVISED], strata=strata, n_boot=config.n_boot,
+        supervised_pred=None if m.name == SUPERVISED else preds[SUPERVISED][0], strata=strata, n_boot=config.n_boot,
         confidence=config.confidence, min_group_size=config.min_group_size, umap=config.umap, seed=config.seed))
         for m in models]
-    names = list(groups_test.columns) + [m.name for m in models]
+    futures += [workers.submit(audit_replicates, ReplicateTask(
+        name=m.name, seeds=config.replicate_seeds, y_true=y_test, preds=preds[m.name], scores=scores[m.name],
+        groups=groups_test, supervised_preds=None if m.name == SUPERVISED else preds[SUPERVISED],
+        n_boot=config.n_boot, confidence=config.confidence, min_group_size=config.min_group_size, seed=config.seed))
+        for m in models]
+    names = list(groups_test.columns) + [m.name for m in models] + [f"{m.name}'s replicates" for m in models]
 
     def on_done(index: int, finished: int, result: dict) -> None:
         progress.stage("audit", finished / len(futures), message=f"Audited {names[index]}")
 
     progress.stage("audit", 0.0, message=f"Auditing {len(models)} models")
     results = workers.gather(futures, should_stop=should_stop, on_done=on_done)
-    raw_leakage = dict(zip(groups_test.columns, results[:len(groups_test.columns)]))
-    audited = results[len(groups_test.columns):]
+    n_attributes = len(groups_test.columns)
+    raw_leakage = dict(zip(groups_test.columns, results[:n_attributes]))
+    audited = results[n_attributes:n_attributes + len(models)]
+    replicated = results[n_attributes + len(models):]
 
     row_ids = study.row_ids(test)
-    entries = [model_entry(model, result, raw_leakage, study.data.group_order) for model, result in zip(models, audited)]
+    entries = [model_entry(model, result, raw_leakage, study.data.group_order, over_replicates)
+               for model, result, over_replicates in zip(models, audited, replicated)]
     folder.write_embeddings(out_dir, [folder.embedding_frame(row_ids[result["umap"][1]], model.name, result["umap"][0])
                                       for model, result in zip(models, audited) if result["umap"] is not None])
     return assemble_report(config, study, entries, pretrained)

@@ -26,18 +26,22 @@ ENCODER_SIZES = {"small": {"hidden_dim": 128, "depth": 2, "embed_dim": 64},
 _AUDIT_DEFAULTS = {name: spec.default for name, spec in AuditConfig.__dataclass_fields__.items()}
 PRESETS = {
     "quick": {"train_method": "scarf", "train_size": "small", "train_epochs": 5, "train_finetune_epochs": 5,
-              "train_label_pct": 100, "train_strategies": ["linear", "bn-stats", "full"], "train_n_boot": 200},
+              "train_label_pct": 100, "train_strategies": ["linear", "bn-stats", "full"], "train_n_boot": 200,
+              "train_replicates": 1},
     # The full preset is `equiscope audit`'s defaults (AuditConfig), so the two give the same run.
     "full": {"train_method": _AUDIT_DEFAULTS["method"], "train_size": "default",
              "train_epochs": _AUDIT_DEFAULTS["epochs"], "train_finetune_epochs": _AUDIT_DEFAULTS["finetune_epochs"],
-             "train_label_pct": 100, "train_strategies": list(STRATEGIES), "train_n_boot": _AUDIT_DEFAULTS["n_boot"]},
+             "train_label_pct": 100, "train_strategies": list(STRATEGIES), "train_n_boot": _AUDIT_DEFAULTS["n_boot"],
+             "train_replicates": _AUDIT_DEFAULTS["replicates"]},
 }
 PRESET_WORDS = {"quick": "Quick run", "full": "Full run", "custom": "Custom"}
 PRESET_HELP = {
     "quick": (f"A short run to see the workflow: a {PRESETS['quick']['train_size']} encoder, "
               f"{PRESETS['quick']['train_epochs']} + {PRESETS['quick']['train_finetune_epochs']} epochs, "
-              f"{len(PRESETS['quick']['train_strategies'])} strategies."),
-    "full": "The settings for a careful audit, the same as `equiscope audit`'s defaults."}
+              f"{len(PRESETS['quick']['train_strategies'])} strategies, each model trained once: its verdicts "
+              "cover one training run only."),
+    "full": (f"The settings for a careful audit, the same as `equiscope audit`'s defaults: every model trained "
+             f"{PRESETS['full']['train_replicates']} times, so its verdicts survive a re-run.")}
 # Wall time of each preset, measured on this project's 2-core server while other work shared it
 # (a laptop is usually faster), as base + per-row seconds through the two bundled tables measured:
 # German credit (1,000 rows): quick 18 s, full 11 s; Adult (45,222 rows): quick 146 s, full 151 s.
@@ -124,6 +128,12 @@ def settings_form(ws: Workspace, study: StudyRecord) -> None:
             st.caption("; ".join(STRATEGY_WORDS[s] for s in chosen) + ".")
         st.select_slider("Bootstrap resamples (for the confidence intervals)", N_BOOT_CHOICES, key="train_n_boot",
                          help="More resamples give steadier intervals and take a little longer.")
+        replicates = st.number_input("Training replicates", min_value=1, max_value=20, step=1, key="train_replicates",
+                                     help="How many times every model is trained, each time with its own seed. "
+                                          "A model's fairness can change between trainings; with several, the "
+                                          "verdicts cover that. Each replicate adds about one run's time.")
+        if int(replicates) == 1:
+            st.caption("One replicate: the verdicts cover one training run only.")
         st.checkbox("Unaware training", key="train_unaware",
                     help="The models do not get the sensitive attributes as inputs; the audit still compares "
                          "their groups.")
@@ -178,7 +188,8 @@ def build_config(ws: Workspace, study: StudyRecord) -> AuditConfig:
         method=state["train_method"], strategies=list(state["train_strategies"]),
         label_fraction=state["train_label_pct"] / 100, epochs=int(state["train_epochs"]),
         finetune_epochs=int(state["train_finetune_epochs"]), encoder=dict(ENCODER_SIZES[state["train_size"]]),
-        n_boot=int(state["train_n_boot"]), unaware=bool(state.get("train_unaware", False)))
+        n_boot=int(state["train_n_boot"]), replicates=int(state["train_replicates"]),
+        unaware=bool(state.get("train_unaware", False)))
     config.validate()
     return config
 

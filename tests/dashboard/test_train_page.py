@@ -82,6 +82,7 @@ def test_quick_preset_is_the_default_and_start_queues_an_audit_of_the_study(make
     assert config["sensitive"] == study["spec"]["sensitive"] and config["features"] == study["spec"]["features"]
     assert config["positive"] == study["spec"]["positive_label"]
     assert (config["method"], config["label_fraction"], config["epochs"], config["n_boot"]) == ("vicreg", 0.1, 5, 200)
+    assert config["replicates"] == 1  # the quick preset trains each model once
     assert config["encoder"] == {"hidden_dim": 128, "depth": 2, "embed_dim": 64}
     assert "waiting in the queue: position 1 of 1" in " ".join(m.value for m in app.markdown)
 
@@ -97,7 +98,7 @@ def test_full_preset_and_a_second_job_queues_behind_the_first(make_app, workspac
     assert [r["status"] for r in runs] == ["queued", "queued"]
     defaults = AuditConfig(data="", target="", sensitive=[])  # the full preset is `equiscope audit`'s defaults
     for key in ("method", "epochs", "finetune_epochs", "batch_size", "finetune_patience", "n_boot", "strategies",
-                "label_fraction", "umap"):
+                "label_fraction", "umap", "replicates"):
         assert runs[0]["config"][key] == getattr(defaults, key), key
     text = " ".join(m.value for m in app.markdown)
     assert "position 1 of 2" in text and "position 2 of 2" in text

@@ -25,7 +25,8 @@ def audit_dir(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("report-audit")
     run_audit(AuditConfig(data="german", target="credit", sensitive=["sex", "age"], positive="good",
-                          strategies=["linear", "full"], epochs=1, finetune_epochs=1, n_boot=50), out)
+                          strategies=["linear", "full"], epochs=1, finetune_epochs=1, n_boot=50, replicates=1),
+              out)
     return out
 
 

@@ -400,7 +400,7 @@ def people_csv(path: Path) -> Path:
 
 
 AUDIT_ARGS = ["--target", "approved", "--sensitive", "sex", "--epochs", "1", "--finetune-epochs", "1",
-              "--strategies", "linear", "--n-boot", "20", "--no-umap"]
+              "--strategies", "linear", "--n-boot", "20", "--no-umap", "--replicates", "1"]
 
 
 @pytest.mark.parametrize("problem", ["full", "read-only"])

@@ -18,13 +18,21 @@ from core.run.pipeline import run_audit
 
 TINY = dict(data="german", target="credit", sensitive=["sex", "age"], positive="good", epochs=1,
             finetune_epochs=2, n_boot=30, strategies=["linear", "bn-stats"], umap=True, workers=1,
-            encoder={"hidden_dim": 32, "depth": 2, "embed_dim": 16})
+            encoder={"hidden_dim": 32, "depth": 2, "embed_dim": 16}, replicates=1)
 
 
 @pytest.fixture(scope="module")
 def audit_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("audit")
     run_audit(AuditConfig(**TINY), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def replicated_dir(tmp_path_factory):
+    """The same audit with two training replicates of every model."""
+    out = tmp_path_factory.mktemp("audit-r2")
+    run_audit(AuditConfig(**{**TINY, "replicates": 2}), out)
     return out
 
 
@@ -93,14 +101,96 @@ def test_numbers_agree_exactly_with_fairlearn_from_predictions(audit_dir):
             assert gaps["worst_group_accuracy"] == pytest.approx(frame.group_min()["accuracy"], abs=1e-12)
 
 
-def test_same_seed_gives_an_identical_report_in_one_process_or_two(audit_dir, tmp_path):
-    """The fixture fine-tuned and audited the models here, one by one; this run in two worker processes."""
-    run_audit(AuditConfig(**{**TINY, "workers": 2}), tmp_path)
-    ours, theirs = json.loads((tmp_path / "report.json").read_text()), json.loads((audit_dir / "report.json").read_text())
+def test_same_seed_gives_an_identical_report_in_one_process_or_two(replicated_dir, tmp_path):
+    """The fixture trained and audited two replicates of the models here, one by one; this run
+    in two worker processes (pretraining here, the fine-tunings of both replicates there)."""
+    run_audit(AuditConfig(**{**TINY, "replicates": 2, "workers": 2}), tmp_path)
+    ours = json.loads((tmp_path / "report.json").read_text())
+    theirs = json.loads((replicated_dir / "report.json").read_text())
     ours["config"].pop("workers"), theirs["config"].pop("workers")
     assert ours == theirs
-    assert pd.read_parquet(tmp_path / "predictions.parquet").equals(pd.read_parquet(audit_dir / "predictions.parquet"))
-    assert pd.read_parquet(tmp_path / "embeddings.parquet").equals(pd.read_parquet(audit_dir / "embeddings.parquet"))
+    for name in ("predictions.parquet", "embeddings.parquet"):
+        assert pd.read_parquet(tmp_path / name).equals(pd.read_parquet(replicated_dir / name))
+
+
+def test_replicates_are_written_with_their_seeds_and_aggregate(audit_dir, replicated_dir):
+    from core.results.folder import load_results
+    from core.run.config import replicate_seeds
+
+    report = json.loads((replicated_dir / "report.json").read_text())
+    assert report["replicates"] == 2 and json.loads((audit_dir / "report.json").read_text())["replicates"] == 1
+    seeds = replicate_seeds(0, 2)
+    assert seeds[0] == 0 and len(set(seeds)) == 2
+    predictions = pd.read_parquet(replicated_dir / "predictions.parquet")
+    names = [m["name"] for m in report["models"]]
+    plain = ["row_id", "sex", "age", "y_true"] + [f"{p}__{n}" for n in names for p in ("score", "pred")]
+    assert list(predictions.columns) == plain + [f"{p}__{n}__r1" for n in names for p in ("score", "pred")]
+    assert load_results(replicated_dir).models == names  # replicate columns are no models
+    y = predictions["y_true"].to_numpy()
+    for model in report["models"]:
+        name = model["name"]
+        assert [r["seed"] for r in model["replicates"]] == seeds
+        first, second = model["replicates"]
+        assert first["overall"]["accuracy"] == model["overall"]["accuracy"]  # replicate 0 is the model shown
+        assert first["gaps"]["sex"]["equalized_odds_difference"] == model["gaps"]["sex"]["equalized_odds_difference"]
+        assert second["overall"]["accuracy"] == accuracy_score(y, predictions[f"pred__{name}__r1"])
+        # another seed trains another model
+        assert not np.array_equal(predictions[f"score__{name}"], predictions[f"score__{name}__r1"])
+        overall = model["aggregate"]["overall"]
+        assert set(overall) == {"accuracy", "balanced_accuracy", "roc_auc"}
+        values = [r["overall"]["accuracy"] for r in model["replicates"]]
+        assert overall["accuracy"]["mean"] == pytest.approx(np.mean(values))
+        assert (overall["accuracy"]["min"], overall["accuracy"]["max"]) == (min(values), max(values))
+        assert overall["accuracy"]["sd"] == pytest.approx(np.std(values, ddof=1))
+        gaps = model["aggregate"]["gaps"]
+        assert set(gaps) == set(model["gaps"])
+        eo = gaps["sex"]["equalized_odds_difference"]
+        assert set(eo) >= {"mean", "sd", "min", "max", "ci"} and eo["n_replicates"] == 2
+        assert eo["mean"] == pytest.approx(np.mean([r["gaps"]["sex"]["equalized_odds_difference"]
+                                                    for r in model["replicates"]]))
+        if name != "supervised":
+            compared = model["compared_with_supervised"]["sex"]["equalized_odds_difference"]
+            assert {"model_a", "model_b", "difference", "ci", "p_value", "excludes_zero"} <= set(compared)
+            assert compared["model_a"] == pytest.approx(eo["mean"])
+
+
+def test_replicate_zero_of_two_is_the_one_replicate_model(audit_dir, replicated_dir):
+    one = pd.read_parquet(audit_dir / "predictions.parquet")
+    two = pd.read_parquet(replicated_dir / "predictions.parquet")
+    assert two[list(one.columns)].equals(one)
+    assert pd.read_parquet(replicated_dir / "embeddings.parquet").equals(pd.read_parquet(audit_dir / "embeddings.parquet"))
+    single, double = (json.loads((d / "report.json").read_text()) for d in (audit_dir, replicated_dir))
+    for a, b in zip(single["models"], double["models"]):
+        assert {k: v for k, v in a.items() if k not in ("replicates", "aggregate", "compared_with_supervised")} == \
+            {k: v for k, v in b.items() if k not in ("replicates", "aggregate", "compared_with_supervised")}
+
+
+def test_each_replicate_draws_its_own_labelled_subsample():
+    from core.data import DatasetSpec, open_source
+    from core.data.split import redraw_labelled_train
+    from core.data.study import Study
+
+    study = Study.create(open_source("german"), DatasetSpec(target="credit", sensitive=("sex",), positive_label="good"),
+                         label_fraction=0.3, seed=0)
+    split, data = study.split, study.data
+    again = redraw_labelled_train(split, data.y, data.groups, seed=1)
+    other = redraw_labelled_train(split, data.y, data.groups, seed=2)
+    assert len(again.labelled_train) == len(split.labelled_train) == len(other.labelled_train)
+    assert set(again.labelled_train) <= set(split.train) and set(again.labelled_train) != set(other.labelled_train)
+    assert np.array_equal(again.labelled_train, redraw_labelled_train(split, data.y, data.groups, seed=1).labelled_train)
+    for same in ("train", "validation", "test"):
+        assert np.array_equal(getattr(again, same), getattr(split, same))
+    full = Study.create(open_source("german"), DatasetSpec(target="credit", sensitive=("sex",), positive_label="good"),
+                        seed=0).split
+    assert redraw_labelled_train(full, data.y, data.groups, seed=1) is full  # every train row labelled: unchanged
+
+
+def test_replicates_must_be_one_or_more():
+    from core.errors import InputError
+
+    with pytest.raises(InputError, match="Replicates must be 1 or more"):
+        AuditConfig(**{**TINY, "replicates": 0}).validate()
+    assert AuditConfig(data="german", target="credit", sensitive=["sex"]).replicates == 5
 
 
 def test_cli_audit_writes_all_or_nothing(tmp_path):

@@ -307,3 +307,29 @@ def test_the_run_folder_names_its_columns_and_reads_a_report_with_parts_missing(
     assert view.partitions == ["sex", "age", "sex & age"] and view.intersections == ["sex & age"]
     assert view.model("supervised").gaps("sex") == res.report["models"][-1]["gaps"]["sex"]
     assert view.n_boot() == 50 and view.seed == 0
+
+
+def test_replicate_columns_are_no_models_and_one_replicate_says_so(res):
+    names = ["scarf+linear", "supervised"]
+    columns = ["row_id", "sex", "y_true"] + [folder.score_column(n, r) for r in (0, 1, 2) for n in names]
+    assert folder.score_column("supervised", 2) == "score__supervised__r2"
+    assert folder.pred_column("scarf+linear", 1) == "pred__scarf+linear__r1"
+    assert folder.models_in_columns(columns) == names
+    assert folder.replicate_columns("supervised", columns + [folder.pred_column("supervised", r) for r in (0, 1, 2)]) \
+        == [(folder.score_column("supervised", r), folder.pred_column("supervised", r)) for r in (0, 1, 2)]
+    assert not folder.is_replicate_column("score__model__rx") and folder.is_replicate_column("pred__m__r10")
+    # The shared run was trained once: its report and summary say the verdicts cover one training run.
+    assert res.report["replicates"] == 1 and res.view.one_training_run
+    assert folder.ReportView({}).one_training_run  # runs made before replicates were one training run
+    five = folder.ReportView({"replicates": 5})
+    assert five.replicates == 5 and not five.one_training_run
+    from core.results.summary import ONE_RUN_NOTICE, summarize
+
+    items = [i for i in summarize(res.report) if i["topic"] == "replicates"]
+    assert [(i["level"], i["text"]) for i in items] == [("warning", ONE_RUN_NOTICE)]
+    assert "one training run only" in ONE_RUN_NOTICE
+    many = [i for i in summarize({**res.report, "replicates": 5}) if i["topic"] == "replicates"]
+    assert many[0]["level"] == "info" and "5 times" in many[0]["text"]
+    bare = folder.ModelView({"name": "m"})
+    assert bare.replicates == [] and bare.aggregate == {}
+    assert [r["seed"] for r in res.view.model("supervised").replicates] == [0]

@@ -369,7 +369,7 @@ def pii_audit(tmp_path_factory):
     data, values = people_with_pii(folder / "people.csv")
     out = folder / "out"
     config = AuditConfig(data=str(data), target="approved", sensitive=["sex"], epochs=1, finetune_epochs=1,
-                         n_boot=20, strategies=["linear"], umap=False, seed=0)
+                         n_boot=20, strategies=["linear"], umap=False, seed=0, replicates=1)
     report = run_audit(config, out)
     return out, report, values
 
