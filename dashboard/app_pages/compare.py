@@ -5,8 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import InputError
+from core.results.quality import flagged_models
 from core.vocabulary import GAP_NAMES
 from dashboard.components import compare_views, runs, state
+from dashboard.components.format import md
 from dashboard.components.messages import show_input_error
 from dashboard.components.result_words import GAP_CHOICES, partition_label
 
@@ -37,6 +39,9 @@ def render() -> None:
     gap = right.selectbox("Gap", GAP_CHOICES, format_func=GAP_NAMES.get, key="compare_gap")
     root = str(ws.root)
     frame = compare_views.table(root, run_ids, attribute, gap, pairs)
+    for run, report in pairs:  # a model no better than chance: its gaps mean little
+        for flagged in flagged_models(report):
+            st.warning(f"{md(run['name'])}: {md(flagged['text'])}", icon=":material/warning:")
 
     st.header("1. Accuracy and fairness: the best trade-offs", divider="gray")
     compare_views.tradeoff_section(frame, gap, attribute, run_ids)

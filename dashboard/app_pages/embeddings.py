@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.results.quality import flagged_models
 from core.results.tables import ssl_models
 from core.vocabulary import SUPERVISED
 from dashboard.components import embedding_views, runs, state
+from dashboard.components.format import md
 
 
 def render() -> None:
@@ -39,6 +41,8 @@ def render() -> None:
     st.caption("Hover a point to see its row: groups, true outcome, prediction and score. Click a legend entry to "
                "hide or show a category. Columns withheld as personal data are never shown.")
     shown = [m for m in (model, SUPERVISED) if m is not None and m in mapped]
+    for flagged in flagged_models(res.report, shown):  # a model no better than chance: its map means little
+        st.warning(md(flagged["text"]), icon=":material/warning:")
     columns = st.columns(len(shown))
     for column, name in zip(columns, shown, strict=True):
         with column:

@@ -11,6 +11,7 @@ from core.explain import RunContext
 from core.explain.lime_tabular import NUM_SAMPLES
 from core.results.export import csv_bytes
 from core.results.formatting import fmt_pct
+from core.results.quality import flagged_models
 from core.vocabulary import SUPERVISED
 from core.workspace import jobs
 from core.workspace.store import StudyRecord, Workspace
@@ -220,6 +221,8 @@ def render() -> None:
     root, run_id = str(ws.root), run["id"]
     state.keep_option("explain_model", ctx.model_names, ctx.default_model)
     model = st.selectbox("Model", ctx.model_names, key="explain_model", format_func=lambda m: model_label(ctx, m))
+    for flagged in flagged_models(ctx.report, [model]):  # no better than chance: what it leans on means little
+        st.warning(md(flagged["text"]), icon=":material/warning:")
     try:
         st.header("1. Find a person", divider="gray")
         table = views.rows_table(ctx, model)

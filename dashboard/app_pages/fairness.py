@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.results.quality import flagged_models
 from core.vocabulary import SUPERVISED
 from dashboard.components import fairness_views, runs, state
+from dashboard.components.format import md
 from dashboard.components.result_words import partition_label
 
 
@@ -27,6 +29,8 @@ def render() -> None:
                              help="One sensitive attribute, or an intersection (for example sex & race).")
 
     st.header("1. Gaps between groups, per model", divider="gray")
+    for flagged in flagged_models(res.report):  # a model no better than chance: its gaps mean little
+        st.warning(md(flagged["text"]), icon=":material/warning:")
     fairness_views.gaps_section(res, run["id"], root, partition)
 
     st.header("2. Per-group numbers", divider="gray")

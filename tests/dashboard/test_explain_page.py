@@ -70,6 +70,21 @@ def test_without_a_finished_run_the_page_points_to_train(make_app, workspace):
     assert not app.get("plotly_chart")
 
 
+def test_a_model_no_better_than_chance_is_flagged_beside_its_explanations(make_app, workspace, artifact, tmp_path):
+    planted = tmp_path / "near-chance"
+    shutil.copytree(artifact, planted)
+    report = json.loads((planted / "report.json").read_text())
+    flagged = next(m for m in report["models"] if m["name"] == "scarf+linear")  # the page's first model
+    flagged.setdefault("overall", {}).update(balanced_accuracy=0.5, selection_rate=0.5)  # the artifact has none
+    (planted / "report.json").write_text(json.dumps(report))
+    app, _ = open_explain(make_app, workspace, planted)
+    expected = "scarf+linear is not clearly better than guessing: balanced accuracy 0.50"
+    assert any(expected in w.value.replace("\\", "") for w in app.warning)
+    app.selectbox(key="explain_model").set_value(next(m["name"] for m in report["models"]
+                                                      if m["name"] != "scarf+linear")).run()
+    assert not app.exception and all(expected not in w.value.replace("\\", "") for w in app.warning)
+
+
 def test_a_finished_run_shows_the_explanation_flips_comparison_and_flip_rates(make_app, workspace, artifact):
     app, _ = open_explain(make_app, workspace, artifact)
     assert app.selectbox(key="explain_model").value == "scarf+linear"  # the first SSL model

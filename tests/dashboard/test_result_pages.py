@@ -152,6 +152,22 @@ def test_undefined_metrics_show_as_na_never_zero(make_app, workspace, artifact, 
     assert table["True-positive rate"].iloc[0] == "n/a"
 
 
+def test_a_model_no_better_than_chance_is_flagged_on_every_page_that_shows_its_numbers(make_app, workspace, artifact,
+                                                                                    tmp_path):
+    planted = tmp_path / "near-chance"
+    shutil.copytree(artifact, planted, ignore=shutil.ignore_patterns("models", "encoder", "checkpoints"))
+    report = json.loads((planted / "report.json").read_text())
+    flagged = report["models"][0]
+    flagged["overall"].update(balanced_accuracy=0.51, selection_rate=0.5)
+    (planted / "report.json").write_text(json.dumps(report))
+    expected = f"{flagged['name']} is not clearly better than guessing: balanced accuracy 0.51"
+    for page in (FAIRNESS, COMPARE, EMBEDDINGS):
+        app, _ = with_run(make_app, workspace, planted, page)
+        assert any(expected in w.value.replace("\\", "") for w in app.warning), page
+    assert all(expected not in w.value.replace("\\", "") for w in with_run(make_app, workspace, artifact,
+                                                                           FAIRNESS)[0].warning)
+
+
 def test_threshold_what_if_by_hand_and_in_one_click(make_app, workspace, artifact):
     app, run_id = with_run(make_app, workspace, artifact, FAIRNESS)
     model = app.session_state["fair_model"]
