@@ -6,12 +6,16 @@ order; the HTML report and the dashboard draw the same list. Rules (docs/report.
 
 - The headline is the largest equalized-odds or demographic-parity gap over the single
   sensitive attributes and all models, named with its attribute, model, the two groups at
-  the extremes (`gaps[attr]["between"]`) and its interval. Whether those two groups really
-  differ is read from the *signed* pair interval (`between[gap]["pair_ci"]`): a max - min
-  gap's own interval sits above 0 even when groups do not differ (docs/metrics.md).
-- Every SSL model is compared with the supervised baseline on that same gap with the paired
-  bootstrap (`compared_with_supervised`): "narrowed" / "widened" only when the interval of
-  the difference excludes 0, otherwise "no clear difference".
+  the extremes (`gaps[attr]["between"]`) and its interval (a max - min gap's own interval
+  sits above 0 even when groups do not differ, docs/metrics.md).
+- Whether the groups differ is the permutation test of the gap itself (`gaps[attr]["chance"]`,
+  core.audit.gap_test): "a gap this large is / is not expected by chance with G groups"; the
+  pair interval stays as a description.
+- Every SSL model is compared with the supervised baseline on that same gap
+  (`compared_with_supervised`, over the training replicates): "narrowed" / "widened" only
+  when `excludes_zero`, decided on the Holm-adjusted p-value of its family
+  (core.audit.multiplicity), otherwise "no clear difference". The summary says how many
+  comparisons the report's families hold.
 - A model that predicts one label for nearly every row, or whose balanced accuracy is near
   chance, is flagged (core.results.quality.model_quality): its gaps are small for the wrong
   reason, so they are never the headline finding, and its comparisons carry a caution. A model
@@ -121,13 +125,36 @@ def _describe_gap(view: ReportView, found: dict) -> str:
     if gloss:
         text += f" (The {rate} is {gloss}.)"
     pair = between.get("pair_ci")
-    includes = ci_includes_zero(pair)
-    if includes is True:
-        text += (f" The {label} of the difference between these two groups, {fmt_ci(pair)}, includes 0: "
-                 f"the test data do not show that the two groups differ.")
-    elif includes is False:
+    if pair:  # a description only: the pair was chosen because it is the most extreme
         text += f" The {label} of the difference between these two groups is {fmt_ci(pair)}."
-    return text
+    return text + _chance_words(model, attribute, gap)
+
+
+def _adjusted(entry: dict) -> str:
+    """"p = 0.012, Holm-adjusted within the 8 comparisons of its family: 0.096" (or "")."""
+    p, adjusted, size = entry.get("p_value"), entry.get("p_adjusted"), entry.get("family_size")
+    if not is_number(p):
+        return ""
+    if not is_number(adjusted) or not is_number(size):
+        return f"p = {fmt_p(p)}"
+    return f"p = {fmt_p(p)}, Holm-adjusted within the {fmt_int(size)} comparisons of its family: {fmt_p(adjusted)}"
+
+
+def fmt_p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else fmt_num(p, 3)
+
+
+def _chance_words(model: ModelView, attribute: str, gap: str) -> str:
+    """"the groups differ" from the permutation test of the gap itself (core.audit.gap_test),
+    decided on its family's Holm-adjusted p-value (core.audit.multiplicity)."""
+    chance = section(model.gaps(attribute).get("chance") or {}, gap)
+    if chance.get("differ") is None:
+        return ""
+    n_groups = len(model.groups(attribute))
+    expected = "is not" if chance["differ"] else "is"
+    verdict = "the groups differ" if chance["differ"] else "the test data do not show that the groups differ"
+    return (f" A gap this large {expected} expected by chance with {n_groups} groups of these sizes "
+            f"(permutation test, {_adjusted(chance)}): {verdict}.")
 
 
 def _comparison(view: ReportView, model: ModelView, attribute: str, gap: str) -> dict | None:
@@ -145,11 +172,12 @@ def _comparison(view: ReportView, model: ModelView, attribute: str, gap: str) ->
     if compared.get("excludes_zero", not ci_includes_zero(ci)):
         verb = "narrowed" if diff < 0 else "widened"
         text = (f"{name} {verb} the {words} for {attribute} compared with the supervised baseline: {values}, "
-                f"a difference of {fmt_num(diff)} ({label} {fmt_ci(ci)}).")
+                f"a difference of {fmt_num(diff)} ({label} {fmt_ci(ci)}; {_adjusted(compared)}).")
         level = "finding"
     else:
         text = (f"{name} vs the supervised baseline on the {words} for {attribute}: no clear difference "
-                f"({values}; difference {fmt_num(diff)}, {label} {fmt_ci(ci)} includes 0).")
+                f"({values}; difference {fmt_num(diff)}, {label} {fmt_ci(ci)}"
+                f"{'; ' + _adjusted(compared) if _adjusted(compared) else ' includes 0'}).")
         level = "info"
     n_boot = view.bootstrap.get("n_boot")
     excluded = compared.get("ci_excluded") or 0
@@ -161,6 +189,21 @@ def _comparison(view: ReportView, model: ModelView, attribute: str, gap: str) ->
         text += f" Caution: {name} {flag['badge']}, so its small gap says little about fair treatment."
     return _item(level, "ssl_vs_supervised", text, model=name, attribute=attribute, gap=gap,
                  direction=verb)
+
+
+def _multiplicity(view: ReportView) -> dict | None:
+    """How many comparisons the report's verdicts make, and how they are adjusted."""
+    families = section(view.report, "multiplicity")
+    if not families:
+        return None
+    total = sum(f.get("size", 0) for f in families.values())
+    listed = "; ".join(f"{name}: {fmt_int(f.get('size'))}" for name, f in families.items())
+    return _item("info", "multiplicity",
+                 f"This report makes {fmt_int(total)} comparisons in {len(families)} families ({listed}). Every "
+                 f"verdict (narrowed, widened, the groups differ) is decided on p-values Holm-adjusted within its "
+                 f"family, so the chance of any false verdict in a family is at most "
+                 f"{fmt_pct(1 - view.confidence, 0)}; the {ci_label(view.confidence)}s shown are unadjusted "
+                 f"descriptions.", comparisons=total)
 
 
 def _tally(view: ReportView, comparisons: list[dict], found: dict) -> dict:
@@ -350,6 +393,9 @@ def summarize(report: dict) -> list[dict]:
         if comparisons:
             items.append(_tally(view, comparisons, found))
         items += comparisons
+    counted = _multiplicity(view)
+    if counted is not None:
+        items.append(counted)
     items.append(replicates_notice(view))
     items += [item for item in (_degenerate(view, m) for m in view.models) if item is not None]
     items += [item for item in (_chance_level(view, m) for m in view.models) if item is not None]

@@ -129,10 +129,20 @@ def test_largest_gap_can_be_demographic_parity_on_another_attribute():
         in first["text"]
 
 
-def test_summary_says_when_the_pair_interval_does_not_show_a_difference():
+def test_summary_says_whether_the_gap_is_larger_than_chance():
+    """"the groups differ" follows the permutation test of the gap (its family's adjusted p),
+    not the extreme pair's interval, which stays as a description (issue 14, item 5)."""
     report = make_report()
-    report["models"][1]["gaps"]["sex"]["between"]["equalized_odds_difference"]["pair_ci"] = [-0.03, 0.2]
-    assert "includes 0: the test data do not show that the two groups differ" in summarize(report)[0]["text"]
+    report["models"][1]["gaps"]["sex"]["between"]["equalized_odds_difference"]["pair_ci"] = [0.03, 0.2]
+    chance = {"p_value": 0.02, "p_adjusted": 0.12, "family": "groups_differ", "family_size": 6, "differ": False}
+    report["models"][1]["gaps"]["sex"]["chance"] = {"equalized_odds_difference": chance}
+    text = summarize(report)[0]["text"]
+    assert "difference between these two groups is 0.03 to 0.20" in text
+    assert ("A gap this large is expected by chance with 2 groups of these sizes (permutation test, p = 0.020, "
+            "Holm-adjusted within the 6 comparisons of its family: 0.120): the test data do not show that the "
+            "groups differ.") in text
+    chance.update(p_adjusted=0.001, differ=True)
+    assert "A gap this large is not expected by chance" in summarize(report)[0]["text"]
 
 
 @pytest.mark.parametrize("ci, verdict", [((-0.08, 0.04), "no clear difference"),
