@@ -35,7 +35,7 @@ from scipy import stats
 
 from core.audit.fairness import check_predictions, check_sensitive, partitions, reference_index
 from core.audit.metrics import MIN_CLASS_ROWS, confusion_counts, gap_values, headline_groups, num
-from core.audit.resampling import check_settings, json_interval, percentile_interval, stream
+from core.audit.resampling import check_settings, count_replicates, json_interval, percentile_interval, stream
 from core.errors import InputError
 from core.vocabulary import GAPS
 
@@ -68,6 +68,21 @@ def _resampled_counts(y: np.ndarray, decisions: np.ndarray, codes: np.ndarray, n
         onehot = (cell[:, :, None] == np.arange(4)).astype(np.int64)               # (U, R, 4)
         out[:, :, g, :] = np.einsum("bu,urc->brc", draws, onehot)
     return out
+
+
+def _joint_resampled_counts(y: np.ndarray, decisions: np.ndarray, codes: np.ndarray, n_groups: int,
+                            n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """`_resampled_counts` for one replicate per side (decisions (2, n)), drawn exactly as
+    core.audit.comparison draws them: each group's 8 joint cells (4 pred_a + 2 pred_b + y)
+    ~ Multinomial in one `count_replicates` call, so R = 1 reproduces its intervals."""
+    joint_cell = 4 * decisions[0] + 2 * decisions[1] + y
+    joint = np.bincount(codes * 8 + joint_cell, minlength=n_groups * 8).reshape(n_groups, 8)
+    reps = count_replicates(joint, n_boot, rng)                                   # (B, G, 8)
+    j = np.arange(8)
+    pred, label = np.stack([(j >> 2) & 1, (j >> 1) & 1]), j & 1                  # (2, 8), (8,)
+    cell = np.where(pred == 1, 1 - label, 2 + label)                              # (2, 8)
+    onehot = (cell[:, :, None] == np.arange(4)).astype(np.int64)                  # (2, 8, 4)
+    return np.einsum("bgj,rjc->brgc", reps, onehot)
 
 
 def _observed_counts(y: np.ndarray, decisions: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
@@ -239,8 +254,8 @@ def replicated_paired_differences(y_true: Any, preds_a: Sequence[Any], preds_b: 
         ref = reference_index(part, None)
         point_a, point_b = gap_values(obs_a, used, ref), gap_values(obs_b, used, ref)
         if n_boot:
-            counts = _resampled_counts(y, np.vstack([dec_a, dec_b]), part.codes, G, n_boot,
-                                       stream(random_state, part.key))
+            draw = _joint_resampled_counts if Ra == Rb == 1 else _resampled_counts
+            counts = draw(y, np.vstack([dec_a, dec_b]), part.codes, G, n_boot, stream(random_state, part.key))
             boot_a, boot_b = gap_values(counts[:, :Ra], used, ref), gap_values(counts[:, Ra:], used, ref)
         entry = {}
         for k in GAPS:
