@@ -13,7 +13,11 @@ replacement; each group resampled on its own). Between two groups a and b:
     difference(f) = importance_a(f) - importance_b(f)
 
 with the interval of the replicate differences (the groups' replicates paired by index,
-which are independent draws); `clear` = the interval excludes 0. Differences are listed for
+which are independent draws). Its two-sided p-value is the normal one of the bootstrap,
+``2 Phi(-|difference| / sd(replicate differences))`` (continuous, unlike a count of
+replicates, so that it can survive the adjustment), and `clear` is decided on that p-value
+Holm-adjusted over every (pair, feature) difference of the run, one family
+(core.audit.multiplicity); the interval stays as a description. Differences are listed for
 every pair of groups, largest |difference| first. Groups with fewer than 2 sampled rows get
 no interval.
 
@@ -25,11 +29,13 @@ of kind "explain-subgroup" (`subgroup_job`).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from itertools import combinations
 
 import numpy as np
 
+from core.audit.multiplicity import holm
 from core.errors import InputError
 from core.explain.context import RunContext, load_run
 from core.explain.counterfactual import check_attribute
@@ -78,7 +84,8 @@ def subgroup_importance(ctx: RunContext, attribute: str, model_name: str | None 
 
     Returns {"attribute", "model", "num_samples", "seed", "rows_per_group", "confidence",
     "features", "groups": [{"group", "n_rows", "row_ids", "importance": [{"feature", "mean_abs_weight",
-    "ci"}]}], "differences": [{"feature", "group_a", "group_b", "difference", "ci", "clear"}],
+    "ci"}]}], "differences": [{"feature", "group_a", "group_b", "difference", "ci", "p_value", "p_adjusted",
+    "family", "family_size", "clear"}],
     "stopped"} (see the module docstring for the formulas)."""
     check_attribute(ctx, attribute)
     model_name = model_name or ctx.default_model
@@ -123,18 +130,39 @@ def subgroup_importance(ctx: RunContext, attribute: str, model_name: str | None 
     for a, b in combinations(list(samples), 2):
         ra, rb = replicates[a], replicates[b]
         ci = _interval(ra - rb, confidence) if ra is not None and rb is not None else None
+        sd = np.std(ra - rb, axis=0, ddof=1) if ra is not None and rb is not None else None
         for j, feature in enumerate(columns):
             if means_of[a][feature] is None or means_of[b][feature] is None:
                 continue
             difference = means_of[a][feature] - means_of[b][feature]
             interval = None if ci is None else [float(ci[0, j]), float(ci[1, j])]
             differences.append({"feature": feature, "group_a": a, "group_b": b, "difference": float(difference),
-                                "ci": interval, "clear": bool(interval is not None and
-                                                              (interval[0] > 0 or interval[1] < 0))})
+                                "ci": interval, "p_value": None if sd is None else _normal_p(difference, sd[j])})
+    _decide(differences, confidence)
     differences.sort(key=lambda d: -abs(d["difference"]))
     return {"attribute": attribute, "model": model_name, "num_samples": num_samples, "seed": seed,
             "rows_per_group": rows_per_group, "confidence": confidence, "n_boot": n_boot, "features": list(columns),
             "groups": summary, "differences": differences, "stopped": stopped}
+
+
+#: The family of the per-group LIME differences (core.audit.multiplicity's word for it).
+FAMILY = "lime_group_differences"
+
+
+def _normal_p(difference: float, sd: float) -> float:
+    """Two-sided p of "the difference is 0" from its bootstrap standard deviation."""
+    if not sd > 0:
+        return 1.0 if difference == 0 else 0.0
+    return float(math.erfc(abs(difference) / sd / math.sqrt(2)))
+
+
+def _decide(differences: list[dict], confidence: float) -> None:
+    """`clear` from the Holm-adjusted p-values of all differences (one family), in place."""
+    adjusted = holm([d["p_value"] for d in differences])
+    size = sum(p is not None for p in adjusted)
+    for d, p in zip(differences, adjusted):
+        d.update(p_adjusted=p, family=FAMILY if p is not None else None, family_size=size if p is not None else None,
+                 clear=bool(p is not None and p < 1 - confidence))
 
 
 def _num(value: float) -> float | None:

@@ -106,14 +106,17 @@ def paired_difference(results: RunResults, model_a: str, model_b: str, partition
                                           n_boot=n_boot, confidence=confidence, random_state=view.seed)
         entry, source = computed[partition][gap], "computed"
     ci = entry.get("ci")
+    # the audit's verdict is its family-adjusted test; a computed one is a single comparison
+    excludes = entry.get("excludes_zero") if source == "audit" and entry.get("p_adjusted") is not None \
+        else interval_excludes_zero(ci)
     value_a, value_b, difference = entry.get("model_a"), entry.get("model_b"), entry.get("difference")
     if flip:
         value_a, value_b = value_b, value_a
         difference = None if difference is None else -difference
         ci = None if ci is None else [-ci[1], -ci[0]]
     return {"model_a": model_a, "model_b": model_b, "partition": partition, "gap": gap, "value_a": value_a,
-            "value_b": value_b, "difference": difference, "ci": ci, "excludes_zero": interval_excludes_zero(ci),
-            "verdict": verdict(gap, ci), "source": source, "n_boot": n_boot, "confidence": confidence}
+            "value_b": value_b, "difference": difference, "ci": ci, "excludes_zero": excludes,
+            "verdict": verdict(gap, ci, excludes), "source": source, "n_boot": n_boot, "confidence": confidence}
 
 
 def label_fraction_curves(runs: Iterable[tuple[Mapping, dict]], partition: str, metric: str) -> pd.DataFrame:

@@ -95,6 +95,8 @@ def _delta(model: ModelView, partition: str, gap: str) -> dict | None:
     includes = ci_includes_zero(ci)
     if not is_number(diff) or includes is None:
         return {"text": NOT_AVAILABLE, "ci": "", "verdict": "not comparable", "cls": "na"}
+    if compared.get("excludes_zero") is not None:  # the family-adjusted test decides the word
+        includes = not compared["excludes_zero"]
     if includes:
         return {"text": fmt_num(diff), "ci": fmt_ci(ci), "verdict": "no clear difference", "cls": "unclear"}
     verdict = "narrowed" if diff < 0 else "widened"

@@ -47,15 +47,17 @@ def interval_excludes_zero(ci: Any) -> bool | None:
     return bool(ci[0] > 0 or ci[1] < 0)
 
 
-def verdict(gap: str, ci: Any) -> str | None:
-    """What the signed interval of a difference of gaps says: "narrower" / "wider" (for
-    higher-is-better measures "higher" / "lower"), "no clear difference", or None."""
-    excludes = interval_excludes_zero(ci)
+def verdict(gap: str, ci: Any, excludes_zero: bool | None = None) -> str | None:
+    """What a difference of gaps says: "narrower" / "wider" (for higher-is-better measures
+    "higher" / "lower"), "no clear difference", or None. Decided by the report's
+    `excludes_zero` where it has one (the family-adjusted test, core.audit.multiplicity),
+    else by whether the signed interval excludes 0."""
+    excludes = interval_excludes_zero(ci) if excludes_zero is None or not ci else excludes_zero
     if excludes is None:
         return None
     if not excludes:
         return "no clear difference"
-    above = ci[0] > 0
+    above = ci[0] + ci[1] > 0
     if gap in HIGHER_IS_BETTER:
         return "higher" if above else "lower"
     return "wider" if above else "narrower"
@@ -102,7 +104,8 @@ def gap_table(report: dict, partition: str, gap: str) -> pd.DataFrame:
     Columns: model, pretraining, strategy, value, lo, hi (the gap's own interval: for a
     max - min gap it sits above 0 by construction), metric, max_group, min_group,
     pair_lo, pair_hi (signed interval of metric[max_group] - metric[min_group]),
-    groups_differ (True when that signed interval excludes 0; None when there is none),
+    groups_differ (the permutation test of the gap, `gaps[partition]["chance"][gap]["differ"]`,
+    family-adjusted; runs without it: whether that signed interval excludes 0),
     vs_supervised, vs_lo, vs_hi (this model's gap - the supervised model's, paired bootstrap
     on the same test rows) and vs_verdict: "narrower" / "wider" (interval excludes 0; for
     worst-group accuracy and ratios "higher" / "lower"), "no clear difference", or None.
@@ -117,11 +120,13 @@ def gap_table(report: dict, partition: str, gap: str) -> pd.DataFrame:
                "min_group": between.get("min_group") or between.get("farthest_group")}
         row["lo"], row["hi"] = interval(entry.gap_ci(partition, gap))
         row["pair_lo"], row["pair_hi"] = interval(pair)
-        row["groups_differ"] = interval_excludes_zero(pair)
+        chance = section(section(entry.gaps(partition), "chance"), gap)
+        row["groups_differ"] = chance["differ"] if "differ" in chance else interval_excludes_zero(pair)
         compared = entry.compared(partition, gap)
         row["vs_supervised"] = number(compared["difference"]) if compared else float("nan")
         row["vs_lo"], row["vs_hi"] = interval(compared.get("ci") if compared else None)
-        row["vs_verdict"] = verdict(gap, compared.get("ci") if compared else None) if compared else None
+        row["vs_verdict"] = (verdict(gap, compared.get("ci"), compared.get("excludes_zero"))
+                             if compared else None)
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -17,6 +17,7 @@ import sklearn
 import torch
 
 from core import __version__
+from core.audit.multiplicity import apply_families
 from core.audit.representation import beside_raw_features
 from core.data.proxies import find_proxies
 from core.data.study import Study
@@ -59,7 +60,7 @@ def assemble_report(config: AuditConfig, study: Study, entries: list[dict], pret
     """report.json: the study, every model's entry, pretraining, how intervals were drawn, the
     data's withheld columns, proxies, notes and warnings, the config and the library versions."""
     data = study.data
-    return {
+    return apply_families({  # last: every verdict Holm-adjusted within its family (report["multiplicity"])
         "equiscope_version": __version__,
         "study": study_summary(study, config),
         "models": entries,
@@ -73,7 +74,7 @@ def assemble_report(config: AuditConfig, study: Study, entries: list[dict], pret
         "warnings": data.warnings,
         "config": config.to_dict(),
         "versions": versions(),
-    }
+    })
 
 
 def study_summary(study: Study, config: AuditConfig) -> dict:

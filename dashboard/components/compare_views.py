@@ -118,14 +118,15 @@ def paired_section(runs: list[dict], loaded: dict[str, RunResults], root: str, a
         st.info(f"No interval could be computed for the {name} of these models.", icon=":material/info:")
         return
     span = fmt_ci(result["ci"])
-    source = ("from the audit's paired comparison with the supervised baseline" if result["source"] == "audit"
-              else f"computed now from the run's predictions, {result['n_boot']:,} resamples")
+    source = ("from the audit's paired comparison with the supervised baseline, decided on its p-value "
+              "Holm-adjusted within its family of comparisons" if result["source"] == "audit"
+              else f"computed now from the run's predictions, {result['n_boot']:,} resamples, one comparison")
     if verdict == "no clear difference":
-        st.markdown(f"A's {name} is {VERDICT_WORDS[verdict]} from B's: the {result['confidence']:.0%} interval of "
-                    f"A minus B, {span}, includes 0, so the difference could be chance ({source}).")
+        st.markdown(f"A's {name} is {VERDICT_WORDS[verdict]} from B's (A minus B, {result['confidence']:.0%} "
+                    f"interval {span}): the difference could be chance ({source}).")
     else:
-        st.markdown(f"A's {name} is {VERDICT_WORDS[verdict]} than B's: the {result['confidence']:.0%} interval of "
-                    f"A minus B, {span}, excludes 0 ({source}).")
+        st.markdown(f"A's {name} is {VERDICT_WORDS[verdict]} than B's (A minus B, {result['confidence']:.0%} "
+                    f"interval {span}; {source}).")
 
 
 def fractions_section(pairs: list, root: str, run_ids: tuple[str, ...], partition: str, gap: str) -> None:

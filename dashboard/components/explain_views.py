@@ -258,6 +258,9 @@ def differences_table(result: dict, top: int = 10) -> pd.DataFrame:
         "Difference in mean |weight|": [round(d["difference"], 4) for d in rows],
         "95% interval": [NOT_AVAILABLE if d["ci"] is None else f"{d['ci'][0]:+.4f} to {d['ci'][1]:+.4f}"
                          for d in rows],
+        "Holm-adjusted p": [NOT_AVAILABLE if d.get("p_adjusted") is None else f"{d['p_adjusted']:.3f}"
+                            for d in rows],
+        # decided on the p-value Holm-adjusted over every difference of the run (core.explain.subgroup)
         "Clear difference": ["yes" if d["clear"] else "no" for d in rows]})
 
 

@@ -60,10 +60,11 @@ GAP_INTERVAL = (
     "**Reading the intervals.** The bar's error bar is the interval of the gap itself. A gap is the highest "
     "group's rate minus the lowest, so it can never be negative, and its interval sits above 0 *even when the "
     "groups do not really differ*. It tells you how large the gap might be, not whether it is real. "
-    "Whether the two groups at the extremes really differ is read from the interval of their **signed** "
-    "difference: if that interval includes 0, the difference could be chance. Whether pretraining changed the "
-    "gap is read from the **paired comparison** with the supervised baseline (same test rows, resampled "
-    "together): only an interval that excludes 0 is a clear change.")
+    "Whether the groups really differ is read from a **permutation test of the gap itself**: is a gap this "
+    "large expected by chance with this many groups of these sizes? Whether pretraining changed the gap is read "
+    "from the **paired comparison** with the supervised baseline (same test rows, over every training "
+    "replicate). Both verdicts are decided on p-values Holm-adjusted within their family of comparisons (the "
+    "summary says how many); the intervals shown are unadjusted descriptions.")
 
 
 def _text(value: object) -> str | None:
@@ -90,10 +91,12 @@ def pair_sentence(row: dict, confidence: float) -> str:
         return f"The gap is between {groups} ({metric}); no interval for their difference."
     span = fmt_ci((row["pair_lo"], row["pair_hi"]))
     if row["groups_differ"]:
-        return (f"The gap is between {groups} ({metric}). Their signed difference, {confidence:.0%} interval "
-                f"{span}, excludes 0: more than chance alone would explain.")
-    return (f"The gap is between {groups} ({metric}). Their signed difference, {confidence:.0%} interval "
-            f"{span}, includes 0: the difference could be chance.")
+        return (f"The gap is between {groups} ({metric}; their signed difference, {confidence:.0%} interval "
+                f"{span}). A gap this large is not expected by chance with these groups (family-adjusted "
+                f"test): the groups differ.")
+    return (f"The gap is between {groups} ({metric}; their signed difference, {confidence:.0%} interval "
+            f"{span}). A gap this large is expected by chance with these groups (family-adjusted test): the "
+            f"difference could be chance.")
 
 
 VERDICT_WORDS = {"narrower": "**narrower**", "wider": "**wider**", "higher": "**higher**", "lower": "**lower**",
@@ -106,6 +109,6 @@ def supervised_sentence(row: dict, confidence: float) -> str:
     if verdict is None:
         return ""
     span = fmt_ci((row["vs_lo"], row["vs_hi"]))
-    zero = "includes" if verdict == "no clear difference" else "excludes"
     return (f"Against the supervised baseline, this gap is {VERDICT_WORDS[verdict]} (difference "
-            f"{fmt_num(row['vs_supervised'])}, {confidence:.0%} interval {span}, which {zero} 0).")
+            f"{fmt_num(row['vs_supervised'])}, {confidence:.0%} interval {span}; decided on the p-value "
+            f"Holm-adjusted within its family of comparisons).")
