@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.audit.comparison import paired_gap_differences
 from core.audit.fairness import audit_fairness
 from core.audit.metrics import MIN_CLASS_ROWS
 from core.audit.representation import attribute_leakage, knn_accuracy_by_group, per_group_cka, project_umap
@@ -41,23 +40,17 @@ class ModelTask:
 
 
 def audit_model(task: ModelTask) -> dict:
-    """Fairness with bootstrap CIs, the paired comparison with the supervised baseline,
-    representation (leakage probe, kNN accuracy, CKA with the baseline) and the UMAP layout.
+    """Fairness with bootstrap CIs, representation (leakage probe, kNN accuracy, CKA with the baseline) and the UMAP layout.
 
-    Returns {"fairness", "compared_with_supervised" (or None), "representation",
+    The comparison with the supervised baseline is made over every training replicate
+    (core.run.replicates), not here. Returns {"fairness", "representation",
     "umap": (coords, row positions) or None}.
     """
     fairness = audit_fairness(task.y_true, task.y_pred, task.y_score, task.groups, n_boot=task.n_boot,
                               confidence=task.confidence, min_group_size=task.min_group_size,
                               min_class_rows=task.min_class_rows, random_state=task.seed)
-    compared = None
-    if task.supervised_pred is not None:
-        compared = paired_gap_differences(task.y_true, task.y_pred, task.supervised_pred, task.groups,
-                                          n_boot=task.n_boot, confidence=task.confidence, random_state=task.seed,
-                                          min_group_size=task.min_group_size, min_class_rows=task.min_class_rows)
     layout = project_umap(task.embedding, random_state=task.seed, strata=task.strata) if task.umap else None
-    return {"fairness": fairness, "compared_with_supervised": compared, "representation": representation(task),
-            "umap": layout}
+    return {"fairness": fairness, "representation": representation(task), "umap": layout}
 
 
 def representation(task: ModelTask) -> dict:
