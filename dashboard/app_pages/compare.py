@@ -31,6 +31,8 @@ def render() -> None:
         show_input_error(error)
         return
     pairs = [(run, loaded[run["id"]].report) for run in reversed(finished)]  # oldest first
+    for run in finished:
+        runs.one_run_notice(loaded[run["id"]], runs.run_label(run) if len(finished) > 1 else None)
     run_ids = tuple(run["id"] for run in finished)
     partitions = loaded[finished[0]["id"]].partitions
     left, right = st.columns(2)

@@ -17,6 +17,7 @@ import streamlit as st
 from core.errors import InputError
 from core.results.export import csv_bytes
 from core.results.folder import RunResults, load_results
+from core.results.summary import ONE_RUN_NOTICE
 from core.workspace.store import RunRecord, StudyRecord, Workspace
 from dashboard.components import state
 from dashboard.components.format import md
@@ -45,7 +46,16 @@ def current_run(ws: Workspace) -> tuple[StudyRecord, RunRecord, RunResults] | No
     selectbox of its finished runs. Without either, say what to do first and return None."""
     study = study_or_pointer(ws)
     picked = pick_run(ws, study) if study is not None else None
-    return None if picked is None else (study, *picked)
+    if picked is None:
+        return None
+    one_run_notice(picked[1])
+    return (study, *picked)
+
+
+def one_run_notice(results: RunResults, name: str | None = None) -> None:
+    """Every result page says so when its verdicts cover one training run only."""
+    if results.view.one_training_run:
+        st.warning(f"**{md(name)}:** {ONE_RUN_NOTICE}" if name else ONE_RUN_NOTICE, icon=":material/info:")
 
 
 def audit_runs(ws: Workspace, study_id: str) -> list[RunRecord]:

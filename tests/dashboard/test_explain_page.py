@@ -143,3 +143,9 @@ def test_the_subgroup_aggregate_runs_as_a_background_job(make_app, workspace, ar
     subgroup = chart(app, "subgroup")
     assert {trace["name"].split(" (")[0] for trace in subgroup["data"]} == {"Female", "Male"}
     assert any("Clear difference" in d.value.columns for d in app.dataframe)
+
+
+def test_the_page_says_when_its_verdicts_cover_one_training_run(make_app, workspace, artifact):
+    app, _ = open_explain(make_app, workspace, artifact)
+    assert json.loads((artifact / "report.json").read_text()).get("replicates", 1) == 1
+    assert any("covers one training run only" in w.value for w in app.warning)

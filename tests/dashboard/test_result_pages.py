@@ -256,3 +256,18 @@ def test_review_summary_and_report_with_the_notes(make_app, workspace, artifact)
     html = built[0].read_text()
     assert "Looks fair enough on sex." in html and "Eli" in html
     assert app.get("download_button")
+
+
+ONE_RUN = "covers one training run only"
+
+
+@pytest.mark.parametrize("page", [EMBEDDINGS, FAIRNESS, COMPARE])
+def test_every_result_page_says_when_its_verdicts_cover_one_training_run(make_app, workspace, artifact, page):
+    app, _ = with_run(make_app, workspace, artifact, page)
+    assert any(ONE_RUN in w.value for w in app.warning), [w.value for w in app.warning]
+
+
+@pytest.mark.parametrize("page", [EMBEDDINGS, FAIRNESS, COMPARE])
+def test_no_one_run_notice_when_the_models_were_trained_several_times(make_app, workspace, artifact, page):
+    app, _ = with_run(make_app, workspace, artifact, page, replicates=5)
+    assert not any(ONE_RUN in w.value for w in app.warning)
