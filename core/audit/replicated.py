@@ -34,7 +34,7 @@ import pandas as pd
 from scipy import stats
 
 from core.audit.fairness import check_predictions, check_sensitive, partitions, reference_index
-from core.audit.metrics import MIN_CLASS_ROWS, confusion_counts, gap_values, headline_groups, num
+from core.audit.metrics import MIN_CLASS_ROWS, confusion_counts, count_metrics, gap_values, headline_groups, num
 from core.audit.resampling import check_settings, count_replicates, json_interval, percentile_interval, stream
 from core.errors import InputError
 from core.vocabulary import GAPS
@@ -221,6 +221,31 @@ def replicated_gaps(y_true: Any, preds: Sequence[Any], groups: pd.DataFrame, *, 
                         "max": num(values.max()) if n_rep else None,
                         "ci": ci, "n_replicates": n_rep}
         result[part.key] = entry
+    return result
+
+
+#: The overall metrics of decisions whose interval covers training (ROC AUC needs the scores: its
+#: interval stays replicate 0's bootstrap).
+REPLICATED_OVERALL = ("accuracy", "balanced_accuracy")
+
+
+def replicated_overall(y_true: Any, preds: Sequence[Any], *, n_boot: int = 1000, confidence: float = 0.95,
+                       random_state: int | None = 0) -> dict[str, dict[str, Any]]:
+    """Overall accuracy and balanced accuracy over R training replicates: ``{metric: {"mean",
+    "ci": [lo, hi] | None}}``, the interval of the mean covering test-row sampling (all rows
+    resampled together, the same rows for every replicate) and training, as for the gaps."""
+    y = check_predictions(y_true, np.zeros_like(np.asarray(y_true)), None)[0]
+    decisions = _decisions(y, preds, "the model")
+    check_settings(n_boot, confidence)
+    codes = np.zeros(len(y), dtype=np.int64)
+    point = count_metrics(_observed_counts(y, decisions, codes, 1))                     # {m: (R, 1)}
+    boot = (count_metrics(_resampled_counts(y, decisions, codes, 1, n_boot, stream(random_state, "(overall)")))
+            if n_boot else None)                                                         # {m: (B, R, 1)}
+    result = {}
+    for metric in REPLICATED_OVERALL:
+        values = point[metric][:, 0]
+        ci = _one_side(values, boot[metric][:, :, 0], confidence)[0] if boot is not None else None
+        result[metric] = {"mean": num(values.mean()), "ci": ci}
     return result
 
 
