@@ -6,6 +6,8 @@ The workspace comes from EQUISCOPE_WORKSPACE and the start-up dataset from EQUIS
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from core.errors import InputError
@@ -13,7 +15,9 @@ from dashboard.components import access, sidebar, state, studies
 from dashboard.components.messages import show_input_error
 from dashboard.components.state import KEPT_KEYS
 
-st.set_page_config(layout="wide", page_title="Equiscope", page_icon=":material/balance:")
+# The tab icon is a file served by this server: a ":material/...:" page icon makes the browser fetch
+# an SVG from a Google font server (nothing the app serves or fetches may leave the machine).
+st.set_page_config(layout="wide", page_title="Equiscope", page_icon=str(Path(__file__).parent / "icon.png"))
 state.keep_widget_state(KEPT_KEYS)  # widget values that survive a visit to another page (components/state.py)
 
 PAGES = [
