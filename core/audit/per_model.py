@@ -29,7 +29,7 @@ class ModelTask:
     groups: pd.DataFrame                 # one column per sensitive attribute
     embedding: np.ndarray                # the model's test-row embeddings
     supervised_embedding: np.ndarray     # the supervised baseline's, for CKA
-    supervised_pred: np.ndarray | None   # None for the baseline itself (nothing to compare with)
+    is_baseline: bool                    # the supervised baseline itself: no CKA with itself
     strata: np.ndarray                   # intersection label per row (UMAP display subsample)
     n_boot: int
     confidence: float
@@ -55,7 +55,7 @@ def audit_model(task: ModelTask) -> dict:
 
 def representation(task: ModelTask) -> dict:
     """Per attribute: leakage probe, kNN accuracy of the label, and (not for the baseline) CKA."""
-    compare = task.supervised_pred is not None
+    compare = not task.is_baseline
     leakage, knn, cka = {}, {}, {}
     for attribute in task.groups.columns:
         leakage[attribute] = attribute_leakage(task.embedding, task.groups[attribute], random_state=task.seed)

@@ -283,7 +283,7 @@ def audit_models(config: AuditConfig, study: Study, replicates: list[list], pret
     futures += [workers.submit(audit_model, ModelTask(
         name=m.name, y_true=y_test, y_pred=preds[m.name][0], y_score=scores[m.name][0], groups=groups_test,
         embedding=embeddings[m.name], supervised_embedding=embeddings[SUPERVISED],
-        supervised_pred=None if m.name == SUPERVISED else preds[SUPERVISED][0], strata=strata, n_boot=config.n_boot,
+        is_baseline=m.name == SUPERVISED, strata=strata, n_boot=config.n_boot,
         confidence=config.confidence, min_group_size=config.min_group_size, umap=config.umap, seed=config.seed,
         min_class_rows=config.min_class_rows))
         for m in models]
