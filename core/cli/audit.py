@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="a bundled dataset name or a CSV/Parquet/Excel path")
     parser.add_argument("--target", required=True, help="the outcome column")
     parser.add_argument("--sensitive", required=True, help="comma-separated sensitive attributes, e.g. sex,race")
-    parser.add_argument("--positive", help="the target value that counts as positive")
+    parser.add_argument("--positive", help="the target value that counts as positive, or a threshold on a numeric "
+                        "target: '>=10' (also '>', '<=', '<')")
     parser.add_argument("--method", default=default["method"], help="SSL pretraining method (default %(default)s)")
     parser.add_argument("--strategies", default=strategies,
                         help="comma-separated fine-tuning strategies (default %(default)s)")

@@ -11,7 +11,8 @@ from core.cli._format import percent, text_table
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="a bundled dataset name or a CSV/Parquet/Excel path")
     parser.add_argument("--target", help="the outcome column; adds group sizes and base rates")
-    parser.add_argument("--positive", help="the target value that counts as positive")
+    parser.add_argument("--positive", help="the target value that counts as positive, or a threshold on a numeric "
+                        "target: '>=10' (also '>', '<=', '<')")
     parser.add_argument("--sensitive", help="comma-separated sensitive attributes "
                                             "(default: the dataset card's, or columns named like sex, race, age)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")

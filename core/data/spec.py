@@ -19,23 +19,31 @@ Decisions (docs/decisions.md):
 - Rows whose target is missing stay, as unlabelled rows for pretraining only.
 - Without a positive label: values 1 / true / yes are positive; any other two-valued target
   takes its less frequent value as positive, and a note says so.
+- A positive label such as ">= 10" (also ">", "<=", "<") is a threshold on a numeric target:
+  the positive rows are those at or above 10, and the label shown reads "wage >= 10". A
+  numeric target with more than `MAX_TARGET_VALUES` distinct values needs such a threshold:
+  one value against all others (a wage of exactly 10.0) is almost never the question (issue 16).
 """
 
 from __future__ import annotations
 
 import difflib
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from core.data.kinds import FEATURE_KINDS, infer_kinds
-from core.data.pii import PiiFinding, scan_pii
+from core.data.pii import PiiFinding, normalise_name, scan_pii
 from core.errors import InputError
 
 MISSING_GROUP = "(missing)"
 MAX_GROUPS_NUMERIC = 8
 MIN_LABELLED_PER_CLASS = 10
+#: A numeric target with more distinct values than this needs a threshold (`--positive '>=10'`).
+MAX_TARGET_VALUES = 10
 _POSITIVE_WORDS = {"1", "1.0", "true", "yes", "y", "t"}
 
 
@@ -108,22 +116,72 @@ class PreparedData:
         return [] if self.spec.include_pii else [finding.column for finding in self.pii]
 
 
-_SENSITIVE_NAMES = ("sex", "gender", "race", "ethnicity", "ethnic_group", "age", "age_cat", "age_group",
-                    "religion", "nationality", "native_country", "country_of_birth", "disability",
-                    "marital_status", "sexual_orientation", "pregnancy", "foreign_worker")
+_SENSITIVE_NAMES = ("sex", "gender", "race", "ethnicity", "ethnic_group", "ethnic_origin", "colour", "color",
+                    "skin_colour", "skin_color", "age", "age_cat", "age_group", "religion", "religious_belief",
+                    "nationality", "citizen", "citizenship", "native_country", "country_of_birth", "disability",
+                    "disabled", "handicap", "marital_status", "maritalstatus", "marital", "married",
+                    "sexual_orientation", "pregnancy", "pregnant", "foreign_worker")
+#: Yes/no columns named after a group ("afam": African American or not) are sensitive too.
+_GROUP_NAMES = ("afam", "african_american", "black", "white", "nonwhite", "non_white", "hispanic", "latino",
+                "latina", "asian", "native", "indigenous", "minority", "female", "male", "woman", "women", "man",
+                "men", "immigrant", "foreign", "foreigner", "muslim", "christian", "jewish", "hindu", "catholic",
+                "single", "widowed", "divorced", "senior", "elderly", "young")
+
+
+def _sensitive_rank(frame: pd.DataFrame, column) -> int | None:
+    """The rank of a sensitive-looking column in `_SENSITIVE_NAMES` (group names after them), or None."""
+    name = normalise_name(column)
+    if name in _SENSITIVE_NAMES:
+        return _SENSITIVE_NAMES.index(name)
+    if name in _GROUP_NAMES and frame[column].nunique() == 2:
+        return len(_SENSITIVE_NAMES) + _GROUP_NAMES.index(name)
+    return None
 
 
 def suggest_sensitive(frame: pd.DataFrame) -> list[str]:
     """Columns whose names match attributes commonly protected by anti-discrimination law.
 
-    A suggestion for a reviewer to confirm, never a decision: the name list is
-    `_SENSITIVE_NAMES`, matched after lower-casing and turning separators into underscores.
+    A suggestion for a reviewer to confirm, never a decision: the names are `_SENSITIVE_NAMES`
+    (sex, race, colour, ethnicity, religion, nationality, disability, marital status, ...) and,
+    for two-valued columns, `_GROUP_NAMES` (afam, black, hispanic, female, ...), matched after
+    lower-casing and turning separators into underscores; in the order of those lists.
     """
-    from core.data.pii import normalise_name
+    ranked = [(rank, index, c) for index, c in enumerate(frame.columns)
+              if (rank := _sensitive_rank(frame, c)) is not None]
+    return [c for _, _, c in sorted(ranked)]
 
-    wanted = {name: rank for rank, name in enumerate(_SENSITIVE_NAMES)}
-    found = [c for c in frame.columns if normalise_name(c) in wanted]
-    return sorted(found, key=lambda c: wanted[normalise_name(c)])
+
+#: Names an outcome column often has, in order of preference.
+_TARGET_NAMES = ("target", "label", "outcome", "y", "class", "decision", "result", "response", "approved",
+                 "approval", "accepted", "granted", "released", "hired", "admitted", "default", "defaulted",
+                 "churn", "survived", "recid", "two_year_recid", "is_recid", "income", "credit", "card")
+
+
+def suggest_target(frame: pd.DataFrame, kinds: dict[str, str] | None = None,
+                   personal: Sequence[str] = ()) -> str:
+    """A first guess of the outcome column, for the reviewer to confirm.
+
+    Never an identifier, a date, free text, a constant, a personal-data column (`personal`) or a
+    sensitive-looking one (`suggest_sensitive`), unless nothing else is left: a sensitive
+    attribute proposed as the target (an arrests table's `citizen`) turns the audit inside
+    out. Among the others: the first named like an outcome (`_TARGET_NAMES`, if it has at most
+    MAX_TARGET_VALUES values); else the last two-valued column (tables put the outcome last
+    more often than first); else the last column with at most MAX_TARGET_VALUES values; else
+    the last column left.
+    """
+    kinds = infer_kinds(frame) if kinds is None else kinds
+    columns = list(frame.columns)
+    excluded = set(suggest_sensitive(frame)) | set(personal)
+    allowed = [c for c in columns if c not in excluded and kinds.get(c) in FEATURE_KINDS]
+    if not allowed:
+        return str(columns[-1])
+    few_valued = [c for c in allowed if frame[c].nunique() <= MAX_TARGET_VALUES]
+    named = sorted((_TARGET_NAMES.index(normalise_name(c)), i) for i, c in enumerate(few_valued)
+                   if normalise_name(c) in _TARGET_NAMES)
+    if named:
+        return str(few_valued[named[0][1]])
+    two_valued = [c for c in allowed if kinds.get(c) == "boolean"]
+    return str((two_valued or few_valued or allowed)[-1])
 
 
 def prepare(frame: pd.DataFrame, spec: DatasetSpec) -> PreparedData:
@@ -174,6 +232,16 @@ def _binary_target(series: pd.Series, positive_label: str | None, target: str,
     values = labelled.astype(str).str.strip()
     if values.empty:
         raise InputError(f"The target '{target}' has no values", "Choose a target column that is filled in")
+    threshold = parse_threshold(positive_label, target)
+    if threshold is not None:
+        y, positive_value = _thresholded_target(series, threshold, target)
+        return _checked_labels(y, positive_value, target, notes)
+    if is_many_valued_numeric(series):
+        suggested = suggest_threshold(series)
+        raise InputError(f"The target '{target}' is numeric with {series.nunique()} distinct values: one value "
+                         "against all others is rarely the question",
+                         f"Give a threshold, e.g. --positive '{suggested}' (its median) to audit "
+                         f"'{target} {suggested}' against the rest")
     counts = values.value_counts()
     if positive_label is not None:
         positive_label = str(positive_label).strip()
@@ -204,6 +272,15 @@ def _binary_target(series: pd.Series, positive_label: str | None, target: str,
                          "A fairness audit needs both outcomes; choose another target or add rows of the other class")
     y = np.full(len(series), np.nan)
     y[labelled.index.to_numpy()] = (values == positive_value).to_numpy(dtype=float)
+    return _checked_labels(y, positive_value, target, notes)
+
+
+def _checked_labels(y: np.ndarray, positive_value: str, target: str, notes: list[str]) -> tuple[np.ndarray, str]:
+    """Both classes with enough labelled rows; a note on the unlabelled ones."""
+    if np.nanmin(y) == np.nanmax(y):
+        raise InputError(f"The target '{target}' has one class only ('{positive_value}' is "
+                         f"{'true' if np.nanmax(y) == 1 else 'false'} for every labelled row)",
+                         "A fairness audit needs both outcomes; choose another threshold or target")
     n_positive, n_negative = int(np.nansum(y)), int(np.sum(y == 0))
     if min(n_positive, n_negative) < MIN_LABELLED_PER_CLASS:
         raise InputError(
@@ -213,6 +290,72 @@ def _binary_target(series: pd.Series, positive_label: str | None, target: str,
     if n_missing:
         notes.append(f"{n_missing} rows have no '{target}'; they are used, unlabelled, for pretraining only.")
     return y, positive_value
+
+
+_THRESHOLD = re.compile(r"^\s*(?:(?P<target>.*?)\s*)?(?P<operator>>=|<=|>|<)\s*(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+_COMPARE = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}
+
+
+@dataclass(frozen=True)
+class TargetThreshold:
+    """A numeric target made binary: positive where `target OPERATOR value` holds."""
+
+    operator: str
+    value: float
+
+    def label(self, target: str) -> str:
+        """The positive label as reports show it: "wage >= 10"."""
+        return f"{target} {self.operator} {_format_number(self.value)}"
+
+    def positive(self, values: np.ndarray) -> np.ndarray:
+        """1.0 where the comparison holds, 0.0 elsewhere (NaN stays NaN)."""
+        values = np.asarray(values, dtype=np.float64)
+        return np.where(np.isnan(values), np.nan, _COMPARE[self.operator](values, self.value).astype(float))
+
+
+def parse_threshold(positive_label: str | None, target: str | None = None) -> TargetThreshold | None:
+    """">=10", "> 2.5", "wage < 12" -> TargetThreshold; None when the label is not a threshold.
+
+    The target's own name may lead (the label a prepared spec stores: "wage >= 10"), so a
+    study saved with a threshold prepares the same rows again.
+    """
+    if positive_label is None:
+        return None
+    match = _THRESHOLD.match(str(positive_label))
+    if match is None or (match["target"] and match["target"] != target):
+        return None
+    return TargetThreshold(match["operator"], float(match["value"]))
+
+
+def is_many_valued_numeric(series: pd.Series) -> bool:
+    """A numeric target with more than MAX_TARGET_VALUES distinct values: it needs a threshold."""
+    numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    return bool(numeric and series.nunique() > MAX_TARGET_VALUES)
+
+
+def suggest_threshold(series: pd.Series) -> str:
+    """">= MEDIAN" of a numeric target (rounded to 3 significant digits): a first guess that splits
+    the labelled rows in two halves of about equal size."""
+    return f">= {float(f'{float(series.dropna().median()):.3g}'):g}"
+
+
+def threshold_base_rate(series: pd.Series, positive_label: str, target: str | None = None) -> float | None:
+    """The share of labelled rows a threshold label makes positive (None if it is not one)."""
+    threshold = parse_threshold(positive_label, target)
+    values = pd.to_numeric(series, errors="coerce").dropna().to_numpy()
+    if threshold is None or not len(values):
+        return None
+    return float(np.mean(threshold.positive(values)))
+
+
+def _thresholded_target(series: pd.Series, threshold: TargetThreshold, target: str) -> tuple[np.ndarray, str]:
+    numeric = pd.to_numeric(series, errors="coerce")
+    if (numeric.isna() & series.notna()).any() or pd.api.types.is_bool_dtype(series):
+        example = series[numeric.isna() & series.notna()].astype(str).head(1).tolist()
+        raise InputError(f"The threshold '{threshold.label(target)}' needs a numeric target, but '{target}' "
+                         f"holds values such as '{example[0] if example else series.iloc[0]}'",
+                         "Give one of its values as the positive label instead, e.g. --positive yes")
+    return threshold.positive(numeric.to_numpy()), threshold.label(target)
 
 
 def _same_number(a: str, b: str) -> bool:

@@ -6,6 +6,8 @@ target changes, so a choice the reviewer made is kept until its context changes:
 - a new table (sha256) resets the target, the sensitive attributes and the personal-data
   opt-in to the dataset card's values, or to suggestions for an uploaded file;
 - a new target resets the positive label and the features.
+A numeric target with many values (core.data.spec.is_many_valued_numeric) gets a comparison
+and a threshold instead of a positive label ("wage >= 10"), with the base rate it gives.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ import pandas as pd
 import streamlit as st
 
 from core.data import DatasetSpec
-from core.data.pii import normalise_name
-from core.data.spec import suggest_sensitive
+from core.data.spec import (is_many_valued_numeric, parse_threshold, suggest_sensitive, suggest_target,
+                             suggest_threshold, threshold_base_rate)
+from core.results.formatting import fmt_pct
 from core.workspace.store import StudyRecord
 from dashboard.components import tables
 from dashboard.components.format import md, words
 from dashboard.components.state import keep_option
 
 MAX_LABEL_OPTIONS = 50
-_TARGET_NAMES = ("target", "label", "outcome", "y", "class")
+OPERATORS = (">=", ">", "<=", "<")
 _POSITIVE_WORDS = ("1", "1.0", "true", "yes", "y", "t")
 
 
@@ -38,6 +41,9 @@ def load_study_into_form(study: StudyRecord, stash: dict | None) -> None:
         state["bundled_dataset"] = study["dataset"]
     state["target_column"] = spec["target"]
     state["positive_label"] = spec["positive_label"]
+    threshold = parse_threshold(spec["positive_label"], spec["target"])
+    if threshold is not None:
+        state["target_operator"], state["target_threshold"] = threshold.operator, threshold.value
     state["sensitive_attributes"] = list(spec["sensitive"])
     state["include_pii"] = bool(spec.get("include_pii"))
     if spec.get("features") is not None:
@@ -65,16 +71,25 @@ def choose_spec(table: tables.Table, facts: tables.ColumnFacts) -> DatasetSpec:
                             help="A column with two outcomes (for example approved / refused). With more than "
                                  "two values, the one you pick below is positive and all others negative.")
     labels = target_values(frame[target])
+    numeric_target = is_many_valued_numeric(frame[target])
     if state.get("_form_target") != f"{table.sha256}:{target}":
         state["_form_target"] = f"{table.sha256}:{target}"
         state["positive_label"] = default_positive(labels, table, target)
+        if numeric_target:
+            suggested = parse_threshold(suggest_threshold(frame[target]))
+            state["target_operator"], state["target_threshold"] = suggested.operator, suggested.value
         state["features"] = tables.usable_features(facts, target, bool(state.get("include_pii")))
-    keep_option("positive_label", labels, labels[0] if labels else None)
-    left.selectbox("Positive label: the outcome the model predicts as 1", labels, key="positive_label",
-                   help="Usually the outcome that is good for the person (a loan granted, income above a line); "
-                        "fairness metrics such as the selection rate count this outcome.")
-    if len(frame[target].dropna().unique()) > len(labels):
-        left.caption(f"'{md(target)}' has many values; the {MAX_LABEL_OPTIONS} most frequent are listed.")
+    if numeric_target:
+        positive_label = _threshold_widgets(left, frame[target], target)
+    else:
+        keep_option("positive_label", labels, labels[0] if labels else None)
+        positive_label = left.selectbox("Positive label: the outcome the model predicts as 1", labels,
+                                        key="positive_label",
+                                        help="Usually the outcome that is good for the person (a loan granted, "
+                                             "income above a line); fairness metrics such as the selection rate "
+                                             "count this outcome.")
+        if len(frame[target].dropna().unique()) > len(labels):
+            left.caption(f"'{md(target)}' has many values; the {MAX_LABEL_OPTIONS} most frequent are listed.")
 
     options = [c for c in columns if c != target]
     state["sensitive_attributes"] = [c for c in state.get("sensitive_attributes") or [] if c in options]
@@ -93,8 +108,30 @@ def choose_spec(table: tables.Table, facts: tables.ColumnFacts) -> DatasetSpec:
                    help="By default every usable column. Sensitive attributes are features too unless you "
                         "remove them here. Identifiers, dates and free text are never used.")
     return DatasetSpec(target=target, sensitive=tuple(state["sensitive_attributes"]),
-                       positive_label=state.get("positive_label"), features=tuple(state["features"]),
+                       positive_label=positive_label, features=tuple(state["features"]),
                        include_pii=include_pii)
+
+
+def _threshold_widgets(column, series: pd.Series, target: str) -> str:
+    """A comparison and a threshold for a numeric target; return the positive label they make
+    (">= 10", read by core.data.spec.parse_threshold) after showing the base rate it gives."""
+    state = st.session_state
+    values = pd.to_numeric(series, errors="coerce").dropna()
+    low, high = float(values.min()), float(values.max())
+    keep_option("target_operator", list(OPERATORS), OPERATORS[0])
+    if not low <= float(state.get("target_threshold", low)) <= high:
+        state["target_threshold"] = float(values.median())
+    operator_column, value_column = column.columns([1, 3])
+    operator = operator_column.selectbox("Positive when", OPERATORS, key="target_operator",
+                                         help=f"'{target}' is numeric with many values: the positive outcome "
+                                              "is the rows on one side of a threshold.")
+    threshold = value_column.slider(f"Threshold on '{target}'", min_value=low, max_value=high,
+                                    key="target_threshold")
+    positive_label = f"{operator} {threshold:g}"
+    rate = threshold_base_rate(series, positive_label)
+    column.caption(f"Positive: **{md(parse_threshold(positive_label).label(target))}**, "
+                   f"{fmt_pct(rate)} of the labelled rows (the base rate).")
+    return positive_label
 
 
 def _personal_data(facts: tables.ColumnFacts, target: str) -> bool:
@@ -134,15 +171,11 @@ def target_values(series: pd.Series) -> list[str]:
 
 
 def default_target(table: tables.Table, facts: tables.ColumnFacts) -> str:
-    """The card's target; else a column named like a target; else the last two-valued column."""
+    """The card's target; else core's first guess (never an identifier or a sensitive-looking column)."""
     columns = [str(c) for c in table.frame.columns]
     if table.card and table.card.target in columns:
         return table.card.target
-    named = [c for c in columns if normalise_name(c) in _TARGET_NAMES]
-    if named:
-        return named[0]
-    two_valued = [c for c in columns if facts.kinds.get(c) == "boolean" and c not in facts.pii]
-    return two_valued[-1] if two_valued else columns[-1]
+    return suggest_target(table.frame, facts.kinds, list(facts.pii))
 
 
 def default_positive(labels: list[str], table: tables.Table, target: str) -> str | None:

@@ -42,8 +42,8 @@ RUN_KEY = "results_run"
 """The run picked on the result pages (components/runs.pick_run)."""
 
 #: The Data page's form (components/data_source.py, data_setup.py).
-DATA_FORM_KEYS = ["data_source", "bundled_dataset", "target_column", "positive_label", "sensitive_attributes",
-                  "include_pii", "features", "study_name"]
+DATA_FORM_KEYS = ["data_source", "bundled_dataset", "target_column", "positive_label", "target_operator",
+                  "target_threshold", "sensitive_attributes", "include_pii", "features", "study_name"]
 #: Every widget key whose value survives a visit to another page (app.py keeps them).
 KEPT_KEYS = [
     *DATA_FORM_KEYS,

@@ -245,3 +245,51 @@ def test_switching_study_in_the_sidebar_shows_its_set_up(make_app, workspace):
     assert app.selectbox(key="bundled_dataset").value == "adult"
     assert app.multiselect(key="sensitive_attributes").value == ["sex", "race"]
     assert any("saved as the current study, **Adult" in box.value for box in app.success)
+
+
+def _wages_csv(n: int = 300, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"sex": rng.choice(["Female", "Male"], size=n), "education": rng.integers(8, 20, size=n),
+                          "wage": np.round(rng.lognormal(2.3, 0.5, size=n), 2)})
+    return frame.to_csv(index=False).encode()
+
+
+def test_a_numeric_target_gets_a_threshold_and_its_base_rate(make_app, workspace):
+    data = _wages_csv()
+    wage = pd.read_csv(io.BytesIO(data))["wage"]
+    app = make_app(data_source="upload")
+    app.run()
+    upload(app, "wages.csv", data)
+    app.selectbox(key="target_column").set_value("wage").run()
+    assert not app.exception and not app.error
+    assert app.selectbox(key="target_operator").value == ">="
+    median = app.slider(key="target_threshold").value
+    assert abs(median - wage.median()) < 0.01 * wage.median()
+    app.slider(key="target_threshold").set_value(10.0).run()
+    app.selectbox(key="target_operator").set_value("<").run()
+    assert not app.exception and not app.error
+    shown = " ".join(caption.value for caption in app.caption).replace("\\", "")
+    assert f"Positive: **wage < 10**, {(wage < 10).mean():.1%} of the labelled rows" in shown
+    app.button(key="save_study").click().run()
+    study = Workspace(workspace).list_studies()[0]
+    assert study["spec"]["positive_label"] == "wage < 10"
+
+
+def _arrests_csv(n: int = 300, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"released": rng.choice(["Yes", "No"], size=n, p=[0.8, 0.2]),
+                          "colour": rng.choice(["Black", "White"], size=n), "year": rng.integers(1997, 2003, size=n),
+                          "age": rng.integers(12, 66, size=n), "sex": rng.choice(["Male", "Female"], size=n),
+                          "employed": rng.choice(["Yes", "No"], size=n), "citizen": rng.choice(["Yes", "No"], size=n),
+                          "checks": rng.integers(0, 7, size=n)})
+    return frame.to_csv(index=False).encode()
+
+
+def test_an_arrests_table_proposes_released_as_target_and_colour_and_citizen_as_sensitive(make_app):
+    app = make_app(data_source="upload")
+    app.run()
+    upload(app, "arrests.csv", _arrests_csv())
+    assert not app.exception and not app.error
+    assert app.selectbox(key="target_column").value == "released"
+    assert app.selectbox(key="positive_label").value == "Yes"
+    assert app.multiselect(key="sensitive_attributes").value == ["sex", "colour", "age", "citizen"]

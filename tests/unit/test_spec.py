@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.data.spec import DatasetSpec, prepare, suggest_sensitive
+from core.data.spec import (DatasetSpec, parse_threshold, prepare, suggest_sensitive, suggest_target,
+                             suggest_threshold, threshold_base_rate)
 from core.errors import InputError
 
 
@@ -176,3 +177,80 @@ def test_groups_come_in_natural_order():
     ages = data.group_order["age"]
     assert ages[0].startswith("<") and ages[-1].startswith(">=")
     assert data.group_order["race"][:3] == ["A", "B", "C"] and data.group_order["race"][-1] == "(missing)"
+
+
+def wages(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    """A table with a 200-odd-valued hourly wage, the shape of issue 16's wage table."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"sex": rng.choice(["Female", "Male"], size=n),
+                         "education": rng.integers(8, 20, size=n),
+                         "wage": np.round(rng.lognormal(2.3, 0.5, size=n), 2)})
+
+
+@pytest.mark.parametrize("positive, expected", [(">=10", np.greater_equal), ("> 10", np.greater),
+                                                 ("<=10", np.less_equal), ("< 10", np.less),
+                                                 ("wage >= 10", np.greater_equal)])
+def test_a_threshold_turns_a_numeric_target_into_two_classes(positive, expected):
+    frame = wages()
+    data = prepare(frame, DatasetSpec("wage", ("sex",), positive_label=positive))
+    assert np.array_equal(data.y, expected(frame["wage"], 10).astype(float))
+    assert data.spec.positive_label == f"wage {positive.split()[-2] if ' ' in positive else positive[:-2]} 10"
+    again = prepare(frame, data.spec)  # a saved study prepares the same rows from the stored label
+    assert np.array_equal(again.y, data.y) and again.spec.positive_label == data.spec.positive_label
+
+
+def test_a_many_valued_numeric_target_without_threshold_is_refused_with_its_median():
+    frame = wages()
+    for positive in (None, str(frame["wage"].iloc[0])):  # one wage against all others is refused too
+        with pytest.raises(InputError) as caught:
+            prepare(frame, DatasetSpec("wage", ("sex",), positive_label=positive))
+        assert f"numeric with {frame['wage'].nunique()} distinct values" in caught.value.message
+        assert f"--positive '{suggest_threshold(frame['wage'])}' (its median)" in caught.value.hint
+    median = parse_threshold(suggest_threshold(frame["wage"])).value
+    assert abs(median - frame["wage"].median()) < 0.01 * frame["wage"].median()
+    small = frame.assign(education=frame["education"] % 3)  # 3 values: a plain positive label still works
+    assert prepare(small, DatasetSpec("education", ("sex",), positive_label="1")).spec.positive_label == "1"
+
+
+def test_bad_thresholds_get_specific_messages():
+    frame = wages().assign(grade=lambda f: np.where(f["wage"] > 10, "high", "low"))
+    with pytest.raises(InputError, match="needs a numeric target"):
+        prepare(frame, DatasetSpec("grade", ("sex",), positive_label=">= 10"))
+    with pytest.raises(InputError, match="one class only"):
+        prepare(frame, DatasetSpec("wage", ("sex",), positive_label=">= 10000"))
+    assert parse_threshold("income >= 10", "wage") is None and parse_threshold("yes") is None
+
+
+def test_threshold_base_rate_is_the_share_of_labelled_rows_made_positive():
+    series = pd.Series([1.0, 5.0, 10.0, 20.0, np.nan])
+    assert threshold_base_rate(series, ">= 10") == 0.5
+    assert threshold_base_rate(series, "< 5") == 0.25
+    assert threshold_base_rate(series, "yes") is None
+
+
+def test_suggest_sensitive_knows_colour_religion_marital_status_and_group_columns():
+    frame = pd.DataFrame({"colour": ["Black", "White"] * 5, "religion": list("abcdeabcde"),
+                          "Marital Status": ["single", "married"] * 5, "afam": ["yes", "no"] * 5,
+                          "female": [0, 1] * 5, "black": list(range(10)), "hours": range(10)})
+    assert suggest_sensitive(frame) == ["colour", "religion", "Marital Status", "afam", "female"]
+
+
+def arrests(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    """The shape of the public arrests table (carData::Arrests) of issue 16."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"id": np.arange(n), "released": rng.choice(["Yes", "No"], size=n, p=[0.8, 0.2]),
+                         "colour": rng.choice(["Black", "White"], size=n), "year": rng.integers(1997, 2003, size=n),
+                         "age": rng.integers(12, 66, size=n), "sex": rng.choice(["Male", "Female"], size=n),
+                         "employed": rng.choice(["Yes", "No"], size=n), "citizen": rng.choice(["Yes", "No"], size=n),
+                         "checks": rng.integers(0, 7, size=n)})
+
+
+def test_suggest_target_is_never_an_identifier_or_a_sensitive_column():
+    frame = arrests()
+    assert suggest_target(frame) == "released"
+    assert suggest_target(frame.drop(columns="released")) == "employed"  # the last two-valued one left
+    assert suggest_target(frame[["id", "citizen", "sex", "checks"]]) == "checks"
+    assert suggest_target(frame[["id", "age"]].assign(y=np.arange(len(frame)) % 2)) == "y"
+    frame = frame.assign(outcome=frame["employed"], email=frame["employed"])
+    assert suggest_target(frame, personal=["email"]) == "outcome"  # named like an outcome, first
+    assert suggest_target(frame[["released", "email"]], personal=["released", "email"]) == "email"  # nothing left
