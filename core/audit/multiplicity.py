@@ -18,6 +18,12 @@ tests, and is uniformly more powerful than Bonferroni. The families (docs/metric
 Unadjusted intervals stay in the report as descriptions; `excludes_zero` (comparisons) and
 `differ` (gap tests) follow the adjusted p-value. The per-group LIME differences of
 core.explain.subgroup form one family per explanation run (they are not in report.json).
+
+The practical-significance floor (PRACTICAL_FLOOR, issue 17): a difference of rates smaller than
+0.01 (one percentage point) is never called "narrowed", "widened", "the groups differ" or a
+headline, whatever its p-value: with thousands of test rows a 0.002 difference can be
+"significant" and still mean nothing for anyone. `apply_families` records the floor and
+`below_floor` in every verdict entry it touches; `clears_floor` is the one rule readers apply.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import numpy as np
 
 from core.vocabulary import HEADLINE_GAPS
 
+#: Differences of rates (and gaps) below this are never a finding, whatever their interval says.
+PRACTICAL_FLOOR = 0.01
 OTHER = " (other gaps and intersections)"
 FAMILIES = {
     "ssl_vs_supervised": "every SSL model vs the supervised baseline, per sensitive attribute and headline gap "
@@ -59,20 +67,29 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
     return adjusted
 
 
-def _verdict_entries(report: dict) -> Iterator[tuple[str, dict, str]]:
-    """(family, entry, kind) for every verdict entry of the report; kind is "compared" for a
-    paired comparison (decides `excludes_zero`), "chance" for a gap test (decides `differ`)."""
+def clears_floor(size: float | None, floor: float = PRACTICAL_FLOOR) -> bool | None:
+    """|size| >= floor: large enough to matter (None when the size is unknown)."""
+    if size is None or not isinstance(size, (int, float)) or size != size:
+        return None
+    return abs(float(size)) >= floor
+
+
+def _verdict_entries(report: dict) -> Iterator[tuple[str, dict, str, float | None]]:
+    """(family, entry, kind, size) for every verdict entry of the report; kind is "compared" for a
+    paired comparison (decides `excludes_zero`), "chance" for a gap test (decides `differ`);
+    size is what the practical floor is applied to (the difference, or the gap itself)."""
     attributes = set((report.get("study") or {}).get("sensitive") or [])
     for model in report.get("models") or []:
         for partition, gaps in (model.get("compared_with_supervised") or {}).items():
             for gap, entry in gaps.items():
                 if isinstance(entry, dict) and "p_value" in entry:
                     headline = partition in attributes and gap in HEADLINE_GAPS
-                    yield "ssl_vs_supervised" + ("" if headline else OTHER), entry, "compared"
+                    yield "ssl_vs_supervised" + ("" if headline else OTHER), entry, "compared", \
+                        entry.get("difference")
         for partition, gaps in (model.get("gaps") or {}).items():
             for gap, entry in ((gaps or {}).get("chance") or {}).items():
                 headline = partition in attributes and gap in HEADLINE_GAPS
-                yield "groups_differ" + ("" if headline else OTHER), entry, "chance"
+                yield "groups_differ" + ("" if headline else OTHER), entry, "chance", (gaps or {}).get(gap)
 
 
 def apply_families(report: dict) -> dict:
@@ -82,12 +99,17 @@ def apply_families(report: dict) -> dict:
     and a gap test's `differ` become ``p_adjusted < 1 - confidence`` (None without a p-value,
     which also keeps the entry out of its family). ``report["multiplicity"]`` is
     ``{family: {"size", "method": "holm", "alpha", "what"}}`` for every non-empty family.
+    Every entry also gets `practical_floor` and `below_floor` (its difference, or its gap, is
+    smaller than PRACTICAL_FLOOR): the readers' words then say "too small to matter" instead of
+    "narrowed" / "the groups differ" (the statistical decision itself stays as computed).
     Returns the report.
     """
     alpha = 1 - float((report.get("bootstrap") or {}).get("confidence", 0.95))
     members: dict[str, list[tuple[dict, str]]] = {}
-    for family, entry, kind in _verdict_entries(report):
+    for family, entry, kind, size in _verdict_entries(report):
         members.setdefault(family, []).append((entry, kind))
+        cleared = clears_floor(size)
+        entry.update(practical_floor=PRACTICAL_FLOOR, below_floor=None if cleared is None else not cleared)
     listed: dict[str, Any] = {}
     for family, entries in members.items():
         adjusted = holm([entry.get("p_value") for entry, _ in entries])

@@ -4,6 +4,7 @@
     pareto_front(x, y)                                 which points no other point dominates
     paired_difference(results, a, b, partition, gap)   gap(A) - gap(B) on the same test rows
     label_fraction_curves(runs, partition, metric)     a metric per label fraction and model
+    audit_changes(earlier, later, measure)             two audits of one study: what changed, with intervals
 
 `runs` are (run record, report) pairs as the workspace lists them. Nothing is re-audited except
 a paired difference between two SSL models, which the audit does not store: it is computed from
@@ -21,6 +22,7 @@ from core.audit.comparison import paired_gap_differences
 from core.errors import InputError
 from core.results.tables import interval, interval_excludes_zero, number, verdict
 from core.results.folder import ReportView, RunResults, pred_column, section
+from core.results.wording import comparison_verdict
 from core.vocabulary import HIGHER_IS_BETTER, SHOWN_GROUP_METRICS, SUPERVISED, split_partition
 
 
@@ -116,7 +118,7 @@ def paired_difference(results: RunResults, model_a: str, model_b: str, partition
         ci = None if ci is None else [-ci[1], -ci[0]]
     return {"model_a": model_a, "model_b": model_b, "partition": partition, "gap": gap, "value_a": value_a,
             "value_b": value_b, "difference": difference, "ci": ci, "excludes_zero": excludes,
-            "verdict": verdict(gap, ci, excludes), "source": source, "n_boot": n_boot, "confidence": confidence}
+            "verdict": verdict(gap, ci, excludes, difference), "source": source, "n_boot": n_boot, "confidence": confidence}
 
 
 def label_fraction_curves(runs: Iterable[tuple[Mapping, dict]], partition: str, metric: str) -> pd.DataFrame:
@@ -144,3 +146,26 @@ def label_fraction_curves(runs: Iterable[tuple[Mapping, dict]], partition: str, 
                              "value": number(entry.gaps(partition).get(metric)), "lo": lo, "hi": hi,
                              "run_id": run.get("id")})
     return pd.DataFrame(rows, columns=["label_fraction", "model", "group", "value", "lo", "hi", "run_id"])
+
+
+def audit_changes(earlier: dict, later: dict, measure: str = "equalized_odds_difference") -> list[dict]:
+    """What changed between two audits of the same study, per model present in both and sensitive
+    attribute: the `measure` gap with its interval in each, the change, and each audit's verdict
+    against the supervised baseline (read from each report, never recomputed). The two audits
+    are separate samples of training, so the change is a description: read it beside the two
+    intervals, not as a test."""
+    from_view, to_view = ReportView(earlier), ReportView(later)
+    before = {m.name: m for m in from_view.models}
+    rows = []
+    for model in to_view.models:
+        old = before.get(model.name)
+        if old is None:
+            continue
+        for attribute in to_view.sensitive:
+            a, b = number(old.gaps(attribute).get(measure)), number(model.gaps(attribute).get(measure))
+            rows.append({"model": model.name, "attribute": attribute, "before": a,
+                         "before_ci": old.gap_ci(attribute, measure), "after": b,
+                         "after_ci": model.gap_ci(attribute, measure), "change": b - a,
+                         "verdict_before": comparison_verdict(old.compared(attribute, measure)),
+                         "verdict_after": comparison_verdict(model.compared(attribute, measure))})
+    return rows

@@ -1,6 +1,6 @@
 """The stakeholder report: one self-contained HTML file (the PDF is core.results.pdf).
 
-    render_html(report, *, embeddings, notes, sign_off) -> str
+    render_html(report, *, embeddings, notes, sign_off, study_name, framing, previous) -> str
     write_html_report(report, out_dir, *, notes=None, sign_off=None) -> Path   (out_dir/report.html)
 
 Self-contained means: plotly.js is inlined once in <head>, every figure is a `<div>` plus a
@@ -13,6 +13,10 @@ coordinates with the group label of the first sensitive attribute per row (no ro
 feature values). Texts that come from users (review notes, group and column names) are
 escaped by Jinja2's autoescape in tables and by plotly's JSON encoder (which writes `<` as
 `\\u003c`) inside figures. The section list and the summary rules are in docs/report.md.
+
+The five-minute read comes first: the scorecard (core.results.scorecard, `id="scorecard"`) and
+the model card (core.results.model_card, `id="model-card"`), titled with the study's name, then,
+when an earlier audit of the same study is given, what changed; everything else is the appendix.
 """
 
 from __future__ import annotations
@@ -30,10 +34,14 @@ from plotly.offline import get_plotlyjs
 from core.files import atomic_write
 from core.results.figures import (UMAP_MAX_POINTS, gap_figure, leakage_figure, loss_figure, subsample_embeddings,
                                   umap_figure)
-from core.results.formatting import ci_includes_zero, ci_label, fmt_ci, fmt_int, fmt_num, fmt_pct, is_number
+from core.results.formatting import ci_label, fmt_ci, fmt_int, fmt_num, fmt_pct, is_number
 from core.results.palette import model_colours
 from core.results.quality import quality_of
+from core.results.compare import audit_changes
+from core.results.model_card import model_card
+from core.results.scorecard import scorecard
 from core.results.summary import summarize
+from core.results.wording import comparison_verdict
 from core.results.folder import HTML_REPORT, ModelView, ReportView, load_embeddings, section
 from core.vocabulary import METRIC_NAMES, NOT_AVAILABLE, UNDEFINED_WHY
 
@@ -92,14 +100,11 @@ def _delta(model: ModelView, partition: str, gap: str) -> dict | None:
     if not compared:
         return None
     diff, ci = compared.get("difference"), compared.get("ci")
-    includes = ci_includes_zero(ci)
-    if not is_number(diff) or includes is None:
+    verdict = comparison_verdict(compared)  # the family-adjusted test, then the practical floor
+    if verdict is None:
         return {"text": NOT_AVAILABLE, "ci": "", "verdict": "not comparable", "cls": "na"}
-    if compared.get("excludes_zero") is not None:  # the family-adjusted test decides the word
-        includes = not compared["excludes_zero"]
-    if includes:
-        return {"text": fmt_num(diff), "ci": fmt_ci(ci), "verdict": "no clear difference", "cls": "unclear"}
-    verdict = "narrowed" if diff < 0 else "widened"
+    if verdict in ("no clear difference", "too small to matter"):
+        return {"text": fmt_num(diff), "ci": fmt_ci(ci), "verdict": verdict, "cls": "unclear"}
     return {"text": fmt_num(diff), "ci": fmt_ci(ci), "verdict": verdict, "cls": verdict}
 
 
@@ -231,8 +236,20 @@ def _environment() -> Environment:
                        trim_blocks=True, lstrip_blocks=True)
 
 
+def _changes(previous: tuple[str, dict] | None, report: dict, measure: str) -> dict | None:
+    """Two audits of the same study side by side (core.results.compare.audit_changes), for reading."""
+    if not previous:
+        return None
+    name, earlier = previous
+    rows = [{**row, "before_text": fmt_num(row["before"]), "before_ci_text": fmt_ci(row["before_ci"]),
+             "after_text": fmt_num(row["after"]), "after_ci_text": fmt_ci(row["after_ci"]),
+             "change_text": fmt_num(row["change"])} for row in audit_changes(earlier, report, measure)]
+    return {"name": name, "rows": rows}
+
+
 def render_html(report: dict, *, embeddings: pd.DataFrame | None = None, notes: list[dict] | None = None,
-                sign_off: dict | None = None, generated_at: datetime | None = None) -> str:
+                sign_off: dict | None = None, generated_at: datetime | None = None, study_name: str | None = None,
+                framing: dict | None = None, previous: tuple[str, dict] | None = None) -> str:
     """The report as one self-contained HTML string.
 
     `embeddings`: columns row_id, model, umap_x, umap_y and, to colour the maps, the first
@@ -246,7 +263,11 @@ def render_html(report: dict, *, embeddings: pd.DataFrame | None = None, notes: 
     partitions = sensitive + view.intersections
     first = view.first_model
     generated = (generated_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    card = model_card(report, study_name=study_name, framing=framing, notes=notes, sign_off=sign_off)
+    measure = card["measure"]["measure"]
     context = {
+        "title": card["title"], "card": card, "changes": _changes(previous, report, measure),
+        "scorecard": scorecard(report, outcome_effect=card["outcome_effect"], measure=measure),
         "report": report, "study": view.study, "summary": summary_blocks(summarize(report)),
         "ci_label": ci_label(view.confidence), "colours": colours, "models": _model_rows(view, colours), "sensitive": sensitive,
         "partitions": [{"key": p, "figure": gap_figure(view, p, colours, f"gap-{i}"),
@@ -273,13 +294,13 @@ def render_html(report: dict, *, embeddings: pd.DataFrame | None = None, notes: 
 
 
 def write_html_report(report: dict, out_dir: Path, *, notes: list[dict] | None = None,
-                      sign_off: dict | None = None) -> Path:
+                      sign_off: dict | None = None, study_name: str | None = None) -> Path:
     """Render the report of the run in `out_dir` (using its embeddings.parquet when present) into
     `out_dir/report.html`, atomically; returns the path."""
     out_dir = Path(out_dir)
     sensitive = ReportView(report).sensitive
     embeddings = load_embeddings(out_dir, sensitive[0] if sensitive else None)
-    html = render_html(report, embeddings=embeddings, notes=notes, sign_off=sign_off)
+    html = render_html(report, embeddings=embeddings, notes=notes, sign_off=sign_off, study_name=study_name)
     path = out_dir / HTML_REPORT
     atomic_write(path, html)
     return path

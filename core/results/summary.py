@@ -21,6 +21,9 @@ order; the HTML report and the dashboard draw the same list. Rules (docs/report.
   reason, so they are never the headline finding, and its comparisons carry a caution. A model
   whose balanced-accuracy interval reaches 0.5 gets the "not clearly better than guessing"
   warning too (but may still headline).
+- The practical floor (core.audit.multiplicity.PRACTICAL_FLOOR, 0.01): a gap below it is never the
+  headline, and a difference below it is "too small to matter", never "narrowed" / "widened" /
+  "the groups differ", whatever its interval (core.results.wording.comparison_verdict).
 - Numbers are rounded for reading (rates as percentages with one decimal, gaps with two
   decimals, three when two would show 0.00); exact values stay in report.json. Undefined
   values read "n/a", never 0.
@@ -30,10 +33,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.audit.multiplicity import PRACTICAL_FLOOR, clears_floor
 from core.results.formatting import ci_includes_zero, ci_label, fmt_ci, fmt_int, fmt_num, fmt_pct, is_number
 from core.results.folder import ModelView, ReportView, section
 from core.results.quality import ONE_LABEL_SHARE, guessing_text
 from core.results.quality import quality_of as quality
+from core.results.wording import comparison_verdict
 from core.vocabulary import GAP_NAMES, HEADLINE_GAPS, METRIC_NAMES
 
 UNTRUSTED_EXCLUDED = 0.05  # more undefined bootstrap replicates than this share: interval unreliable
@@ -151,6 +156,9 @@ def _chance_words(model: ModelView, attribute: str, gap: str) -> str:
     if chance.get("differ") is None:
         return ""
     n_groups = len(model.groups(attribute))
+    if chance.get("below_floor") or clears_floor(model.gaps(attribute).get(gap)) is False:
+        return (f" The gap is below the practical floor of {fmt_num(PRACTICAL_FLOOR)}: too small to matter, "
+                f"whatever the test says.")
     expected = "is not" if chance["differ"] else "is"
     verdict = "the groups differ" if chance["differ"] else "the test data do not show that the groups differ"
     return (f" A gap this large {expected} expected by chance with {n_groups} groups of these sizes "
@@ -169,7 +177,13 @@ def _comparison(view: ReportView, model: ModelView, attribute: str, gap: str) ->
                      f"{name} vs the supervised baseline on the {words} for {attribute}: cannot be compared "
                      f"(the gap is undefined for at least one model; {values}).", model=name)
     verb = None
-    if compared.get("excludes_zero", not ci_includes_zero(ci)):
+    verdict = comparison_verdict(compared)
+    if verdict == "too small to matter":
+        text = (f"{name} vs the supervised baseline on the {words} for {attribute}: a difference of {fmt_num(diff)} "
+                f"({values}), below the practical floor of {fmt_num(PRACTICAL_FLOOR)}, so too small to matter "
+                f"whatever its interval ({label} {fmt_ci(ci)}).")
+        level = "info"
+    elif verdict in ("narrowed", "widened"):
         verb = "narrowed" if diff < 0 else "widened"
         text = (f"{name} {verb} the {words} for {attribute} compared with the supervised baseline: {values}, "
                 f"a difference of {fmt_num(diff)} ({label} {fmt_ci(ci)}; {_adjusted(compared)}).")
@@ -385,6 +399,10 @@ def summarize(report: dict) -> list[dict]:
     elif found is None:
         items.append(_item("info", "largest_gap", "No equalized-odds or demographic-parity gap could be computed "
                                                   "(each needs two groups with the rate defined)."))
+    elif clears_floor(found["value"]) is False:
+        items.append(_item("info", "largest_gap", f"No gap reaches the practical floor of {fmt_num(PRACTICAL_FLOOR)}: "
+                                                  f"the largest, {fmt_num(found['value'])}, is too small to matter.{aside}",
+                           value=found["value"]))
     else:
         items.append(_item("finding", "largest_gap", _describe_gap(view, found) + aside, model=found["model"].name,
                            attribute=found["attribute"], gap=found["gap"], value=found["value"]))

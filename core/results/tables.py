@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.audit.multiplicity import clears_floor
 from core.errors import InputError
 from core.results.folder import ReportView, RunResults, partition_labels, pred_column, score_column, section
 from core.vocabulary import HIGHER_IS_BETTER, SHOWN_GROUP_METRICS, SUPERVISED, is_intersection, split_partition
@@ -47,16 +48,19 @@ def interval_excludes_zero(ci: Any) -> bool | None:
     return bool(ci[0] > 0 or ci[1] < 0)
 
 
-def verdict(gap: str, ci: Any, excludes_zero: bool | None = None) -> str | None:
+def verdict(gap: str, ci: Any, excludes_zero: bool | None = None, difference: Any = None) -> str | None:
     """What a difference of gaps says: "narrower" / "wider" (for higher-is-better measures
-    "higher" / "lower"), "no clear difference", or None. Decided by the report's
-    `excludes_zero` where it has one (the family-adjusted test, core.audit.multiplicity),
-    else by whether the signed interval excludes 0."""
+    "higher" / "lower"), "no clear difference", "too small to matter" (a clear `difference`
+    below the practical floor, core.audit.multiplicity.PRACTICAL_FLOOR), or None. Decided by the
+    report's `excludes_zero` where it has one (the family-adjusted test), else by whether the
+    signed interval excludes 0."""
     excludes = interval_excludes_zero(ci) if excludes_zero is None or not ci else excludes_zero
     if excludes is None:
         return None
     if not excludes:
         return "no clear difference"
+    if clears_floor(difference) is False:
+        return "too small to matter"
     above = ci[0] + ci[1] > 0
     if gap in HIGHER_IS_BETTER:
         return "higher" if above else "lower"
@@ -125,8 +129,9 @@ def gap_table(report: dict, partition: str, gap: str) -> pd.DataFrame:
         compared = entry.compared(partition, gap)
         row["vs_supervised"] = number(compared["difference"]) if compared else float("nan")
         row["vs_lo"], row["vs_hi"] = interval(compared.get("ci") if compared else None)
-        row["vs_verdict"] = (verdict(gap, compared.get("ci"), compared.get("excludes_zero"))
+        row["vs_verdict"] = (verdict(gap, compared.get("ci"), compared.get("excludes_zero"), compared.get("difference"))
                              if compared else None)
+        row["trivial"] = clears_floor(row["value"]) is False  # below the practical floor: never a finding
         rows.append(row)
     return pd.DataFrame(rows)
 

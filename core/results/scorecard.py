@@ -1,0 +1,188 @@
+"""The scorecard: one row per model, the answer a stakeholder meeting needs, as data.
+
+    scorecard(report, *, outcome_effect=None, measure=None) -> {"rows", "headline", "answers", "baseline", ...}
+
+Each row: the model's plain label (core.results.wording; its code name as the hover title),
+accuracy and ROC AUC with intervals and the AUC against the best baseline, the quality flag
+(core.results.quality.model_quality), per sensitive attribute the headline gap with its one
+interval, the sentence of who is favoured and the verdict against the supervised baseline, and
+the worst-off group. Nothing is recomputed: every value and verdict is read from report.json
+(the verdicts are the audit's, replicate-aware and Holm-adjusted, with the practical floor of
+core.audit.multiplicity). The Fairness and Compare pages and the report's `id="scorecard"` only
+draw it.
+
+The best baseline is the classical baseline (strategy "classical") with the highest ROC AUC;
+without one, the supervised model. A gap below the practical floor is marked `trivial` and is
+never a headline; a gap whose extreme group has fewer than `min_group_size` test rows says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.audit.multiplicity import PRACTICAL_FLOOR, clears_floor
+from core.results.folder import ModelView, ReportView
+from core.results.formatting import fmt_ci, fmt_int, fmt_num, fmt_pct, is_number
+from core.results.quality import quality_of
+from core.results.wording import (MEASURE_LABELS, OUTCOME_EFFECTS, VERDICT_PLAIN, comparison_verdict, gap_sentence,
+                                  model_label, model_title)
+from core.vocabulary import GAP_NAMES, SUPERVISED
+
+DEFAULT_MEASURE = "equalized_odds_difference"
+CLASSICAL = "classical"
+
+
+def best_baseline(view: ReportView) -> ModelView | None:
+    """The classical baseline with the highest ROC AUC, else the supervised model (None without either)."""
+    classical = [m for m in view.models if m.strategy == CLASSICAL and is_number(m.overall.get("roc_auc"))]
+    if classical:
+        return max(classical, key=lambda m: m.overall["roc_auc"])
+    return next((m for m in view.models if m.name == SUPERVISED), None)
+
+
+def outcome_effect_of(view: ReportView, given: str | None = None) -> str | None:
+    """The study's answer (given by the page or the CLI), else the one the audit was run with."""
+    for effect in (given, view.config.get("outcome_effect")):
+        if effect in OUTCOME_EFFECTS:
+            return effect
+    return None
+
+
+def _value(value: Any, ci: Any, pct: bool) -> dict:
+    fmt = fmt_pct if pct else fmt_num
+    return {"value": value if is_number(value) else None, "ci": list(ci) if ci else None,
+            "text": fmt(value), "ci_text": fmt_ci(ci, fmt) if ci else ""}
+
+
+def _small_note(model: ModelView, partition: str, groups: list, min_size: int) -> str:
+    small = []
+    for group in groups:
+        row = model.group(partition, group) or {}
+        if row.get("small") or (is_number(row.get("n")) and row["n"] < min_size):
+            small.append(f"\u201c{group}\u201d has only {fmt_int(row.get('n'))} test rows")
+    return ("; ".join(small) + ", so this gap rests on very few people") if small else ""
+
+
+def _gap_cell(view: ReportView, model: ModelView, attribute: str, measure: str, effect: str | None) -> dict:
+    gaps = model.gaps(attribute)
+    value = gaps.get(measure)
+    between = model.between(attribute, measure)
+    high, low, metric = between.get("max_group"), between.get("min_group"), between.get("metric")
+    rate = (lambda g: (model.group(attribute, g) or {}).get(metric)) if metric else (lambda g: None)
+    cell = _value(value, model.gap_ci(attribute, measure), pct=False)
+    trivial = clears_floor(value) is False
+    sentence = (f"Below {fmt_num(PRACTICAL_FLOOR)}: too small to matter." if trivial else
+                gap_sentence(metric, high, low, rate(high), rate(low), view.positive_label, effect))
+    chance = (gaps.get("chance") or {}).get(measure) or {}
+    cell.update(attribute=attribute, measure=measure, high=high, low=low, metric=metric, trivial=trivial,
+                differ=chance.get("differ"),
+                sentence=sentence,
+                small=_small_note(model, attribute, [g for g in (high, low) if g is not None], view.min_group_size))
+    return cell
+
+
+def _verdict_cell(view: ReportView, model: ModelView, attribute: str, measure: str) -> dict:
+    if model.is_supervised:
+        return {"verdict": "baseline", "text": "the baseline", "difference": None, "ci_text": "", "p_adjusted": None}
+    entry = model.compared(attribute, measure) or {}
+    verdict = comparison_verdict(entry)
+    if verdict is None:
+        return {"verdict": None, "text": "not compared", "difference": None, "ci_text": "", "p_adjusted": None}
+    return {"verdict": verdict, "text": VERDICT_PLAIN[verdict], "difference": entry.get("difference"),
+            "difference_text": fmt_num(entry.get("difference")), "ci_text": fmt_ci(entry.get("ci")),
+            "p_adjusted": entry.get("p_adjusted")}
+
+
+def _worst_group(view: ReportView, model: ModelView) -> dict | None:
+    worst = None
+    for attribute in view.sensitive:
+        value = model.gaps(attribute).get("worst_group_accuracy")
+        if is_number(value) and (worst is None or value < worst["value"]):
+            group = model.between(attribute, "worst_group_accuracy").get("min_group")
+            row = model.group(attribute, group) or {}
+            worst = {**_value(value, model.gap_ci(attribute, "worst_group_accuracy"), pct=True),
+                     "attribute": attribute, "group": group, "n": row.get("n"), "small": bool(row.get("small"))}
+    return worst
+
+
+def _headline(rows: list[dict], attributes: list[str]) -> dict | None:
+    """The largest gap worth a headline: of a model not flagged by its quality, at or above the floor."""
+    best = None
+    for row in rows:
+        if row["flag"] is not None:
+            continue
+        for attribute in attributes:
+            cell = row["gaps"][attribute]
+            if cell["value"] is not None and not cell["trivial"] and (best is None or cell["value"] > best["value"]):
+                best = {**cell, "model": row["name"], "label": row["label"]}
+    return best
+
+
+def _sure(differ: bool | None) -> str:
+    """How sure: the audit's permutation test of the gap, family-adjusted (core.audit.gap_test)."""
+    if differ is None:
+        return ""
+    return ("A gap this large is not expected by chance: the groups differ." if differ else
+            "A gap this large can arise by chance with groups of these sizes: the test data do not show that the "
+            "groups differ.")
+
+
+def _answers(rows: list[dict], attributes: list[str], headline: dict | None, measure: str, confidence: Any) -> list[str]:
+    """The meeting's four questions in one line each: is a group treated worse, by which model, how sure,
+    and is pretraining better than the ordinary model here."""
+    name = GAP_NAMES[measure].lower()
+    if headline is None:
+        lines = [f"No model shows a {name} of at least {fmt_num(PRACTICAL_FLOOR)} (models no better than chance "
+                 "left out): no group is treated clearly worse on this measure."]
+    else:
+        level = f"{round(100 * confidence)}%" if is_number(confidence) else "95%"
+        lines = [f"Largest gap: {headline['label']}, {headline['attribute']}, {headline['text']} ({level} interval "
+                 f"{headline['ci_text'] or 'n/a'}). {headline['sentence']} {_sure(headline['differ'])}"
+                 + (f" Note: {headline['small']}." if headline["small"] else "")]
+    verdicts = [row["verdicts"][a]["verdict"] for row in rows if not row["is_supervised"] for a in attributes]
+    counted = {word: verdicts.count(word) for word in ("narrowed", "widened", "no clear difference",
+                                                       "too small to matter")}
+    if verdicts:
+        lines.append(f"Pretraining against the ordinary model on the {name}, over {len(verdicts)} model-attribute "
+                     f"pairs: fairer in {counted['narrowed']}, less fair in {counted['widened']}, no clear or no "
+                     f"meaningful difference in {counted['no clear difference'] + counted['too small to matter']}.")
+    flagged = [row["label"] for row in rows if row["flag"] is not None]
+    if flagged:
+        lines.append(f"No better than chance, so their small gaps mean little: {'; '.join(flagged)}.")
+    return lines
+
+
+def scorecard(report: dict, *, outcome_effect: str | None = None, measure: str | None = None) -> dict:
+    """The scorecard of a report.json dict (module docstring): {"rows": [...], "headline": the largest gap
+    worth a headline (None when none clears the floor), "answers": the meeting's questions answered in one
+    line each, "baseline": name or None,
+    "baseline_label", "measure", "measure_name", "measure_label", "attributes", "outcome_effect",
+    "confidence", "replicates"}."""
+    view = ReportView(report)
+    measure = measure if measure in GAP_NAMES else DEFAULT_MEASURE
+    effect = outcome_effect_of(view, outcome_effect)
+    baseline = best_baseline(view)
+    base_auc = baseline.overall.get("roc_auc") if baseline is not None else None
+    rows = []
+    for model in view.models:
+        auc = model.overall.get("roc_auc")
+        quality = quality_of(view, model)
+        rows.append({
+            "name": model.name, "label": model_label(model.entry), "title": model_title(model.entry),
+            "is_supervised": model.is_supervised, "is_baseline": baseline is not None and model.name == baseline.name,
+            "accuracy": _value(model.overall.get("accuracy"), model.overall_ci.get("accuracy"), pct=True),
+            "roc_auc": _value(auc, model.overall_ci.get("roc_auc"), pct=False),
+            "auc_vs_baseline": (auc - base_auc) if is_number(auc) and is_number(base_auc) else None,
+            "auc_vs_baseline_text": (fmt_num(auc - base_auc) if is_number(auc) and is_number(base_auc)
+                                     and baseline is not None and model.name != baseline.name else ""),
+            "flag": quality["flag"], "badge": quality["badge"],
+            "gaps": {a: _gap_cell(view, model, a, measure, effect) for a in view.sensitive},
+            "verdicts": {a: _verdict_cell(view, model, a, measure) for a in view.sensitive},
+            "worst": _worst_group(view, model)})
+    headline = _headline(rows, list(view.sensitive))
+    return {"rows": rows, "baseline": baseline.name if baseline is not None else None, "headline": headline,
+            "answers": _answers(rows, list(view.sensitive), headline, measure, view.confidence),
+            "baseline_label": model_label(baseline.entry) if baseline is not None else "",
+            "measure": measure, "measure_name": GAP_NAMES[measure], "measure_label": MEASURE_LABELS.get(measure, ""),
+            "attributes": list(view.sensitive), "outcome_effect": effect, "confidence": view.confidence,
+            "replicates": view.replicates}
