@@ -15,6 +15,10 @@ SUPERVISED = "supervised"
 STRATEGIES: tuple[str, ...] = ("linear", "bn-stats", "bn-affine", "gradual", "full")
 #: A model's decision: positive when its probability of the positive label is at least this.
 DECISION_THRESHOLD = 0.5
+#: The classical baselines fitted beside the MLPs (core.learning.classical): names and strategy.
+LOGISTIC_REGRESSION, GRADIENT_BOOSTING = "logistic-regression", "gradient-boosting"
+BASELINES: tuple[str, ...] = (LOGISTIC_REGRESSION, GRADIENT_BOOSTING)
+CLASSICAL = "classical"
 
 
 def model_name(pretraining: str | None, strategy: str) -> str:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
-from core.vocabulary import STRATEGIES
+from core.vocabulary import BASELINES, STRATEGIES
 
 if TYPE_CHECKING:
     from core.data import DatasetSpec
@@ -33,6 +33,8 @@ class AuditConfig:
     unaware: bool = False  # sensitive attributes kept out of the features (DatasetSpec.unaware)
     method: str = "scarf"
     strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
+    # Classical baselines fitted beside the MLPs (core.learning.classical); [] for none.
+    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
     label_fraction: float = 1.0
     epochs: int = 10
     finetune_epochs: int = 20
@@ -64,6 +66,10 @@ class AuditConfig:
             raise InputError(f"Unknown strategy '{unknown[0]}'", f"Choose from: {', '.join(STRATEGIES)}")
         if not self.strategies:
             raise InputError("No fine-tuning strategy chosen", f"Choose from: {', '.join(STRATEGIES)}")
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        if unknown or len(set(self.baselines)) != len(self.baselines):
+            raise InputError(f"Unknown or repeated baseline '{(unknown or self.baselines)[0]}'",
+                             f"Choose from: {', '.join(BASELINES)}, or none")
         if int(self.epochs) < 1 or int(self.finetune_epochs) < 1:
             raise InputError(f"Epochs must be at least 1, got {self.epochs}", "Use --epochs 1 or more")
         if not 0 < float(self.label_fraction) <= 1:
