@@ -99,6 +99,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN owner TEXT;
     """,
+    # 3: the reviewer's framing of a study: what the outcome does to the person, the measure chosen and why.
+    """
+    ALTER TABLE studies ADD COLUMN framing_json TEXT NOT NULL DEFAULT '{}';
+    """,
 ]
 
 
@@ -112,6 +116,9 @@ class StudyRecord(TypedDict):
     spec: dict[str, Any]  # core.data.DatasetSpec.to_dict()
     settings: dict[str, Any]  # source, file_format, rows; stored_path and file_name for an upload
     created_at: str
+    # The reviewer's framing (issue 17): outcome_effect "helps" | "harms", costlier_error, scarce,
+    # intended_use; {} until set on the Fairness page (core.results.model_card reads it).
+    framing: dict[str, Any]
 
 
 class RunRecord(TypedDict):
@@ -134,6 +141,9 @@ class RunRecord(TypedDict):
     finished_at: str | None
     heartbeat_at: float | None
     owner: str | None  # the reviewer whose session created it; None: the workspace's owner
+
+
+_STUDY_COLUMNS = "id, name, dataset, dataset_sha256, spec_json, settings_json, created_at"
 
 
 def now_iso() -> str:
@@ -226,7 +236,7 @@ class Workspace:
                      settings: dict | None = None) -> str:
         study_id = _new_id("study")
         with self._write() as db:
-            db.execute("INSERT INTO studies VALUES (?, ?, ?, ?, ?, ?, ?)",
+            db.execute(f"INSERT INTO studies ({_STUDY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (study_id, name, dataset, dataset_sha256, json.dumps(spec),
                         json.dumps(settings or {}), now_iso()))
         return study_id
@@ -245,7 +255,7 @@ class Workspace:
                 if json.dumps(json.loads(row["spec_json"]), sort_keys=True) == spec_json:
                     return row["id"], False
             study_id = _new_id("study")
-            db.execute("INSERT INTO studies VALUES (?, ?, ?, ?, ?, ?, ?)",
+            db.execute(f"INSERT INTO studies ({_STUDY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (study_id, name, dataset, dataset_sha256, json.dumps(spec), json.dumps(settings or {}),
                         now_iso()))
         return study_id, True
@@ -255,6 +265,12 @@ class Workspace:
         if not rows:
             raise InputError(f"No study '{study_id}' in workspace '{self.root}'", "List studies in the dashboard")
         return _study_record(rows[0])
+
+    def set_study_framing(self, study_id: str, framing: dict) -> None:
+        """Record the reviewer's framing of a study (replaces the previous one)."""
+        self.get_study(study_id)
+        with self._write() as db:
+            db.execute("UPDATE studies SET framing_json = ? WHERE id = ?", (json.dumps(framing), study_id))
 
     def list_studies(self) -> list[StudyRecord]:
         """Every saved study, newest first."""
@@ -420,6 +436,7 @@ def _study_record(row: sqlite3.Row) -> StudyRecord:
     data = dict(row)
     data["spec"] = json.loads(data.pop("spec_json"))
     data["settings"] = json.loads(data.pop("settings_json"))
+    data["framing"] = json.loads(data.pop("framing_json", None) or "{}")
     return StudyRecord(**data)
 
 
