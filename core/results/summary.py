@@ -36,7 +36,7 @@ from typing import Any
 from core.audit.multiplicity import PRACTICAL_FLOOR, clears_floor
 from core.results.formatting import ci_includes_zero, ci_label, fmt_ci, fmt_int, fmt_num, fmt_pct, is_number
 from core.results.folder import ModelView, ReportView, section
-from core.results.quality import ONE_LABEL_SHARE, guessing_text
+from core.results.quality import CHANCE_FLAGS, ONE_LABEL_SHARE, guessing_text, versus_classical
 from core.results.quality import quality_of as quality
 from core.results.wording import comparison_verdict
 from core.vocabulary import GAP_NAMES, HEADLINE_GAPS, METRIC_NAMES
@@ -102,7 +102,7 @@ def largest_gap(view: ReportView, partitions: list[str] | None = None) -> dict |
     {"model" (a ModelView), "attribute", "gap", "value"}; first in model, attribute, gap order on a tie."""
     best = None
     for model in view.models:
-        if quality(view, model)["flag"] is not None:
+        if quality(view, model)["flag"] in CHANCE_FLAGS:  # below-baseline models still tell people apart
             continue
         for partition in partitions if partitions is not None else view.sensitive:
             gaps = model.gaps(partition)
@@ -389,7 +389,7 @@ def summarize(report: dict) -> list[dict]:
     view = ReportView(report)
     items: list[dict] = []
     found = largest_gap(view)
-    left_out = [m.name for m in view.models if quality(view, m)["flag"] is not None]
+    left_out = [m.name for m in view.models if quality(view, m)["flag"] in CHANCE_FLAGS]
     aside = (f" Left out of this headline as no better than chance: {', '.join(left_out)} (see the warnings)."
              if left_out else "")
     if found is None and left_out and len(left_out) == len(view.models):
@@ -411,6 +411,10 @@ def summarize(report: dict) -> list[dict]:
         if comparisons:
             items.append(_tally(view, comparisons, found))
         items += comparisons
+    versus = versus_classical(report)  # the SSL models against the best classical baseline (issue 16)
+    if versus is not None:
+        items.append(_item("info", "versus_classical", versus["text"], model=versus["models"][0]["model"],
+                           baseline=versus["baseline"]))
     counted = _multiplicity(view)
     if counted is not None:
         items.append(counted)

@@ -6,9 +6,10 @@ The report dicts are test_report's hand-built ones, so every number the flag rea
 from __future__ import annotations
 
 import pytest
-from test_report import make_report, texts
+from test_report import _model, make_report, texts
 
-from core.results.quality import flagged_models, model_quality
+from core.results.formatting import fmt_num
+from core.results.quality import flagged_models, model_quality, versus_classical
 from core.results.report import render_html
 from core.results.summary import summarize
 
@@ -90,3 +91,64 @@ def test_the_report_flags_the_model_in_every_table_that_shows_its_numbers():
     # the models table, one gap table per partition (sex, race) and one header per per-group table (2 x 4)
     assert html.count(f'<span class="badge warn">{badge}</span>') >= 1 + 2 + 8
     assert "the group with the highest selection rate among groups of at least 30 test rows" in html
+
+
+def with_baselines(lr_auc: float = 0.83, hgb_auc: float = 0.85) -> dict:
+    """make_report's three models (ROC AUC 0.80 each) plus the two classical baselines."""
+    report = make_report()
+    for name, auc, eo in (("logistic-regression", lr_auc, 0.07), ("gradient-boosting", hgb_auc, 0.09)):
+        baseline = _model(name, eo=eo)
+        baseline.update(pretraining=None, strategy="classical")
+        baseline.pop("representation")
+        baseline["overall"].update(roc_auc=auc, accuracy=0.8)
+        report["models"].append(baseline)
+    return report
+
+
+@pytest.mark.parametrize("auc, flag", [(0.829, "below-baseline"), (0.831, None), (0.85, None), (0.78, "below-baseline")])
+def test_a_model_more_than_0_02_below_the_best_classical_auc_is_flagged(auc, flag):
+    baseline = {"name": "gradient-boosting", "strategy": "classical", "overall": {"roc_auc": 0.85}}
+    model = entry(name="scarf+full") | {"overall": {**entry()["overall"], "roc_auc": auc}}
+    quality = model_quality(model, baseline=baseline)
+    assert quality["flag"] == flag
+    if flag:
+        assert quality["badge"] == f"is {fmt_num(0.85 - auc)} below gradient-boosting in ROC AUC"
+        assert quality["text"].startswith(f"scarf+full has a test ROC AUC of {fmt_num(auc)}, ")
+    assert model_quality(baseline, baseline=baseline)["flag"] is None  # never the baseline itself
+    chance = model | {"overall": {**model["overall"], "balanced_accuracy": 0.5}}
+    assert model_quality(chance, baseline=baseline)["flag"] == "near-chance"  # the chance flags come first
+
+
+def test_the_best_classical_baseline_flags_every_weaker_model_of_a_report():
+    report = with_baselines()
+    flagged = flagged_models(report)
+    # 0.80 is 0.05 below gradient-boosting's 0.85; logistic-regression's 0.83 is within 0.02 of it
+    assert [(f["model"], f["flag"]) for f in flagged] == [("scarf+linear", "below-baseline"),
+                                                         ("scarf+full", "below-baseline"),
+                                                         ("supervised", "below-baseline")]
+    assert flagged_models(with_baselines(lr_auc=0.81, hgb_auc=0.815)) == []
+    assert f'<span class="badge warn">is {fmt_num(0.05)} below gradient-boosting in ROC AUC</span>' in \
+        render_html(report)
+
+
+def test_versus_classical_compares_the_ssl_models_with_the_best_baseline():
+    report = with_baselines()
+    report["models"][1]["overall"].update(roc_auc=0.84, accuracy=0.79)
+    versus = versus_classical(report)
+    assert (versus["baseline"], versus["roc_auc"], versus["accuracy"]) == ("gradient-boosting", 0.85, 0.8)
+    assert [row["model"] for row in versus["models"]] == ["scarf+full", "scarf+linear"]  # best AUC first
+    best = versus["models"][0]
+    assert best["auc_difference"] == pytest.approx(-0.01) and best["accuracy_difference"] == pytest.approx(-0.01)
+    assert best["gaps"]["sex"]["equalized_odds_difference"] == {"model": 0.12, "baseline": 0.09,
+                                                                "difference": pytest.approx(0.03)}
+    assert versus["text"] == ("The best self-supervised model, scarf+full, reaches ROC AUC 0.84 and accuracy 79.0%, "
+                              "against 0.85 and 80.0% for gradient-boosting, the best classical baseline; its "
+                              "equalized-odds gap on sex is 0.12 against the baseline's 0.09.")
+    assert versus_classical(make_report()) is None  # no baseline in the run
+
+
+def test_the_summary_says_it_and_keeps_a_below_baseline_model_in_the_headline():
+    items = summarize(with_baselines())
+    assert items[0]["topic"] == "largest_gap" and items[0]["model"] == "scarf+full"
+    assert "Left out of this headline" not in items[0]["text"]
+    assert texts(items, "versus_classical")[0].startswith("The best self-supervised model, scarf+linear")
