@@ -57,6 +57,7 @@ from core.errors import InputError
 from core.learning.checkpoint import load_encoder, save_encoder
 from core.learning.models import Encoder, EncoderConfig
 from core.learning.pretrain_config import PretrainConfig
+from core.learning.precision import autocast, resolve_precision
 from core.learning.pretrain_state import TrainingState
 from core.learning.ssl import dist, make_objective
 from core.learning.ssl.collapse import collapse_report
@@ -92,6 +93,7 @@ class PretrainResult:
     total_steps: int
     device: str
     world_size: int
+    precision: str = "fp32"             # what the steps ran in ("auto" resolved)
 
     @property
     def encoder_config(self) -> EncoderConfig:
@@ -169,6 +171,7 @@ def pretrain(X_train: np.ndarray | ChunkSource, X_val: np.ndarray | None,
     config.validate()
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
     device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
     with (_process_group(device) as (rank, world),
           torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])):
         emit = on_event if (on_event is not None and rank == 0) else _ignore
@@ -179,7 +182,8 @@ def pretrain(X_train: np.ndarray | ChunkSource, X_val: np.ndarray | None,
         resumed = resume and checkpoint_dir is not None and state.restore(
             checkpoint_dir, config=config, n_features=plan.n_features)
         if not resumed and val_rows is not None:
-            state.initial_val = _validation_loss(state.objective, val_rows, batch_size=plan.batch, seed=config.seed)
+            state.initial_val = _validation_loss(state.objective, val_rows, batch_size=plan.batch, seed=config.seed,
+                                                 precision=precision)
 
         clock, cancelled = Clock(), False
         state.objective.train()
@@ -190,7 +194,7 @@ def pretrain(X_train: np.ndarray | ChunkSource, X_val: np.ndarray | None,
             for xb in _epoch_batches(train_rows, epoch=state.epoch, batch_size=plan.batch,
                                      generator=state.generator, device=device):
                 lr = _lr_at(state.step, plan.total_steps, config)
-                loss = _step(state, xb, lr=lr, shard=plan.shard, total_steps=plan.total_steps)
+                loss = _step(state, xb, lr=lr, shard=plan.shard, total_steps=plan.total_steps, precision=precision)
                 loss_sum += loss.detach()
                 clock.rows += plan.batch
                 cancelled = _agree(should_stop() if should_stop else False, world, device)
@@ -215,7 +219,7 @@ def pretrain(X_train: np.ndarray | ChunkSource, X_val: np.ndarray | None,
                                      "lr": lr, "embedding_std": None}
             if val_rows is not None:
                 entry["val_loss"] = _validation_loss(state.objective, val_rows, batch_size=plan.batch,
-                                                     seed=config.seed)
+                                                     seed=config.seed, precision=precision)
                 entry["embedding_std"] = collapse_report(
                     embed(state.objective.encoder, val_rows[:COLLAPSE_ROWS]))["embedding_std"]
                 state.keep_if_best(entry["val_loss"], epoch=epoch, patience=config.patience,
@@ -239,18 +243,22 @@ def pretrain(X_train: np.ndarray | ChunkSource, X_val: np.ndarray | None,
             rows_per_second=clock.rows_per_second(clock.train_seconds),
             elapsed_seconds=time.perf_counter() - clock.started, collapse=collapse,
             stopped_early=state.stopped_early, cancelled=cancelled, epochs_completed=state.epoch,
-            steps=state.step, total_steps=plan.total_steps, device=str(device), world_size=world)
+            steps=state.step, total_steps=plan.total_steps, device=str(device), world_size=world,
+            precision=precision)
 
 
 def _step(state: TrainingState, xb: torch.Tensor, *, lr: float, shard: slice | None,
-          total_steps: int) -> torch.Tensor:
-    """One optimizer step on the global batch xb; returns this rank's loss."""
+          total_steps: int, precision: str = "fp32") -> torch.Tensor:
+    """One optimizer step on the global batch xb; returns this rank's loss. The views are made
+    in fp32 (elementwise, and their random draws must not depend on the precision); the
+    objective's forward pass runs under `precision`'s autocast, the backward pass follows it."""
     for group in state.optimizer.param_groups:
         group["lr"] = lr
     views = state.objective.make_views(xb, state.generator)
     if shard is not None:  # every rank made the same views of the global batch; it keeps its rows
         views = tuple(v[shard] for v in views)
-    loss, _ = state.model(*views)
+    with autocast(precision, xb.device):
+        loss, _ = state.model(*views)
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     state.optimizer.step()
@@ -268,14 +276,14 @@ def _lr_at(step: int, total: int, config: PretrainConfig) -> float:
     return min_lr + (config.lr - min_lr) * (1 + math.cos(math.pi * min(progress, 1.0))) / 2
 
 
-def _validation_loss(objective, X_val: torch.Tensor, *, batch_size: int, seed: int) -> float:
+def _validation_loss(objective, X_val: torch.Tensor, *, batch_size: int, seed: int, precision: str = "fp32") -> float:
     """Mean loss over near-equal validation batches, eval mode, fixed views."""
     generator = torch.Generator(X_val.device).manual_seed(seed + VAL_SEED_OFFSET)
     objective.eval()
     total = torch.zeros((), device=X_val.device)
-    with torch.no_grad(), dist.local_only():
+    with torch.no_grad(), dist.local_only(), autocast(precision, X_val.device):
         for part in torch.tensor_split(X_val, math.ceil(X_val.shape[0] / batch_size)):
-            total += objective.loss(part, generator)[0] * part.shape[0]
+            total += objective.loss(part, generator)[0].float() * part.shape[0]
     objective.train()
     return float(total) / X_val.shape[0]
 

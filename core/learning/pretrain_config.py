@@ -11,6 +11,10 @@ from typing import Any
 from core.errors import InputError
 from core.learning.encoder_config import EncoderConfig
 
+#: The precisions a run may ask for (core.learning.precision resolves "auto"); kept here, not
+#: there, because that module loads torch and this one must not.
+PRECISIONS = ("auto", "fp32", "bf16")
+
 
 @dataclass
 class PretrainConfig:
@@ -30,6 +34,8 @@ class PretrainConfig:
     min_delta        the improvement an epoch needs to count
     seed             initialisation, permutations and views all derive from it
     device           "auto" (cuda > mps > cpu), or a torch device string
+    precision        "fp32", "bf16" (autocast), or "auto": bf16 where the device computes it
+                     natively (core.learning.precision)
     """
 
     method: str = "scarf"
@@ -45,6 +51,7 @@ class PretrainConfig:
     min_delta: float = 0.0
     seed: int = 0
     device: str = "auto"
+    precision: str = "fp32"
 
     def validate(self) -> None:
         # The registry imports every objective (torch): loaded here, so the CLI's parser can
@@ -62,6 +69,9 @@ class PretrainConfig:
         if not 0 <= self.warmup_fraction < 1:
             raise InputError(f"warmup fraction must be in [0, 1), got {self.warmup_fraction}",
                              "Use e.g. 0.05")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}",
+                             "Use auto, fp32 or bf16")
         if "input_dim" in self.encoder:
             raise InputError("the encoder's input_dim comes from the data",
                              "Leave input_dim out of the encoder settings")

@@ -153,8 +153,11 @@ def write_report(run_dir: Path, report: Mapping) -> None:
     atomic_write(Path(run_dir) / REPORT, json.dumps(report, indent=2, sort_keys=False))
 
 
-def write_timings(run_dir: Path, timings: Mapping[str, float]) -> None:
-    atomic_write(Path(run_dir) / TIMINGS, json.dumps({k: round(v, 3) for k, v in timings.items()}, indent=2))
+def write_timings(run_dir: Path, timings: Mapping[str, Any]) -> None:
+    """Stage seconds (rounded to ms), and beside them the training's "work" record (what each
+    task computed: core.run.training), which the benchmark turns into an arithmetic floor."""
+    atomic_write(Path(run_dir) / TIMINGS, json.dumps({k: round(v, 3) if isinstance(v, float) else v
+                                                      for k, v in timings.items()}, indent=2))
 
 
 # ----------------------------------------------------------------------------- reading

@@ -11,10 +11,13 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
+from core.learning.pretrain_config import PRECISIONS
 from core.vocabulary import BASELINES, STRATEGIES
 
 if TYPE_CHECKING:
     from core.data import DatasetSpec
+
+DEVICES = ("auto", "cpu", "cuda")
 
 #: Keys that earlier versions stored under another name: old -> new.
 RENAMED_KEYS = {"patience": "finetune_patience"}
@@ -55,6 +58,13 @@ class AuditConfig:
     replicates: int = 5
     workers: int = 0  # processes for fine-tuning and auditing the models; 0: automatic (`workers_for`)
     threads: int = 1  # torch CPU threads for pretraining and fine-tuning (docs/decisions.md: why 1)
+    # Where and in what arithmetic the models train (core.learning.precision): "auto" is CUDA
+    # where present, and bfloat16 where the device computes it natively; CPU + fp32 elsewhere.
+    device: str = "auto"
+    precision: str = "auto"
+    # What the positive outcome does to the person (issue 17): "helps" (a loan, a release), "harms"
+    # (a denial, an arrest flag) or None; the report then says who each gap favours.
+    outcome_effect: str | None = None
 
     def validate(self) -> None:
         # Imported here: the SSL registry loads torch, and this module must stay light (docstring).
@@ -82,6 +92,12 @@ class AuditConfig:
             raise InputError(f"Threads must be 1 or more, got {self.threads}", "Use 1")
         if int(self.workers) < 0:
             raise InputError(f"Workers must be 0 (one per core) or more, got {self.workers}", "Use 0")
+        if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
+            raise InputError(f"Unknown device '{self.device}'", f"Choose from: {', '.join(DEVICES)}")
+        if self.outcome_effect not in (None, "helps", "harms"):
+            raise InputError(f"Unknown outcome effect '{self.outcome_effect}'", "Use helps or harms")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"Unknown precision '{self.precision}'", f"Choose from: {', '.join(PRECISIONS)}")
         if not self.sensitive:
             raise InputError("No sensitive attribute chosen", "Give --sensitive, e.g. --sensitive sex,race")
 

@@ -10,8 +10,8 @@ Every recipe (pretraining + each strategy, and the baseline) is trained `config.
 times with the seeds of core.run.config.replicate_seeds, on the same split and test rows;
 each replicate draws its own labelled subsample. Replicate 0, seeded with the study seed, is
 the model shown (saved, fully audited); the others add their test-row predictions and the
-spread over replicates (core.run.replicates). Pretraining runs in this process, replicate
-after replicate, while the worker pool fine-tunes those already pretrained.
+spread over replicates (core.run.replicates). The replicates' pretrainings and fine-tunings
+are tasks on the worker pool, so every core trains (core.run.training).
 
 The knobs are core.run.config.AuditConfig, the report dict is put together in core.run.assemble,
 and every file of the run folder is named and written by core.results.folder.
@@ -27,7 +27,6 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -37,22 +36,18 @@ import torch
 
 from core.audit.per_model import ModelTask, audit_model
 from core.audit.representation import raw_feature_leakage, warm_up_umap
-from core.data.split import redraw_labelled_train
 from core.data.source import DataSource, open_source
 from core.data.study import Study
-from core.errors import Cancelled
 from core.files import atomic_write
-from core.learning.checkpoint import save_encoder
-from core.learning.finetune.config import FinetuneConfig
-from core.learning.finetune.training import finetune, train_supervised
-from core.learning.pretrain import PretrainConfig, PretrainResult, pretrain
-from core.learning.ssl.views import FeatureLayout
+from core.learning.precision import resolve_precision
+from core.learning.pretrain import PretrainResult, resolve_device
 from core.results.report import write_html_report
 from core.results import folder
 from core.run.assemble import assemble_report, model_entry
 from core.run.config import AuditConfig
 from core.run.parallel import Workers, default_workers
 from core.run.replicates import ReplicateTask, audit_replicates
+from core.run.training import train_replicates
 from core.vocabulary import INTERSECTION, SUPERVISED
 
 Event = Callable[[dict], None]
@@ -62,19 +57,65 @@ _STAGE_WEIGHTS = {"study": 0.02, "pretrain": 0.43, "finetune": 0.35, "audit": 0.
 
 
 class _Progress:
-    """Turns stage-local progress into one overall fraction and forwards events."""
+    """Turns stage-local progress into one overall fraction and forwards events. Pretraining
+    and fine-tuning overlap (core.run.training), so each stage keeps its own fraction and the
+    overall one is their weighted sum."""
 
     def __init__(self, on_event: Event | None) -> None:
         self.on_event = on_event
-        self.done = 0.0
+        self.fractions = dict.fromkeys(_STAGE_WEIGHTS, 0.0)
 
     def stage(self, name: str, fraction: float, **event: Any) -> None:
+        self.fractions[name] = max(self.fractions[name], min(max(fraction, 0.0), 1.0))
         if self.on_event is not None:
-            overall = self.done + _STAGE_WEIGHTS[name] * min(max(fraction, 0.0), 1.0)
-            self.on_event({"stage": name, "fraction": round(overall, 4), **event})
+            overall = sum(_STAGE_WEIGHTS[stage] * done for stage, done in self.fractions.items())
+            self.on_event({**event, "stage": name, "fraction": round(overall, 4)})
 
     def finish(self, name: str) -> None:
-        self.done += _STAGE_WEIGHTS[name]
+        self.fractions[name] = 1.0
+
+
+#: The keys of a training task's event that the run's progress keeps.
+_EVENT_KEYS = ("message", "replicate", "model", "epoch", "epochs", "step", "total_steps", "loss", "val_loss",
+               "rows_per_second")
+
+
+class _TrainingProgress:
+    """The training stage's events and finished tasks as progress: pretraining's share is the
+    mean of the replicates' step fractions, fine-tuning's the share of models finished."""
+
+    def __init__(self, progress: _Progress, config: AuditConfig) -> None:
+        self.progress, self.replicates = progress, int(config.replicates)
+        self.pretrain_fraction = [0.0] * self.replicates
+        self.models_total = self.replicates * (len(config.strategies) + 1)
+        self.models_done = 0
+        self.pretrained_at = time.perf_counter()
+        self.method = config.method
+
+    def on_event(self, event: dict) -> None:
+        kept = {k: event[k] for k in _EVENT_KEYS if k in event}
+        if event.get("stage") == "pretrain":
+            replicate = int(event.get("replicate", 0))
+            self.pretrain_fraction[replicate] = event.get("step", 0) / max(event.get("total_steps", 1), 1)
+            if self.replicates > 1:
+                kept["message"] = f"Pretraining {self.method} (replicate {replicate + 1} of {self.replicates})"
+            self.progress.stage("pretrain", sum(self.pretrain_fraction) / self.replicates, **kept)
+        elif event.get("stage") == "finetune":
+            self.progress.stage("finetune", self.models_done / self.models_total, **kept)
+        elif self.progress.on_event is not None:  # warnings (a collapsed encoder) go through as they are
+            self.progress.on_event(event)
+
+    def on_finished(self, kind: str, replicate: int, result: Any) -> None:
+        if kind == "pretrain":
+            self.pretrain_fraction[replicate] = 1.0
+            self.pretrained_at = time.perf_counter()
+            self.progress.stage("pretrain", sum(self.pretrain_fraction) / self.replicates,
+                                message=f"Pretrained replicate {replicate + 1} of {self.replicates}",
+                                replicate=replicate)
+        else:
+            self.models_done += 1
+            self.progress.stage("finetune", self.models_done / self.models_total, message=f"Fine-tuned {result.name}",
+                                model=result.name, replicate=replicate)
 
 
 def run_audit(config: AuditConfig, out_dir: Path, *, on_event: Event | None = None,
@@ -99,48 +140,30 @@ def run_audit(config: AuditConfig, out_dir: Path, *, on_event: Event | None = No
     timings["study_s"] = time.perf_counter() - started
     progress.finish("study")
 
-    X = study.X
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
     split = study.split
-    seeds = config.replicate_seeds
-    pretrain_config = PretrainConfig(method=config.method, method_params=dict(config.method_params),
-                                     encoder=dict(config.encoder), epochs=config.epochs,
-                                     batch_size=config.batch_size, patience=config.pretrain_patience,
-                                     seed=config.seed, device="cpu")
-    labelled = [_labelled_rows(study, replicate, seed) for replicate, seed in enumerate(seeds)]
     warm_up = partial(warm_up_umap, len(split.test)) if config.umap else None
-    with Workers(workers_for(config, len(split.test)), warm_up=warm_up) as workers:
-        # The supervised baselines need no encoder: in worker processes they train during pretraining.
-        supervised = [_submit_finetune(workers, config, study, X, SUPERVISED, None,
-                                       pretrain_config.encoder_config(X.shape[1]), seed, rows)
-                      for seed, rows in zip(seeds, labelled)]
+    tracker = _TrainingProgress(progress, config)
+    with Workers(workers_for(config, len(split.test)), warm_up=warm_up, on_event=tracker.on_event,
+                 should_stop=should_stop) as workers:
         t0 = time.perf_counter()
-        pretrained, strategies = [], []
-        for replicate, seed in enumerate(seeds):
-            # Pretraining runs here, one replicate after another, while the workers fine-tune
-            # the replicates already pretrained (each strategy is one task).
-            result = _pretrain(config, study, X, replace(pretrain_config, seed=seed), replicate, out_dir,
-                               progress, should_stop)
-            if replicate == 0:
-                save_encoder(out_dir / folder.ENCODER, result.encoder, pretrain_config.to_dict())
-            pretrained.append(result)
-            strategies.append([_submit_finetune(workers, config, study, X, strategy, result.encoder, None, seed,
-                                                labelled[replicate]) for strategy in config.strategies])
-        timings["pretrain_s"] = time.perf_counter() - t0
+        trained = train_replicates(workers, config, study, out_dir, device=str(device), precision=precision,
+                                   on_finished=tracker.on_finished)
+        timings["training_s"] = time.perf_counter() - t0
+        timings["pretrain_s"] = tracker.pretrained_at - t0
+        timings["finetune_s"] = timings["training_s"] - timings["pretrain_s"]
         progress.finish("pretrain")
-
-        t0 = time.perf_counter()
-        futures = [future for replicate in range(len(seeds)) for future in strategies[replicate] + [supervised[replicate]]]
-        finished = _gather_finetuned(workers, futures, config, progress, should_stop)
-        per_replicate = len(config.strategies) + 1
-        models = [finished[r * per_replicate:(r + 1) * per_replicate] for r in range(len(seeds))]
-        for model in models[0]:  # the model shown; later replicates live on in their predictions
-            model.save(folder.model_dir(out_dir, model.name))
-        timings["finetune_s"] = time.perf_counter() - t0
         progress.finish("finetune")
+        for model in trained.models[0]:  # the model shown; later replicates live on in their predictions
+            model.save(folder.model_dir(out_dir, model.name))
 
         t0 = time.perf_counter()
-        report = audit_models(config, study, models, pretrained[0], out_dir, progress, should_stop, workers)
+        report = audit_models(config, study, trained.models, trained.pretrained[0], out_dir, progress, should_stop,
+                              workers)
     timings["audit_s"] = time.perf_counter() - t0
+    report["training"] = {"device": str(device), "precision": precision}
+    timings["work"] = trained.work
     folder.write_report(out_dir, report)
     _write_html(report, out_dir, on_event)
     timings["total_s"] = time.perf_counter() - started
@@ -163,41 +186,6 @@ def _write_html(report: dict, out_dir: Path, on_event: Event | None) -> None:
                                                    "report.json is complete (see report_error.log)"})
 
 
-def _stop_if_cancelled(cancelled: bool) -> None:
-    if cancelled:
-        raise Cancelled()
-
-
-def _labelled_rows(study: Study, replicate: int, seed: int) -> np.ndarray:
-    """The labelled training rows of a replicate: the study's own for replicate 0 (today's
-    models), a fresh stratified draw of the same fraction for the others."""
-    if replicate == 0:
-        return study.split.labelled_train
-    return redraw_labelled_train(study.split, study.data.y, study.data.groups, seed=seed).labelled_train
-
-
-def _pretrain(config: AuditConfig, study: Study, X: np.ndarray, pretrain_config: PretrainConfig, replicate: int,
-              out_dir: Path, progress: _Progress, should_stop: Callable[[], bool] | None) -> PretrainResult:
-    """Pretrain replicate `replicate`'s encoder (its seed in `pretrain_config`); cancel stops it
-    at its next step. The progress bar's pretraining share is split evenly over the replicates."""
-    split, replicates = study.split, int(config.replicates)
-    message = f"Pretraining {config.method}" + (f" (replicate {replicate + 1} of {replicates})"
-                                               if replicates > 1 else "")
-
-    def pretrain_event(event: dict) -> None:
-        fraction = event.get("step", 0) / max(event.get("total_steps", 1), 1)
-        progress.stage("pretrain", (replicate + fraction) / replicates, message=message,
-                       **{k: event[k] for k in ("epoch", "epochs", "step", "total_steps", "loss", "val_loss",
-                                                 "rows_per_second") if k in event})
-
-    checkpoints = out_dir / folder.CHECKPOINTS
-    result = pretrain(X[split.pretrain], X[split.validation], FeatureLayout.from_encoder(study.encoder),
-                      pretrain_config, on_event=pretrain_event, should_stop=should_stop,
-                      checkpoint_dir=checkpoints if replicate == 0 else checkpoints / f"r{replicate}")
-    _stop_if_cancelled(result.cancelled)
-    return result
-
-
 # Below this many test rows a worker process's start-up (2-5 s: torch, scikit-learn, umap-learn)
 # costs more than it saves; the automatic choice then stays in one process.
 PARALLEL_MIN_TEST_ROWS = 2_000
@@ -210,43 +198,6 @@ def workers_for(config: AuditConfig, n_test: int) -> int:
     if config.workers:
         return int(config.workers)
     return default_workers() if n_test >= PARALLEL_MIN_TEST_ROWS else 1
-
-
-def _submit_finetune(workers: Workers, config: AuditConfig, study: Study, X: np.ndarray, strategy: str, encoder,
-                     encoder_config, seed: int, labelled: np.ndarray) -> Any:
-    """Start one fine-tuning (a strategy on `encoder`, or the supervised baseline of shape
-    `encoder_config`) on the `labelled` training rows as a task of `workers` seeded with `seed`."""
-    validation = study.split.validation
-    finetune_config = FinetuneConfig(strategy=strategy, epochs=config.finetune_epochs, patience=config.finetune_patience,
-                                     batch_size=config.batch_size, seed=seed)
-    return workers.submit(_finetune_one, finetune_config, encoder, encoder_config, X[labelled], study.labels(labelled),
-                          X[validation], study.labels(validation), config.method, config.threads)
-
-
-def _gather_finetuned(workers: Workers, futures: list, config: AuditConfig, progress: _Progress,
-                      should_stop: Callable[[], bool] | None) -> list:
-    """The fine-tuned models in submission order. A model's loss curve is reported when it is
-    done; cancel takes effect between models."""
-    def on_done(index: int, finished: int, model) -> None:
-        for record in model.history:
-            if "epoch" in record:
-                progress.stage("finetune", finished / len(futures), message=f"Fine-tuned {model.strategy}",
-                               model=model.strategy, epoch=record["epoch"], epochs=config.finetune_epochs,
-                               loss=record["train_loss"], val_loss=record["val_loss"])
-        progress.stage("finetune", finished / len(futures), message=f"Fine-tuned {model.strategy}",
-                       model=model.strategy)
-
-    progress.stage("finetune", 0.0, message=f"Fine-tuning {len(futures)} models")
-    return workers.gather(futures, should_stop=should_stop, on_done=on_done)
-
-
-def _finetune_one(finetune_config, encoder, encoder_config, X_train: np.ndarray, y_train: np.ndarray,
-                  X_val: np.ndarray, y_val: np.ndarray, method: str, threads: int):
-    """One fine-tuning task (a worker process may run it): a strategy, or the supervised baseline."""
-    torch.set_num_threads(threads)
-    if finetune_config.strategy == SUPERVISED:
-        return train_supervised(X_train, y_train, X_val, y_val, finetune_config, encoder_config)
-    return finetune(encoder, X_train, y_train, X_val, y_val, finetune_config, pretraining=method)
 
 
 def audit_models(config: AuditConfig, study: Study, replicates: list[list], pretrained: PretrainResult,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import Cancelled
-from core.run.parallel import Workers
+from core.run.parallel import Task, Workers, send_event, stop_requested
 from core.processes import pid_alive
 
 
@@ -42,6 +42,85 @@ def failing_warm_up() -> None:
 def sleep_and_report(seconds: float, folder: str) -> None:
     (Path(folder) / f"{os.getpid()}.started").touch()
     time.sleep(seconds)
+
+
+def talk(value: int) -> int:
+    """A task that reports two events while it runs."""
+    send_event({"value": value, "step": 1})
+    send_event({"value": value, "step": 2})
+    return value
+
+
+def step_until_stopped(steps: int) -> int:
+    """A training loop's shape: a short step, then a look at stop_requested; returns the steps done."""
+    for step in range(steps):
+        if stop_requested():
+            return step
+        time.sleep(0.02)
+    return steps
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_events_sent_inside_tasks_reach_the_caller(workers):
+    events = []
+    with Workers(workers, on_event=events.append) as pool:
+        assert pool.gather([pool.submit(talk, value) for value in range(3)]) == [0, 1, 2]
+    assert sorted((e["value"], e["step"]) for e in events) == [(v, s) for v in range(3) for s in (1, 2)]
+    for value in range(3):  # each task's events arrive in the order it sent them
+        assert [e["step"] for e in events if e["value"] == value] == [1, 2]
+
+
+def test_a_task_sees_the_callers_stop_at_its_next_step():
+    """Inline (one worker), the task itself polls the caller's should_stop through stop_requested:
+    it stops after a few of its 500 steps rather than at its end."""
+    calls = []
+
+    def should_stop() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    with Workers(1, should_stop=should_stop) as pool:
+        done = pool.run([Task(0, "loop", step_until_stopped, (500,))])
+    assert done["loop"] < 10
+
+
+def test_a_worker_process_reads_the_pools_stop_flag_and_queue(monkeypatch):
+    """What each worker process runs as it starts wires stop_requested to the pool's stop flag
+    and send_event to its queue (run here, in this process, on the same kinds of objects)."""
+    import multiprocessing
+    import queue as queues
+
+    from core.run import parallel
+
+    monkeypatch.setattr(parallel, "_event_sink", None)
+    monkeypatch.setattr(parallel, "_stop_check", None)
+    monkeypatch.setattr(parallel, "threadpool_limits", lambda limits: None)
+    context = multiprocessing.get_context("spawn")
+    events, stop = queues.Queue(), context.Event()
+    parallel._start_worker(None, events, stop)
+    assert not stop_requested()
+    stop.set()
+    assert stop_requested()
+    send_event({"step": 3})
+    assert events.get_nowait() == {"step": 3}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_starts_follow_up_tasks_and_runs_the_lowest_priority_first(workers):
+    """A finished task's on_done adds tasks; with one worker the order is by priority, then by
+    the order of adding; every result is kept under its key."""
+    order = []
+
+    def on_done(task, result):
+        order.append(task.key)
+        return [Task(0, f"after {task.key}", square_after, (0, result))] if task.key in ("a", "b") else []
+
+    with Workers(workers) as pool:
+        results = pool.run([Task(2, "c", square_after, (0, 5)), Task(1, "a", square_after, (0, 2)),
+                            Task(1, "b", square_after, (0, 3))], on_done=on_done)
+    assert results == {"a": 4, "b": 9, "c": 25, "after a": 16, "after b": 81}
+    if workers == 1:
+        assert order == ["a", "after a", "b", "after b", "c"]
 
 
 @pytest.mark.parametrize("workers", [1, 2])

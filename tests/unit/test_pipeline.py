@@ -247,7 +247,7 @@ def test_config_names_each_patience_and_reads_the_old_key():
 
 
 def test_pretraining_gets_its_own_patience(monkeypatch, tmp_path):
-    from core.run import pipeline
+    from core.run import training
 
     seen = {}
 
@@ -258,7 +258,54 @@ def test_pretraining_gets_its_own_patience(monkeypatch, tmp_path):
         seen["patience"] = config.patience
         raise Stop
 
-    monkeypatch.setattr(pipeline, "pretrain", fake_pretrain)
+    monkeypatch.setattr(training, "pretrain", fake_pretrain)
     with pytest.raises(Stop):
         run_audit(AuditConfig(**{**TINY, "pretrain_patience": 7, "finetune_patience": 1}), tmp_path)
     assert seen["patience"] == 7
+
+
+def test_progress_shows_every_replicate_and_the_work_is_recorded(tmp_path):
+    """With two replicates the live events carry each replicate's pretraining loss and each
+    fine-tuned model's replicate; the overall fraction never goes back; timings.json records
+    what each task computed (for bench/'s arithmetic floor); report.json the device and precision."""
+    import torch
+
+    from core.learning.precision import resolve_precision
+
+    events = []
+    run_audit(AuditConfig(**{**TINY, "replicates": 2, "finetune_epochs": 3, "strategies": ["linear", "full"]}),
+              tmp_path, on_event=events.append)
+    pretraining = [e for e in events if e["stage"] == "pretrain" and e.get("loss") is not None]
+    assert {e["replicate"] for e in pretraining} == {0, 1}
+    finetuned = [e for e in events if e["stage"] == "finetune" and e.get("loss") is not None]
+    assert {(e["model"], e["replicate"]) for e in finetuned} >= {("scarf+full", 0), ("scarf+full", 1),
+                                                                 ("supervised", 0), ("supervised", 1)}
+    fractions = [e["fraction"] for e in events]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    timings = json.loads((tmp_path / "timings.json").read_text())
+    work = timings["work"]
+    assert [(w["task"], w["replicate"]) for w in work if w["task"] == "pretrain"] == [("pretrain", 0), ("pretrain", 1)]
+    assert sorted((w["strategy"], w["replicate"]) for w in work if w["task"] == "finetune") == [
+        ("full", 0), ("full", 1), ("linear", 0), ("linear", 1), ("supervised", 0), ("supervised", 1)]
+    assert all(w["steps"] > 0 for w in work if w["task"] == "pretrain")
+    assert all(1 <= len(w["epochs"]) <= 3 for w in work if w["strategy" if w["task"] == "finetune" else "task"]
+               in ("full", "supervised"))
+    assert timings["training_s"] >= timings["pretrain_s"] > 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["training"] == {"device": "cpu", "precision": resolve_precision("auto", torch.device("cpu"))}
+
+
+def test_cancel_during_fine_tuning_stops_before_the_models_are_done(tmp_path):
+    """Cancel reaches a fine-tuning between its steps (in this process, one worker): the run
+    raises Cancelled before the second model of the first replicate is trained."""
+    from core.errors import Cancelled
+
+    events = []
+
+    def should_stop() -> bool:
+        return any(e["stage"] == "finetune" and e.get("step") for e in events)
+
+    with pytest.raises(Cancelled):
+        run_audit(AuditConfig(**{**TINY, "strategies": ["full", "linear"], "finetune_epochs": 50}), tmp_path,
+                  on_event=events.append, should_stop=should_stop)
+    assert not any(e.get("message", "").startswith("Fine-tuned") for e in events)

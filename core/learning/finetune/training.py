@@ -20,6 +20,9 @@ Determinism: the head (and the supervised encoder) are initialised, and dropout 
 torch's global generator seeded with `config.seed` inside `torch.random.fork_rng`, so the
 caller's global RNG state is untouched; batches are shuffled by np.random.default_rng(seed).
 Same seed, same data, same thread count -> identical weights and predictions on CPU.
+Device and precision: `device` ("cpu", "cuda", ...) holds the rows, the encoder and the head
+while they train (the returned classifier is on the CPU); with precision "bf16" the forward
+passes run under bfloat16 autocast (core.learning.precision), parameters stay fp32.
 Cancel: `should_stop()` is polled before every step; True raises core.errors.Cancelled
 (a half-trained classifier is never returned).
 """
@@ -40,6 +43,7 @@ from core.learning.calibration import calibration_summary
 from core.learning.finetune.classifier import TrainedClassifier
 from core.learning.finetune.config import FinetuneConfig
 from core.learning.finetune.probe import fit_probe
+from core.learning.precision import autocast
 from core.learning.finetune.strategies import (HEAD_ONLY, batches, configure_encoder, parameter_groups,
                                                reestimate_bn_stats, unfrozen_blocks)
 from core.learning.models import ClassifierHead, Encoder, EncoderConfig
@@ -54,7 +58,8 @@ Event = Callable[[dict], None]
 def finetune(encoder: Encoder | None, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray,
              y_val: np.ndarray, config: FinetuneConfig, *, pretraining: str | None,
              encoder_config: EncoderConfig | None = None, on_event: Event | None = None,
-             should_stop: Callable[[], bool] | None = None) -> TrainedClassifier:
+             should_stop: Callable[[], bool] | None = None, device: str = "cpu",
+             precision: str = "fp32") -> TrainedClassifier:
     """Fine-tune a copy of `encoder` with `config.strategy` (or, with strategy "supervised",
     train a fresh encoder of shape `encoder_config` from scratch) and return the calibrated
     classifier. `encoder` itself is never modified. `pretraining` names the SSL method that
@@ -88,17 +93,19 @@ def finetune(encoder: Encoder | None, X_train: np.ndarray, y_train: np.ndarray, 
             raise InputError(f"The encoder expects {encoder.config.input_dim} features but the rows have "
                              f"{X_train.shape[1]}", "Fine-tune with the study the encoder was pretrained on")
         head = ClassifierHead(encoder.embed_dim)
-        return _Run(name, pretraining, encoder, head, config, on_event, should_stop).fit(
-            X_train, y_train, X_val, y_val)
+        return _Run(name, pretraining, encoder, head, config, on_event, should_stop,
+                    torch.device(device), precision).fit(X_train, y_train, X_val, y_val)
 
 
 def train_supervised(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
                      config: FinetuneConfig, encoder_config: EncoderConfig, *, on_event: Event | None = None,
-                     should_stop: Callable[[], bool] | None = None) -> TrainedClassifier:
+                     should_stop: Callable[[], bool] | None = None, device: str = "cpu",
+                     precision: str = "fp32") -> TrainedClassifier:
     """The supervised baseline: `finetune` with strategy "supervised" and a fresh encoder."""
     config = FinetuneConfig.from_dict({**config.to_dict(), "strategy": SUPERVISED})
     return finetune(None, X_train, y_train, X_val, y_val, config, pretraining=None,
-                    encoder_config=encoder_config, on_event=on_event, should_stop=should_stop)
+                    encoder_config=encoder_config, on_event=on_event, should_stop=should_stop, device=device,
+                    precision=precision)
 
 
 def count_parameters(*modules: nn.Module) -> int:
@@ -109,8 +116,11 @@ class _Run:
     """One training run; holds the state the loop shares between epochs."""
 
     def __init__(self, name: str, pretraining: str | None, encoder: Encoder, head: ClassifierHead,
-                 config: FinetuneConfig, on_event: Event | None, should_stop: Callable[[], bool] | None) -> None:
-        self.name, self.pretraining, self.encoder, self.head = name, pretraining, encoder, head
+                 config: FinetuneConfig, on_event: Event | None, should_stop: Callable[[], bool] | None,
+                 device: torch.device, precision: str) -> None:
+        self.device, self.precision = device, precision
+        self.name, self.pretraining = name, pretraining
+        self.encoder, self.head = encoder.to(device), head.to(device)
         self.config, self.on_event, self.should_stop = config, on_event, should_stop
         self.strategy = config.strategy
         self.dropout = nn.Dropout(config.dropout)
@@ -121,8 +131,9 @@ class _Run:
     def fit(self, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray) -> TrainedClassifier:
         cfg, encoder, head = self.config, self.encoder, self.head
         started = time.perf_counter()
-        x_tr, x_va = torch.from_numpy(X_train), torch.from_numpy(X_val)
-        y_tr, y_va = torch.from_numpy(y_train.astype(np.float32)), torch.from_numpy(y_val.astype(np.float32))
+        x_tr, x_va = torch.from_numpy(X_train).to(self.device), torch.from_numpy(X_val).to(self.device)
+        y_tr = torch.from_numpy(y_train.astype(np.float32)).to(self.device)
+        y_va = torch.from_numpy(y_val.astype(np.float32)).to(self.device)
         n_pos = float(y_train.sum())
         pos_weight = (len(y_train) - n_pos) / n_pos if cfg.class_weight == "balanced" else 1.0
         extra: dict = {"n_train": len(X_train), "n_val": len(X_val), "pos_weight": pos_weight}
@@ -133,17 +144,17 @@ class _Run:
             for parameter in encoder.parameters():
                 parameter.requires_grad_(False)
             # The encoder is a fixed function now: embed once, fit the head on the embeddings.
-            h_tr, h_va = _forward(encoder, x_tr), _forward(encoder, x_va)
+            h_tr, h_va = self._embed(x_tr).cpu(), self._embed(x_va).cpu()
             self._check_cancel()
             self._emit({"message": f"{self.name}: fitting the logistic head", "fraction": 0.0})
-            history, extra["probe"] = fit_probe(head, h_tr, y_tr, h_va, y_va, pos_weight, cfg.probe_l2)
+            head.cpu()  # the probe solves in float64 on the CPU (core.learning.finetune.probe)
+            history, extra["probe"] = fit_probe(head, h_tr, y_tr.cpu(), h_va, y_va.cpu(), pos_weight, cfg.probe_l2)
             n_trainable = count_parameters(head)
         else:
-            loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32))
+            loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32, device=self.device))
             history, n_trainable, epochs = self._train(x_tr, y_tr, x_va, y_va, loss_fn)
             extra |= epochs
-        encoder.eval()
-        head.eval()
+        encoder, head = encoder.eval().cpu(), head.eval().cpu()
         for parameter in encoder.parameters():
             parameter.requires_grad_(False)
         extra["seconds"] = time.perf_counter() - started
@@ -179,8 +190,10 @@ class _Run:
             epoch_start, loss_sum, rows_seen = time.perf_counter(), 0.0, 0
             for step, rows in enumerate(batches(self.rng.permutation(len(x_tr)), cfg.batch_size)):
                 self._check_cancel()
-                index = torch.from_numpy(rows)
-                loss = loss_fn(head(self.dropout(encoder(x_tr[index]))), y_tr[index])
+                index = torch.from_numpy(rows).to(self.device)
+                with autocast(self.precision, self.device):
+                    logits = head(self.dropout(encoder(x_tr[index])))
+                loss = loss_fn(logits.float(), y_tr[index])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -218,8 +231,14 @@ class _Run:
     def _loss(self, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module) -> float:
         """The training objective on (x, y) in eval mode (no dropout, BN running statistics)."""
         self.head.eval()
-        logits = _forward(self.head, _forward(self.encoder, x))
-        return float(loss_fn(logits, y))
+        with autocast(self.precision, self.device):
+            logits = _forward(self.head, _forward(self.encoder, x))
+        return float(loss_fn(logits.float(), y))
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The frozen encoder's embeddings of x (eval mode), in fp32 for the probe."""
+        with autocast(self.precision, self.device):
+            return _forward(self.encoder, x).float()
 
     def _emit_step(self, epoch: int, step: int, steps_per_epoch: int, total_steps: int, loss: float,
                    rows_seen: int, epoch_start: float) -> None:

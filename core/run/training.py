@@ -1,0 +1,157 @@
+"""The audit's training stage: every replicate's pretraining and fine-tunings as tasks on the workers.
+
+    trained = train_replicates(workers, config, study, out_dir, on_pretrain_done=...)
+    trained.pretrained[r]          replicate r's PretrainResult
+    trained.models[r]              replicate r's models: config.strategies in order, then the baseline
+    trained.work                   what each task computed (steps, rows), for the benchmark's floor
+
+Replicates are independent, so no core waits for another: each pretraining is a task, and a
+replicate's fine-tunings become tasks the moment its encoder is pretrained, while the other
+replicates still pretrain (core.run.parallel.Workers.run keeps one task per worker in flight).
+Priorities: pretraining first (every fine-tuning of its replicate waits for it), then the
+strategies, then the supervised baselines, which need no encoder and fill the cores at the end.
+On one worker the same tasks run in this process in that order.
+
+Each replicate is seeded as before (core.run.config.replicate_seeds), so the models, and
+report.json, do not depend on the number of workers or on the order tasks finish in.
+Progress: the tasks' events (core.run.parallel.send_event) carry "replicate" (and "model"),
+so the live view can draw each replicate's loss curve; cancel reaches every task at its next
+step (core.run.parallel.stop_requested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.data.split import redraw_labelled_train
+from core.data.study import Study
+from core.errors import Cancelled
+from core.learning.checkpoint import save_encoder
+from core.learning.finetune.config import FinetuneConfig
+from core.learning.finetune.training import finetune, train_supervised
+from core.learning.pretrain import PretrainConfig, PretrainResult, pretrain
+from core.learning.ssl.views import FeatureLayout
+from core.results import folder
+from core.run.config import AuditConfig
+from core.run.parallel import Task, Workers, send_event, stop_requested
+from core.vocabulary import SUPERVISED
+
+# Task priorities (lower runs first).
+PRETRAIN, STRATEGY, BASELINE = 0, 1, 2
+
+
+@dataclass
+class Trained:
+    """What the training stage returns (see the module docstring)."""
+
+    pretrained: list[PretrainResult]
+    models: list[list[Any]]
+    work: list[dict] = field(default_factory=list)
+
+
+def train_replicates(workers: Workers, config: AuditConfig, study: Study, out_dir: Path, *,
+                     device: str = "cpu", precision: str = "fp32",
+                     on_finished: Callable[[str, int, Any], None] | None = None) -> Trained:
+    """Pretrain and fine-tune every replicate (module docstring); replicate 0's encoder is saved
+    into out_dir as soon as it exists. `on_finished(kind, replicate, result)` is called as each
+    task ends (kind "pretrain", or the strategy's name). Raises core.errors.Cancelled when the
+    workers' should_stop turns True."""
+    X, split, seeds = study.X, study.split, config.replicate_seeds
+    pretrain_config = PretrainConfig(method=config.method, method_params=dict(config.method_params),
+                                     encoder=dict(config.encoder), epochs=config.epochs,
+                                     batch_size=config.batch_size, patience=config.pretrain_patience,
+                                     seed=config.seed, device=device, precision=precision)
+    encoder_config = pretrain_config.encoder_config(X.shape[1])
+    labelled = [labelled_rows(study, replicate, seed) for replicate, seed in enumerate(seeds)]
+    layout = FeatureLayout.from_encoder(study.encoder)
+    checkpoints = out_dir / folder.CHECKPOINTS
+
+    def finetune_task(strategy: str, replicate: int, encoder) -> Task:
+        finetune_config = FinetuneConfig(strategy=strategy, epochs=config.finetune_epochs,
+                                         patience=config.finetune_patience, batch_size=config.batch_size,
+                                         seed=seeds[replicate])
+        rows = labelled[replicate]
+        return Task(BASELINE if strategy == SUPERVISED else STRATEGY, (strategy, replicate), finetune_one,
+                    (finetune_config, encoder, encoder_config, X[rows], study.labels(rows), X[split.validation],
+                     study.labels(split.validation), config.method, config.threads, replicate, device, precision))
+
+    tasks = [Task(PRETRAIN, ("pretrain", replicate), pretrain_one,
+                  (X[split.pretrain], X[split.validation], layout, replace(pretrain_config, seed=seed), replicate,
+                   checkpoints if replicate == 0 else checkpoints / f"r{replicate}", config.threads))
+             for replicate, seed in enumerate(seeds)]
+    tasks += [finetune_task(SUPERVISED, replicate, None) for replicate in range(len(seeds))]
+
+    def on_done(task: Task, result: Any) -> list[Task]:
+        kind, replicate = task.key
+        if kind == "pretrain" and result.cancelled:
+            raise Cancelled()
+        if on_finished is not None:
+            on_finished(kind, replicate, result)
+        if kind != "pretrain":
+            return []
+        if replicate == 0:
+            save_encoder(out_dir / folder.ENCODER, result.encoder, pretrain_config.to_dict())
+        return [finetune_task(strategy, replicate, result.encoder) for strategy in config.strategies]
+
+    results = workers.run(tasks, on_done=on_done)
+    names = [*config.strategies, SUPERVISED]
+    pretrained = [results["pretrain", r] for r in range(len(seeds))]
+    models = [[results[name, r] for name in names] for r in range(len(seeds))]
+    work = [pretrain_work(result, r, len(split.validation)) for r, result in enumerate(pretrained)]
+    work += [finetune_work(model, r) for r, replicate in enumerate(models) for model in replicate]
+    return Trained(pretrained=pretrained, models=models, work=work)
+
+
+def labelled_rows(study: Study, replicate: int, seed: int) -> np.ndarray:
+    """The labelled training rows of a replicate: the study's own for replicate 0 (today's
+    models), a fresh stratified draw of the same fraction for the others."""
+    if replicate == 0:
+        return study.split.labelled_train
+    return redraw_labelled_train(study.split, study.data.y, study.data.groups, seed=seed).labelled_train
+
+
+def pretrain_one(X_train: np.ndarray, X_val: np.ndarray, layout: FeatureLayout, config: PretrainConfig,
+                 replicate: int, checkpoint_dir: Path, threads: int) -> PretrainResult:
+    """One replicate's pretraining (a worker process may run it); its events carry "replicate"."""
+    torch.set_num_threads(threads)
+    return pretrain(X_train, X_val, layout, config, on_event=lambda event: send_event({**event, "replicate": replicate}),
+                    should_stop=stop_requested, checkpoint_dir=checkpoint_dir)
+
+
+def finetune_one(finetune_config: FinetuneConfig, encoder, encoder_config, X_train: np.ndarray, y_train: np.ndarray,
+                 X_val: np.ndarray, y_val: np.ndarray, method: str, threads: int, replicate: int = 0,
+                 device: str = "cpu", precision: str = "fp32"):
+    """One fine-tuning task (a worker process may run it): a strategy, or the supervised baseline."""
+    torch.set_num_threads(threads)
+
+    def on_event(event: dict) -> None:
+        send_event({**event, "replicate": replicate})
+
+    options = {"on_event": on_event, "should_stop": stop_requested, "device": device, "precision": precision}
+    if finetune_config.strategy == SUPERVISED:
+        return train_supervised(X_train, y_train, X_val, y_val, finetune_config, encoder_config, **options)
+    return finetune(encoder, X_train, y_train, X_val, y_val, finetune_config, pretraining=method, **options)
+
+
+def pretrain_work(result: PretrainResult, replicate: int, n_validation: int) -> dict:
+    """What a pretraining computed: its steps of `batch_size` rows, and one validation pass of
+    `n_validation` rows before training and after each completed epoch."""
+    return {"task": "pretrain", "replicate": replicate, "method": result.config.method, "steps": result.steps,
+            "batch_size": result.config.batch_size, "validation_passes": result.epochs_completed + 1,
+            "n_validation": n_validation, "precision": result.precision}
+
+
+def finetune_work(model, replicate: int) -> dict:
+    """What a fine-tuning computed: epochs over n_train rows (gradual: the blocks each epoch
+    trained), validation passes over n_val rows; head-only strategies embed the rows once."""
+    extra = getattr(model, "extra", {}) or {}
+    epochs = [{"unfrozen_blocks": len(record.get("unfrozen_blocks", []))} if "unfrozen_blocks" in record else {}
+              for record in model.history if "epoch" in record and "train_loss" in record]
+    return {"task": "finetune", "replicate": replicate, "strategy": model.strategy, "n_train": extra.get("n_train"),
+            "n_val": extra.get("n_val"), "epochs": epochs, "bn_stat_batches": extra.get("bn_stat_batches")}
