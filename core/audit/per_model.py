@@ -27,8 +27,8 @@ class ModelTask:
     y_pred: np.ndarray
     y_score: np.ndarray
     groups: pd.DataFrame                 # one column per sensitive attribute
-    embedding: np.ndarray                # the model's test-row embeddings
-    supervised_embedding: np.ndarray     # the supervised baseline's, for CKA
+    embedding: np.ndarray | None         # the model's test-row embeddings (None: a model without one, uploaded)
+    supervised_embedding: np.ndarray | None  # the supervised baseline's, for CKA
     is_baseline: bool                    # the supervised baseline itself: no CKA with itself
     strata: np.ndarray                   # intersection label per row (UMAP display subsample)
     n_boot: int
@@ -49,6 +49,8 @@ def audit_model(task: ModelTask) -> dict:
     fairness = audit_fairness(task.y_true, task.y_pred, task.y_score, task.groups, n_boot=task.n_boot,
                               confidence=task.confidence, min_group_size=task.min_group_size,
                               min_class_rows=task.min_class_rows, random_state=task.seed)
+    if task.embedding is None:  # uploaded predictions or an outside model: nothing to probe or map
+        return {"fairness": fairness, "representation": None, "umap": None}
     layout = project_umap(task.embedding, random_state=task.seed, strata=task.strata) if task.umap else None
     return {"fairness": fairness, "representation": representation(task), "umap": layout}
 

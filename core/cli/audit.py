@@ -20,7 +20,7 @@ from core.cli.pretrain import add_threads_argument
 from core.errors import InputError
 from core.processes import pid_alive
 from core.run.config import AuditConfig  # light: the defaults without torch (core.run.config's docstring)
-from core.vocabulary import STRATEGIES
+from core.vocabulary import BASELINES, STRATEGIES
 from core.workspace.store import Workspace
 
 
@@ -28,7 +28,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # One source of the defaults: AuditConfig (the dashboard's full preset reads them too).
     default = {name: spec.default for name, spec in AuditConfig.__dataclass_fields__.items()}
     strategies = ",".join(STRATEGIES)
-    parser.add_argument("--data", required=True, help="a bundled dataset name or a CSV/Parquet/Excel path")
+    parser.add_argument("--data", help="a bundled dataset name or a CSV/Parquet/Excel path (the table to train on, "
+                                       "or the table an outside --model is applied to)")
+    parser.add_argument("--predictions", help="audit a table of a model's predictions instead of training: the "
+                                              "outcome, the sensitive columns and model columns (--scores/--decisions)")
+    parser.add_argument("--scores", help="with --predictions: comma-separated score columns (probability of the "
+                                         "positive outcome, in [0, 1]); each is a model named after its column")
+    parser.add_argument("--decisions", help="with --predictions: comma-separated decision columns (0/1 or the "
+                                            "outcome's labels); each is a model named after its column")
+    parser.add_argument("--threshold", type=float, help="with --scores: a case is positive when its score reaches "
+                                                        "this (default 0.5)")
+    parser.add_argument("--reference", help="with uploaded models: the model every other one is compared with "
+                                            "(default: the first named)")
+    parser.add_argument("--model", help="an outside model file to audit on the table's test rows: scikit-learn "
+                                        "saved with skops (.skops) or ONNX (.onnx); never pickle or joblib")
+    parser.add_argument("--trust-types", default="",
+                        help="with a .skops --model: comma-separated types the file uses that skops does not trust "
+                             "by default, accepted by name after review")
     parser.add_argument("--target", required=True, help="the outcome column")
     parser.add_argument("--sensitive", required=True, help="comma-separated sensitive attributes, e.g. sex,race")
     parser.add_argument("--positive", help="the target value that counts as positive, or a threshold on a numeric "
@@ -36,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default=default["method"], help="SSL pretraining method (default %(default)s)")
     parser.add_argument("--strategies", default=strategies,
                         help="comma-separated fine-tuning strategies (default %(default)s)")
+    parser.add_argument("--baselines", default=",".join(BASELINES),
+                        help="comma-separated classical baselines fitted beside the MLPs on the same rows, or none "
+                             "(default %(default)s)")
     parser.add_argument("--label-fraction", type=float, default=default["label_fraction"],
                         help="share of training labels used (0, 1]")
     parser.add_argument("--epochs", type=int, default=default["epochs"], help="pretraining epochs (default %(default)s)")
@@ -56,31 +75,91 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "one training run only (default %(default)s)")
     parser.add_argument("--seed", type=int, default=default["seed"])
     add_threads_argument(parser)
+    parser.add_argument("--device", default=default["device"], choices=["auto", "cpu", "cuda"],
+                        help="where the models train: auto is CUDA where present, else the CPU (default %(default)s)")
+    parser.add_argument("--precision", default=default["precision"], choices=["auto", "fp32", "bf16"],
+                        help="training arithmetic: auto is bfloat16 where the device computes it natively (a CUDA "
+                             "GPU, a CPU with AVX-512 BF16 or AMX), fp32 elsewhere (default %(default)s)")
     parser.add_argument("--no-umap", action="store_true", help="skip the UMAP projections")
     parser.add_argument("--include-pii", action="store_true",
                         help="let columns flagged as personal data into features and reports")
     parser.add_argument("--unaware", action="store_true",
                         help="keep the sensitive attributes out of the models' features (unaware training); the "
                              "leakage probes then show what the representation carries through other columns")
+    parser.add_argument("--outcome-effect", choices=("helps", "harms"), default=None,
+                        help="whether the positive outcome helps the person (a loan, a release) or harms them (a "
+                             "denial, an arrest flag): the report then says who each gap favours")
     parser.add_argument("--workspace", default="equiscope-workspace",
                         help="workspace where the run is recorded (default ./equiscope-workspace)")
     parser.add_argument("--out", required=True, help="folder for report.json, predictions.parquet, report.html")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.predictions or (args.model and args.strategies.strip().lower() == "none"):
+        return _run_uploaded(args)
+    if not args.data:
+        raise InputError("Give the table to audit (--data), or a table of predictions (--predictions)",
+                         "Run 'equiscope audit --help' for the options")
+    for flag in ("scores", "decisions", "threshold", "reference"):
+        if getattr(args, flag) is not None:
+            raise InputError(f"--{flag} goes with --predictions", "Give the predictions table with --predictions")
+    if args.model:
+        raise InputError("An outside --model is audited alone for now",
+                         "Add --strategies none to audit it on the table's test rows without training")
     from core.run.pipeline import headline, run_audit  # here: torch, scikit-learn, umap-learn (not for --help)
 
     config = AuditConfig(data=args.data, target=args.target, positive=args.positive,
                          sensitive=[s.strip() for s in args.sensitive.split(",") if s.strip()],
                          method=args.method, strategies=[s.strip() for s in args.strategies.split(",") if s.strip()],
+                         baselines=[] if args.baselines.strip().lower() == "none"
+                         else [b.strip() for b in args.baselines.split(",") if b.strip()],
                          label_fraction=args.label_fraction, epochs=args.epochs, finetune_epochs=args.finetune_epochs,
                          finetune_patience=args.finetune_patience, pretrain_patience=args.pretrain_patience,
                          n_boot=args.n_boot, seed=args.seed, replicates=args.replicates, umap=not args.no_umap,
                          include_pii=args.include_pii,
-                         unaware=args.unaware, threads=args.threads)
+                         unaware=args.unaware, threads=args.threads, device=args.device, precision=args.precision,
+                         outcome_effect=args.outcome_effect)
     config.validate()
     if args.n_boot < 0:
         raise InputError(f"--n-boot must be 0 or more, got {args.n_boot}", "Use 1000 for reporting, 0 to skip CIs")
+    return _audit_into(args, f"{config.method} audit of {config.data}", config.to_dict(),
+                       lambda partial, on_event: run_audit(config, partial, on_event=on_event), headline)
+
+
+def _run_uploaded(args: argparse.Namespace) -> int:
+    """`--predictions FILE` (models given as columns) or `--model FILE --strategies none` (an
+    outside model alone on the table's test rows): audited without training (core.run.uploaded)."""
+    from core.run.pipeline import headline  # here: pandas, torch (not for --help)
+    from core.run.uploaded import OUTSIDE_MODEL_STUDY, UploadedConfig, run_uploaded_audit
+
+    if args.predictions and (args.model or args.data):
+        raise InputError("--predictions is audited on its own", "Give either --predictions, or --data with --model")
+    if args.model and not args.data:
+        raise InputError("An outside --model needs the table it is applied to", "Give it with --data")
+    if args.predictions and not (args.scores or args.decisions):
+        raise InputError("Name the model columns of the predictions table",
+                         "Give --scores COL[,COL...] for probabilities, --decisions COL[,COL...] for 0/1 decisions")
+    if args.threshold is not None and not args.scores:
+        raise InputError("--threshold goes with --scores", "Decisions are already 0/1; drop --threshold")
+    config = UploadedConfig(
+        data=args.predictions or args.data, target=args.target, positive=args.positive,
+        sensitive=_names(args.sensitive), scores=_names(args.scores), decisions=_names(args.decisions),
+        threshold=0.5 if args.threshold is None else args.threshold, reference=args.reference,
+        model=str(Path(args.model).expanduser().resolve()) if args.model else None,
+        trust_types=_names(args.trust_types), n_boot=args.n_boot, seed=args.seed,
+        kind=OUTSIDE_MODEL_STUDY if args.model else "predictions")
+    config.validate()
+    what = f"model {Path(args.model).name} on {args.data}" if args.model else f"predictions in {args.predictions}"
+    return _audit_into(args, f"Audit of {what}", config.to_dict(),
+                       lambda partial, on_event: run_uploaded_audit(config, partial, on_event=on_event), headline)
+
+
+def _names(text: str | None) -> list[str]:
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
+def _audit_into(args: argparse.Namespace, name: str, config: dict, audit, headline) -> int:
+    """Run `audit(partial_folder, on_event)` recorded in the workspace, all or nothing into --out."""
     out = Path(args.out).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise InputError(f"--out '{out}' is a file", "Give a folder path")
@@ -89,13 +168,11 @@ def run(args: argparse.Namespace) -> int:
     # `kill` (SIGTERM) ends the audit like Ctrl-C: marked cancelled, partial folder removed.
     signal.signal(signal.SIGTERM, _interrupt)
     workspace = Workspace(args.workspace)
-    run_id = workspace.create_run("audit", f"{config.method} audit of {config.data}",
-                                  {**config.to_dict(), "out": str(out)})
+    run_id = workspace.create_run("audit", name, {**config, "out": str(out)})
     workspace.start_run(run_id)
     bar = ProgressBar()
     try:
-        report = run_audit(config, partial, on_event=lambda event: (bar.update(event),
-                                                                    workspace.add_event(run_id, event)))
+        report = audit(partial, lambda event: (bar.update(event), workspace.add_event(run_id, event)))
         if out.exists():
             shutil.rmtree(out)
         partial.rename(out)

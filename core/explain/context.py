@@ -30,8 +30,11 @@ import pandas as pd
 from core.errors import InputError
 from core.data.features import CLIP, MISSING, OTHER, TabularEncoder
 from core.data.study import STUDY_FILE, Study
+from core.learning.classical import ClassicalModel
 from core.learning.finetune.classifier import TrainedClassifier
+from core.learning.outside import OutsideModel, load_outside_model
 from core.results import folder
+from core.vocabulary import CLASSICAL, UPLOADED
 
 UNSEEN = "(unseen)"
 THRESHOLD = 0.5  # the audit's decision threshold: decision = probability >= 0.5
@@ -127,6 +130,36 @@ class RawCodec:
         return out
 
 
+class OutsideClassifier:
+    """An outside model (core.learning.outside) as explanations call a trained one: on the
+    encoded matrix. Each encoded row is decoded to the table's raw columns (the fitted
+    encoder's inverse; numbers back to numbers where the table had numbers) and given to the
+    model, which reads raw columns. It has no representation of its own, so its "embedding"
+    is the encoded row itself: the nearest real counterfactual is nearest in the table's
+    features. Decoding is exact but for a numeric value clipped at CLIP standard deviations."""
+
+    def __init__(self, model: OutsideModel, study: Study) -> None:
+        unreadable = [c for c in model.input_columns if c not in study.encoder.columns_]
+        if unreadable:
+            raise InputError(f"The model '{model.name}' reads columns the explanations cannot vary: "
+                             f"{', '.join(unreadable[:8])}",
+                             "These columns were left out of the study's features (personal data, identifiers); "
+                             "explain a model that reads the study's features only")
+        self.model = model
+        self.encoder = study.encoder
+        self.positive_label = study.spec.positive_label
+        self.numeric = [c for c in model.input_columns if pd.api.types.is_numeric_dtype(study.data.frame[c])]
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        rows = self.encoder.inverse_transform(X)
+        for column in self.numeric:  # a numeric column the encoder kept as categories comes back as text
+            rows[column] = pd.to_numeric(rows[column], errors="coerce")
+        return self.model.predict_proba(rows, positive_label=self.positive_label)
+
+    def embed(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X, dtype=np.float32)
+
+
 @dataclass
 class RunContext:
     """One audit run's folder, opened once: study, models (loaded on first use), predictions."""
@@ -201,8 +234,23 @@ class RunContext:
                              f"Models are: {', '.join(self.model_names)}")
         with self.lock:
             if name not in self._models:
-                self._models[name] = TrainedClassifier.load(folder.model_dir(self.run_dir, name))
+                self._models[name] = self._load_model(name)
             return self._models[name]
+
+    def _load_model(self, name: str):
+        """A trained model from its folder; an outside model from the copy of its file the audit
+        kept in the same folder (core.run.uploaded), with the types its reviewer accepted."""
+        directory = folder.model_dir(self.run_dir, name)
+        if self.view.model(name).strategy == CLASSICAL:
+            return ClassicalModel.load(directory)
+        if self.view.model(name).strategy != UPLOADED:
+            return TrainedClassifier.load(directory)
+        files = sorted(directory.glob("*")) if directory.is_dir() else []
+        if not files:
+            raise InputError(f"The model '{name}' was audited from its predictions only: there is no model to ask",
+                             "Explanations need the model itself; audit its model file (skops or ONNX) instead")
+        trusted = list(self.view.config.get("trust_types") or [])
+        return OutsideClassifier(load_outside_model(files[0], trust_types=trusted), self.study)
 
     def check_row(self, row_id: int) -> int:
         """`row_id` as an int if it is a row of the study's table, else InputError."""
@@ -245,7 +293,9 @@ class RunContext:
         """The model's embedding of every row of the table (cached per model)."""
         key = ("embed", model_name)
         if key not in self._cache:
-            self._cache[key] = self.model(model_name).embed(self.study.X)
+            embedded = self.model(model_name).embed(self.study.X)
+            # A model without a representation (a classical baseline): nearest in the encoded features.
+            self._cache[key] = np.asarray(self.study.X, dtype=np.float32) if embedded is None else embedded
         return self._cache[key]
 
 

@@ -32,7 +32,8 @@ import pyarrow.parquet as pq
 
 from core.errors import InputError
 from core.files import atomic_write
-from core.vocabulary import DECISION_THRESHOLD, INTERSECTION, SUPERVISED, is_intersection, split_partition
+from core.vocabulary import (DECISION_THRESHOLD, INTERSECTION, SUPERVISED, TRAINING_STUDY, is_intersection,
+                             split_partition)
 
 REPORT = "report.json"
 PREDICTIONS = "predictions.parquet"
@@ -441,8 +442,19 @@ class ReportView:
     @property
     def one_training_run(self) -> bool:
         """True when each model was trained once: its verdicts do not cover training randomness
-        (a re-run with another seed may change them)."""
-        return self.replicates == 1
+        (a re-run with another seed may change them). Never for uploaded models: none was trained."""
+        return self.replicates == 1 and self.trained
+
+    @property
+    def kind(self) -> str:
+        """What was audited: TRAINING_STUDY (models Equiscope trained; also runs made before the
+        key), PREDICTIONS_STUDY (uploaded predictions) or "outside-model" (a model file alone)."""
+        return self.study.get("kind") or TRAINING_STUDY
+
+    @property
+    def trained(self) -> bool:
+        """True when Equiscope trained the run's models (representations, pretraining, replicates)."""
+        return self.kind == TRAINING_STUDY
 
     @property
     def positive_label(self) -> Any:

@@ -23,6 +23,7 @@ from core.audit.thresholds import evaluate_thresholds, optimize_thresholds
 from core.errors import InputError
 from core.results.tables import number
 from core.results.folder import RunResults, partition_labels, score_column
+from core.vocabulary import PREDICTIONS_STUDY
 
 #: The per-group rates a what-if table shows before and after.
 WHATIF_METRICS = ("accuracy", "tpr", "fpr", "selection_rate")
@@ -32,11 +33,17 @@ def threshold_rows(results: RunResults, model: str, partition: str,
                    split: str = "test") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(scores, labels, groups) of the run's test rows, or of its validation rows (`split="validation"`)."""
     frame = results.predictions if split == "test" else results.validation
+    if frame is None and results.view.kind == PREDICTIONS_STUDY:  # uploaded predictions: every row is a test row
+        raise InputError("Uploaded predictions have no validation rows to fit fair thresholds on, apart from the "
+                         "rows they are judged on", "Set the thresholds by hand")
     if frame is None:
         raise InputError("This run has no validation predictions to fit thresholds on",
                          "Run the audit again with this version of Equiscope")
     if score_column(model) not in frame.columns:
         raise InputError(f"No scores of model '{model}' in this run", "Choose another model")
+    if frame[score_column(model)].isna().all():  # an uploaded decision column: nothing to threshold
+        raise InputError(f"The model '{model}' was uploaded as decisions, without scores to set thresholds on",
+                         "Choose a model uploaded with scores")
     return (frame[score_column(model)].to_numpy(np.float64), frame["y_true"].to_numpy(np.int64),
             partition_labels(frame, partition))
 

@@ -23,6 +23,7 @@ from core.data.proxies import find_proxies
 from core.data.study import Study
 from core.learning.pretrain import PretrainResult
 from core.run.config import AuditConfig
+from core.vocabulary import TRAINING_STUDY
 
 
 def model_entry(model, result: dict, raw_leakage: dict[str, dict], group_order: dict[str, list[str]],
@@ -33,12 +34,16 @@ def model_entry(model, result: dict, raw_leakage: dict[str, dict], group_order: 
     supervised baseline over every replicate (it replaces replicate 0's alone), each
     replicate's point values and their aggregate."""
     fairness, representation = result["fairness"], result["representation"]
-    for attribute, probe in representation["leakage"].items():
-        representation["leakage"][attribute] = beside_raw_features(probe, raw_leakage[attribute])
     entry = {"name": model.name, "pretraining": model.pretraining, "strategy": model.strategy,
              "n_trainable_params": model.n_trainable_params,
              "overall": fairness["overall"], "groups": in_natural_order(fairness["groups"], group_order),
-             "gaps": fairness["gaps"], "representation": representation, "calibration": model.calibration}
+             "gaps": fairness["gaps"]}
+    if representation is not None:  # an uploaded model has none: no training sections at all
+        for attribute, probe in representation["leakage"].items():
+            representation["leakage"][attribute] = beside_raw_features(probe, raw_leakage[attribute])
+        entry["representation"] = representation
+    if model.calibration is not None:  # the classical baselines have one without a representation
+        entry["calibration"] = model.calibration
     if replicated["compared_with_supervised"] is not None:
         entry["compared_with_supervised"] = replicated["compared_with_supervised"]
     entry["replicates"] = replicated["replicates"]
@@ -77,9 +82,40 @@ def assemble_report(config: AuditConfig, study: Study, entries: list[dict], pret
     })
 
 
+def uploaded_report(study: dict, entries: list[dict], config: dict, *, n_boot: int, confidence: float,
+                    notes: list[str], warnings: list[str]) -> dict:
+    """report.json of an audit of models Equiscope did not train (core.run.uploaded): the same
+    keys as `assemble_report`, with no training sections (`pretraining` None, no proxies of
+    features the models were trained on) and one "replicate": the models are fixed, so every
+    interval covers the test rows only, and that is all there is to cover."""
+    report = apply_families({
+        "equiscope_version": __version__,
+        "study": study,
+        "models": entries,
+        "replicates": 1,
+        "pretraining": None,
+        "bootstrap": {"method": "percentile", "n_boot": int(n_boot), "confidence": float(confidence),
+                      "resampling": "within groups"},
+        "withheld_columns": [],
+        "proxies": [],
+        "notes": list(notes),
+        "warnings": list(warnings),
+        "config": config,
+        "versions": versions(),
+    })
+    # The families keep their keys (every reader knows them); their words say what is compared here.
+    for family, listed in report["multiplicity"].items():
+        if family.startswith("ssl_vs_supervised"):
+            listed["what"] = (f"every uploaded model vs the reference model '{study.get('reference')}'"
+                              + (", on the other gaps and on the intersections" if family != "ssl_vs_supervised"
+                                 else ", per sensitive attribute and headline gap (paired comparison of the gaps)"))
+    return report
+
+
 def study_summary(study: Study, config: AuditConfig) -> dict:
     split = study.split
-    return {"dataset": study.source.name, "dataset_sha256": study.source.sha256, "target": study.spec.target,
+    return {"kind": TRAINING_STUDY, "dataset": study.source.name, "dataset_sha256": study.source.sha256,
+            "target": study.spec.target,
             "positive_label": study.spec.positive_label, "sensitive": list(study.spec.sensitive),
             "n_train": int(len(split.labelled_train)), "n_test": int(len(split.test)),
             "n_validation": int(len(split.validation)), "n_pretrain": int(len(split.pretrain)),

@@ -51,7 +51,7 @@ CANCEL_CHECK_S = 0.5
 
 # kind -> "module:function". Modules are imported only when a job of that kind runs.
 JOB_KINDS: dict[str, str] = {
-    "audit": "core.run.pipeline:audit_job",
+    "audit": "core.run.uploaded:audit_job",  # a training audit (core.run.pipeline), or one of uploaded models
     "explain-subgroup": "core.explain.subgroup:subgroup_job",
 }
 WORKER_MODULE = "core.workspace.jobs"
