@@ -22,7 +22,7 @@ from core.audit.comparison import paired_gap_differences
 from core.errors import InputError
 from core.results.tables import interval, interval_excludes_zero, number, verdict
 from core.results.folder import ReportView, RunResults, pred_column, section
-from core.results.wording import comparison_verdict
+from core.results.wording import comparison_verdict, model_label
 from core.vocabulary import HIGHER_IS_BETTER, SHOWN_GROUP_METRICS, SUPERVISED, split_partition
 
 
@@ -45,7 +45,7 @@ def pareto_front(x: Iterable[float], y: Iterable[float], *, maximize_x: bool = T
 def comparison_table(runs: Iterable[tuple[Mapping, dict]], attribute: str, gap: str) -> pd.DataFrame:
     """Every model of every run: (run record, report) pairs -> one row per model.
 
-    Columns: run_id, run_name, finished_at, label_fraction, method, model, strategy,
+    Columns: run_id, run_name, finished_at, label_fraction, method, model, label (its plain name), strategy,
     n_trainable_params, accuracy (+ _lo/_hi), balanced_accuracy, roc_auc,
     worst_group_accuracy (+ _lo/_hi, for `attribute`), gap (+ _lo/_hi, `gap` of
     `attribute`), gap_vs_supervised (+ _lo/_hi), pareto_worst_group (on the front of
@@ -59,6 +59,7 @@ def comparison_table(runs: Iterable[tuple[Mapping, dict]], attribute: str, gap: 
             compared = entry.compared(attribute, gap) or {}
             row = {"run_id": run.get("id"), "run_name": run.get("name"), "finished_at": run.get("finished_at"),
                    "label_fraction": view.label_fraction, "method": view.config.get("method"), "model": entry.name,
+                   "label": model_label(entry.entry),
                    "strategy": entry.strategy, "n_trainable_params": entry.n_trainable_params,
                    "accuracy": number(overall.get("accuracy")),
                    "balanced_accuracy": number(overall.get("balanced_accuracy")),

@@ -63,7 +63,9 @@ def _small_note(model: ModelView, partition: str, groups: list, min_size: int) -
     return ("; ".join(small) + ", so this gap rests on very few people") if small else ""
 
 
-def _gap_cell(view: ReportView, model: ModelView, attribute: str, measure: str, effect: str | None) -> dict:
+def gap_cell(view: ReportView, model: ModelView, attribute: str, measure: str, effect: str | None) -> dict:
+    """One gap of one model for reading: value, its one interval, the two groups, who is favoured
+    (`sentence`), `trivial` (below the practical floor), `small` (an extreme group is tiny), `differ`."""
     gaps = model.gaps(attribute)
     value = gaps.get(measure)
     between = model.between(attribute, measure)
@@ -176,7 +178,7 @@ def scorecard(report: dict, *, outcome_effect: str | None = None, measure: str |
             "auc_vs_baseline_text": (fmt_num(auc - base_auc) if is_number(auc) and is_number(base_auc)
                                      and baseline is not None and model.name != baseline.name else ""),
             "flag": quality["flag"], "badge": quality["badge"],
-            "gaps": {a: _gap_cell(view, model, a, measure, effect) for a in view.sensitive},
+            "gaps": {a: gap_cell(view, model, a, measure, effect) for a in view.sensitive},
             "verdicts": {a: _verdict_cell(view, model, a, measure) for a in view.sensitive},
             "worst": _worst_group(view, model)})
     headline = _headline(rows, list(view.sensitive))

@@ -7,7 +7,7 @@ import streamlit as st
 from core.errors import InputError
 from core.results.quality import flagged_models
 from core.vocabulary import GAP_NAMES
-from dashboard.components import compare_views, runs, state
+from dashboard.components import compare_views, runs, scorecard_view, state
 from dashboard.components.format import md
 from dashboard.components.messages import show_input_error
 from dashboard.components.result_words import GAP_CHOICES, partition_label
@@ -15,8 +15,9 @@ from dashboard.components.result_words import GAP_CHOICES, partition_label
 
 def render() -> None:
     st.title("Compare")
-    st.markdown("Weigh the models against each other, across every finished run of this study: overall accuracy "
-                "against the accuracy of the worst-off group, and against a fairness gap you choose.")
+    st.markdown("Weigh the models against each other, across every finished run of this study: the scorecard of "
+                "each run first, then overall accuracy against the accuracy of the worst-off group and against a "
+                "fairness gap you choose.")
     ws = state.workspace()
     study = runs.study_or_pointer(ws)
     if study is None:
@@ -33,6 +34,15 @@ def render() -> None:
     pairs = [(run, loaded[run["id"]].report) for run in reversed(finished)]  # oldest first
     for run in finished:
         runs.one_run_notice(loaded[run["id"]], runs.run_label(run) if len(finished) > 1 else None)
+    st.header("Scorecard", divider="gray")
+    framing = {**(study.get("framing") or {}), **scorecard_view.measure_of_study(study)}
+    for run in finished:  # newest first: the run a reviewer just made
+        if len(finished) > 1:
+            st.subheader(run["name"])
+        scorecard_view.scorecard_section(loaded[run["id"]].report, framing,
+                                         run["name"] if len(finished) > 1 else None)
+
+    st.header("Details", divider="gray")
     run_ids = tuple(run["id"] for run in finished)
     partitions = loaded[finished[0]["id"]].partitions
     left, right = st.columns(2)
@@ -45,17 +55,14 @@ def render() -> None:
         for flagged in flagged_models(report):
             st.warning(f"{md(run['name'])}: {md(flagged['text'])}", icon=":material/warning:")
 
-    st.header("1. Accuracy and fairness: the best trade-offs", divider="gray")
-    compare_views.tradeoff_section(frame, gap, attribute, run_ids)
-
-    st.header("2. Every model, every run", divider="gray")
-    compare_views.table_section(frame, gap, attribute)
-
-    st.header("3. Is the difference between two models real?", divider="gray")
-    compare_views.paired_section(finished, loaded, root, attribute, gap)
-
-    st.header("4. Across label fractions", divider="gray")
-    compare_views.fractions_section(pairs, root, run_ids, attribute, gap)
+    with st.expander("1. Accuracy and fairness: the best trade-offs", icon=":material/scatter_plot:"):
+        compare_views.tradeoff_section(frame, gap, attribute, run_ids)
+    with st.expander("2. Every model, every run", icon=":material/table:"):
+        compare_views.table_section(frame, gap, attribute)
+    with st.expander("3. Is the difference between two models real?", icon=":material/difference:"):
+        compare_views.paired_section(finished, loaded, root, attribute, gap)
+    with st.expander("4. Across label fractions", icon=":material/stacked_line_chart:"):
+        compare_views.fractions_section(pairs, root, run_ids, attribute, gap)
 
 
 render()

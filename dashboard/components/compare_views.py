@@ -8,9 +8,9 @@ import streamlit as st
 
 from core.errors import InputError
 from core.results import compare as core_results
-from core.results.formatting import fmt_ci, fmt_num
+from core.results.formatting import fmt_ci, fmt_num, fmt_pct, is_number
 from core.results.folder import RunResults
-from core.vocabulary import GAP_NAMES, HIGHER_IS_BETTER, METRIC_NAMES, SUPERVISED
+from core.vocabulary import GAP_NAMES, HIGHER_IS_BETTER, METRIC_NAMES, NOT_AVAILABLE, SUPERVISED
 from dashboard.components import result_charts, runs, state
 from dashboard.components.format import md
 from dashboard.components.messages import show_input_error
@@ -34,8 +34,10 @@ def curves(root: str, run_ids: tuple[str, ...], partition: str, metric: str, _pa
 
 def tradeoff_section(frame: pd.DataFrame, gap: str, attribute: str, run_ids: tuple[str, ...]) -> None:
     runs_text = "the one finished run" if len(run_ids) == 1 else f"all {len(run_ids)} finished runs"
-    st.markdown(f"Each marker is one model of one run ({runs_text} of this study). "
-                "**Diamonds joined by the dashed line are the best trade-offs** (the Pareto front): no other model "
+    several = ("; each run has its own colours, and its markers are filled (the first run) or open and larger "
+               "(the next), so models on the same spot stay visible" if len(run_ids) > 1 else "")
+    st.markdown(f"Each marker is one model of one run ({runs_text} of this study{several}). "
+                "**Diamonds joined by the dashed line are the best trade-offs**: no other model "
                 "is both more accurate and fairer on that measure. Error bars are the 95% intervals: markers whose "
                 "bars overlap may not really differ.")
     left, right = st.columns(2)
@@ -64,25 +66,33 @@ def _fractions(run_ids: tuple[str, ...], partition: str, metric: str, title: str
     return result_charts.fraction_chart(_data, title, by_group)
 
 
+def _pct(value: float) -> str:
+    return fmt_pct(value) if is_number(value) else NOT_AVAILABLE
+
+
 def table_section(frame: pd.DataFrame, gap: str, attribute: str) -> None:
+    """Every model of every run, with full names and every value written out: an undefined value reads
+    "n/a", the baseline's comparison with itself "baseline" (never "None"); exact values in the download."""
+    several = frame["run_id"].nunique() > 1
+    labels = frame["label"] if "label" in frame else frame["model"]
     shown = pd.DataFrame({
-        "Run": frame["run_name"], "Labels": frame["label_fraction"] * 100, "Model": frame["model"],
-        "Accuracy": frame["accuracy"] * 100, "Balanced accuracy": frame["balanced_accuracy"] * 100,
-        "Worst-group accuracy": frame["worst_group_accuracy"] * 100, GAP_NAMES[gap]: frame["gap"],
-        "Gap minus supervised": frame["gap_vs_supervised"],
-        "Best trade-off": frame["pareto_worst_group"] | frame["pareto_gap"],
-        "Trainable parameters": frame["n_trainable_params"]})
-    percent = st.column_config.NumberColumn(format="%.1f%%")
+        "Model": [f"{run}: {label}" if several else label for run, label in zip(frame["run_name"], labels,
+                                                                                 strict=True)],
+        "Code name": frame["model"], "Labels": [f"{100 * v:g}%" for v in frame["label_fraction"]],
+        "Accuracy": frame["accuracy"].map(_pct), "Balanced accuracy": frame["balanced_accuracy"].map(_pct),
+        "Worst-group accuracy": frame["worst_group_accuracy"].map(_pct),
+        GAP_NAMES[gap]: [fmt_num(v) if is_number(v) else NOT_AVAILABLE for v in frame["gap"]],
+        "Gap minus ordinary model": ["baseline" if m == SUPERVISED else fmt_num(v) if is_number(v) else NOT_AVAILABLE
+                                     for m, v in zip(frame["model"], frame["gap_vs_supervised"], strict=True)],
+        "Best trade-off": ["yes" if f else "" for f in frame["pareto_worst_group"] | frame["pareto_gap"]]})
     st.dataframe(shown, hide_index=True, width="stretch", column_config={
-        "Run": st.column_config.TextColumn(width="small"), "Model": st.column_config.TextColumn(width="small"),
-        "Labels": st.column_config.NumberColumn(format="%g%%"), "Accuracy": percent, "Balanced accuracy": percent,
-        "Worst-group accuracy": percent, GAP_NAMES[gap]: st.column_config.NumberColumn(format="%.3f"),
-        "Gap minus supervised": st.column_config.NumberColumn(
-            format="%+.3f", help="This model's gap minus the supervised baseline's in the same run (negative: "
-                                 "narrower). See the paired comparison below for whether it is a clear change."),
-        "Trainable parameters": st.column_config.NumberColumn(format="localized")})
-    st.caption(f"Click a column header to sort. Gaps and worst-group accuracy are for {md(attribute)}. Empty cells "
-               "are undefined values (n/a).")
+        "Model": st.column_config.TextColumn(width="large"),
+        "Gap minus ordinary model": st.column_config.TextColumn(
+            help="This model's gap minus the ordinary (supervised) model's in the same run (negative: narrower). "
+                 "See the paired comparison below for whether it is a clear change.")})
+    st.caption(f"Gaps and worst-group accuracy are for {md(attribute)}. n/a: undefined (for example a rate "
+               "with no row to compute it on). The download keeps the exact values, their intervals and the "
+               "trainable parameters.")
     runs.download_csv("Download the comparison (CSV, exact values and intervals)", frame, "comparison.csv",
                       "download_comparison")
 

@@ -15,7 +15,8 @@ from core.errors import InputError
 from core.results import tables as core_results
 from core.results import whatif
 from core.results.formatting import fmt_num, fmt_pct
-from core.results import folder
+from core.results import folder, scorecard
+from core.results.wording import model_label
 from core.results.folder import RunResults
 from core.vocabulary import DECISION_THRESHOLD, GAP_NAMES, METRIC_NAMES, NOT_AVAILABLE
 from dashboard.components import result_charts, runs
@@ -56,8 +57,9 @@ def confidence(res: RunResults) -> float:
     return float((res.report.get("bootstrap") or {}).get("confidence", 0.95))
 
 
-def gaps_section(res: RunResults, run_id: str, root: str, partition: str) -> None:
-    """Gap bars across models with error bars, and each model's gap in words."""
+def gaps_section(res: RunResults, run_id: str, root: str, partition: str, outcome_effect: str | None = None) -> None:
+    """Gap bars across models with error bars, and each model's gap in words (who gets the outcome more
+    often, and who is favoured when the study says whether the outcome helps or harms)."""
     positive = str(res.report["study"]["positive_label"])
     gap = st.selectbox("Gap", GAP_CHOICES, format_func=GAP_NAMES.get, key="fair_gap",
                        help="Each gap compares the groups on one measure. Equalized odds is the usual headline.")
@@ -67,10 +69,15 @@ def gaps_section(res: RunResults, run_id: str, root: str, partition: str) -> Non
     st.plotly_chart(gap_figure(root, run_id, partition, gap, level, table), key="fair_gap_chart",
                     config=result_charts.PLOTLY_CONFIG)
     lines = []
+    view = res.view
     for row in table.to_dict("records"):
         value = f"{NOT_AVAILABLE} (fewer than two groups have this rate defined)" if math.isnan(row["value"]) else \
             f"{fmt_num(row['value'])} ({level:.0%} interval {fmt_num(row['lo'])} to {fmt_num(row['hi'])})"
-        text = f"**{md(row['model'])}**: {value}. {pair_sentence(row, level)} {supervised_sentence(row, level)}"
+        model = view.model(row["model"])
+        cell = scorecard.gap_cell(view, model, partition, gap, outcome_effect)
+        small = f" Note: {md(cell['small'])}." if cell["small"] else ""
+        text = (f"**{md(model_label(model.entry))}** ({md(row['model'])}): {value}. {md(cell['sentence'])}{small} "
+                f"{pair_sentence(row, level)} {supervised_sentence(row, level)}")
         lines.append(text.strip())
     st.markdown("\n".join(f"- {line}" for line in lines))
     with st.expander("How to read these intervals", icon=":material/help:"):
@@ -81,6 +88,7 @@ def gaps_section(res: RunResults, run_id: str, root: str, partition: str) -> Non
 
 def _display_groups(table: pd.DataFrame) -> pd.DataFrame:
     shown = pd.DataFrame({"Group": table["group"], "Rows": table["n"]})
+    # a tiny group's interval can collapse to one value ("100.0% (100.0-100.0)"): it is not certain
     for metric in TABLE_METRICS:
         shown[METRIC_NAMES[metric]] = [compact(v, lo, hi) for v, lo, hi in
                                        zip(table[metric], table[f"{metric}_lo"], table[f"{metric}_hi"], strict=True)]
@@ -132,7 +140,9 @@ def _fair(root: str, run_id: str, model: str, partition: str, constraint: str, _
 
 def whatif_section(res: RunResults, run_id: str, root: str, partition: str, model: str) -> None:
     n_val = 0 if res.validation is None else len(res.validation)
-    st.markdown(f"The model gives every row a score and predicts the outcome when the score is at least "
+    st.markdown(f"The what-if is for **{md(model_label(res.view.model(model).entry))}** ({md(model)}; choose "
+                "another model above). "
+                f"The model gives every row a score and predicts the outcome when the score is at least "
                 f"{DECISION_THRESHOLD:g}. Here each group of **{md(partition)}** can get its own threshold. The what-if is judged on the "
                 f"{len(res.predictions):,} test rows; fair thresholds are fitted on the {n_val:,} validation rows "
                 "first, so they are not tuned to the rows they are judged on.")

@@ -102,23 +102,40 @@ def gap_chart(table: pd.DataFrame, gap_title: str, confidence: float) -> go.Figu
     return _grid(figure)
 
 
+#: Marker fills of the runs on one chart: the first run filled, the next ones open (plotly symbol suffixes).
+RUN_MARKER_FILLS = ("", "-open", "-open-dot", "-dot")
+
+
 def pareto_chart(table: pd.DataFrame, y: str, y_title: str, front: str, lower_is_better: bool) -> go.Figure:
-    """Accuracy (x) against `y`, one marker per model of each run; the Pareto front joined by a
-    line and its points drawn as diamonds. Error bars: the intervals of both numbers."""
-    colours = model_colours(list(dict.fromkeys(table["model"])))
+    """Accuracy (x) against `y`, one marker per model of each run; the best trade-offs (the Pareto
+    front) joined by a line and drawn as diamonds. Error bars: the intervals of both numbers.
+    With several runs each run's models get their own name ("run: model"), colour and marker
+    fill (filled, then open and larger), so markers on the same spot stay visible."""
+    runs = list(dict.fromkeys(table["run_id"])) if "run_id" in table else [None]
+    several = len(runs) > 1
+    keys = [f"{r}|{m}" for r, m in zip(table.get("run_id", [None] * len(table)), table["model"], strict=True)]
+    colours = model_colours(list(dict.fromkeys(keys if several else table["model"])))
+    labels = table["label"] if "label" in table else table["model"]
     figure = go.Figure()
-    for model, rows in table.groupby("model", sort=False):
+    frame = table.assign(_key=keys if several else list(table["model"]), _label=list(labels))
+    for key, rows in frame.groupby("_key", sort=False):
+        run_index = runs.index(rows["run_id"].iloc[0]) if several else 0
+        fill = RUN_MARKER_FILLS[run_index % len(RUN_MARKER_FILLS)]
+        name = f"{rows['run_name'].iloc[0]}: {rows['_label'].iloc[0]}" if several else rows["_label"].iloc[0]
+        colour = colours[key]
         xp, xm = _error_arrays(rows["accuracy"], rows["accuracy_lo"], rows["accuracy_hi"])
         yp, ym = _error_arrays(rows[y], rows[f"{y}_lo"], rows[f"{y}_hi"])
         figure.add_trace(go.Scatter(
-            x=rows["accuracy"], y=rows[y], mode="markers", name=model,
-            marker={"size": 13, "color": colours[model], "symbol": ["diamond" if f else "circle" for f in rows[front]],
-                    "line": {"width": 1, "color": "white"}},
-            error_x={"type": "data", "array": xp, "arrayminus": xm, "thickness": 1, "color": colours[model]},
-            error_y={"type": "data", "array": yp, "arrayminus": ym, "thickness": 1, "color": colours[model]},
-            customdata=np.stack([rows["run_name"].astype(str), rows["label_fraction"] * 100], axis=1),
-            hovertemplate=(f"<b>{model}</b><br>%{{customdata[0]}} · %{{customdata[1]:.0f}}% labels<br>"
-                           f"accuracy %{{x:.3f}}<br>{y_title} %{{y:.3f}}<extra></extra>")))
+            x=rows["accuracy"], y=rows[y], mode="markers", name=name,
+            marker={"size": 13 + 4 * min(run_index, 1), "color": colour,
+                    "symbol": [("diamond" if f else "circle") + fill for f in rows[front]],
+                    "line": {"width": 2 if fill else 1, "color": colour if fill else "white"}},
+            error_x={"type": "data", "array": xp, "arrayminus": xm, "thickness": 1, "color": colour},
+            error_y={"type": "data", "array": yp, "arrayminus": ym, "thickness": 1, "color": colour},
+            customdata=np.stack([rows["run_name"].astype(str), rows["label_fraction"] * 100,
+                                 rows["model"].astype(str)], axis=1),
+            hovertemplate=(f"<b>{name}</b> (%{{customdata[2]}})<br>%{{customdata[0]}} · %{{customdata[1]:.0f}}% "
+                           f"labels<br>accuracy %{{x:.3f}}<br>{y_title} %{{y:.3f}}<extra></extra>")))
     on_front = table[table[front]].sort_values("accuracy")
     if len(on_front) > 1:
         figure.add_trace(go.Scatter(x=on_front["accuracy"], y=on_front[y], mode="lines", name="best trade-offs",

@@ -8,6 +8,7 @@ the exact values.
 
 from __future__ import annotations
 
+from core.audit.multiplicity import PRACTICAL_FLOOR
 from core.results.formatting import fmt_ci, fmt_num, fmt_pct, is_number
 from core.vocabulary import METRIC_NAMES, NOT_AVAILABLE, is_intersection
 from dashboard.components.format import md
@@ -78,6 +79,8 @@ def compact(value: float, lo: float, hi: float) -> str:
         return NOT_AVAILABLE
     if not (is_number(lo) and is_number(hi)):
         return fmt_pct(value)
+    if hi - lo < 1e-9:  # every resample agreed: too few rows to show any spread, not certainty
+        return f"{fmt_pct(value)} (too few rows for an interval)"
     return f"{fmt_pct(value)} ({100 * lo:.1f}–{100 * hi:.1f})"
 
 
@@ -89,18 +92,20 @@ def pair_sentence(row: dict, confidence: float) -> str:
     groups = f"*{md(row['max_group'])}* and *{md(row['min_group'])}*"
     if row.get("groups_differ") not in (True, False):
         return f"The gap is between {groups} ({metric}); no interval for their difference."
-    span = fmt_ci((row["pair_lo"], row["pair_hi"]))
+    # one interval per gap (the gap's own, shown before this sentence): the pair's stays in the download
+    if row.get("trivial"):
+        return (f"The gap is between {groups} ({metric}) and is too small to matter (below "
+                f"{fmt_num(PRACTICAL_FLOOR)}).")
     if row["groups_differ"]:
-        return (f"The gap is between {groups} ({metric}; their signed difference, {confidence:.0%} interval "
-                f"{span}). A gap this large is not expected by chance with these groups (family-adjusted "
-                f"test): the groups differ.")
-    return (f"The gap is between {groups} ({metric}; their signed difference, {confidence:.0%} interval "
-            f"{span}). A gap this large is expected by chance with these groups (family-adjusted test): the "
-            f"difference could be chance.")
+        return (f"The gap is between {groups} ({metric}). A gap this large is not expected by chance with these "
+                f"groups (family-adjusted test): the groups differ.")
+    return (f"The gap is between {groups} ({metric}). A gap this large is expected by chance with these groups "
+            f"(family-adjusted test): the difference could be chance.")
 
 
 VERDICT_WORDS = {"narrower": "**narrower**", "wider": "**wider**", "higher": "**higher**", "lower": "**lower**",
-                 "no clear difference": "**not clearly different**"}
+                 "no clear difference": "**not clearly different**",
+                 "too small to matter": f"**different by less than {fmt_num(PRACTICAL_FLOOR)}, too small to matter**"}
 
 
 def supervised_sentence(row: dict, confidence: float) -> str:

@@ -196,7 +196,10 @@ def test_compare_pareto_table_and_paired_difference(make_app, workspace, artifac
                for s in trace["marker"]["symbol"]]
     assert "diamond" in symbols
     table = app.dataframe[0].value
-    assert list(table["Model"]) == ["scarf+linear", "scarf+bn-stats", "supervised"]
+    assert list(table["Code name"]) == ["scarf+linear", "scarf+bn-stats", "supervised"]
+    assert list(table["Model"]) == ["Pretrained (SCARF), output layer only",
+                                    "Pretrained (SCARF), output layer and normalisation statistics",
+                                    "Ordinary model (no pretraining)"]
     assert "A minus B, 95% interval" in text(app) and "Holm-adjusted within its family" in text(app)
     app.selectbox(key="compare_model_b").set_value("scarf+bn-stats").run()
     assert not app.exception and "computed now from the run's predictions" in text(app)
@@ -271,3 +274,53 @@ def test_every_result_page_says_when_its_verdicts_cover_one_training_run(make_ap
 def test_no_one_run_notice_when_the_models_were_trained_several_times(make_app, workspace, artifact, page):
     app, _ = with_run(make_app, workspace, artifact, page, replicates=5)
     assert not any(ONE_RUN in w.value for w in app.warning)
+
+
+# -- the meeting view (issue 17) -----------------------------------------------------------------
+def _html(app) -> str:
+    return " ".join(m.value for m in app.markdown if "<table" in m.value)
+
+
+def test_fairness_opens_with_the_scorecard_and_keeps_every_measure_one_click_below(make_app, workspace, artifact):
+    app, _ = with_run(make_app, workspace, artifact, FAIRNESS)
+    headers = [h.value for h in app.header]
+    assert headers.index("Scorecard") < headers.index("Details")
+    table = _html(app)
+    assert 'title="code name: scarf+linear"' in table and "Ordinary model (no pretraining)" in table
+    assert ">scarf+linear<" not in table and "BatchNorm" not in table
+    labels = [e.label for e in app.expander]
+    details = ["1. Gaps between groups, per model", "2. Per-group numbers", "3. What if each group had its own threshold?"]
+    assert [label for label in labels if label in details] == details
+    assert "Largest gap:" in text(app) or "No model shows" in text(app)
+
+
+def test_saying_the_outcome_helps_names_who_is_favoured_and_is_kept_with_the_study(make_app, workspace, artifact):
+    app, _ = with_run(make_app, workspace, artifact, FAIRNESS)
+    assert "is favoured" not in _html(app)  # not said yet: no one is named
+    app.radio(key="fair_framing_effect").set_value("helps").run()
+    assert not app.exception
+    assert "is favoured" in _html(app)
+    study = Workspace(workspace).list_studies()[0]
+    assert study["framing"]["outcome_effect"] == "helps"
+    assert "Headline measure: Equal-opportunity gap" in text(app)  # the fairness tree: an outcome that helps leads with who is missed
+
+
+def test_compare_with_two_runs_names_colours_and_marks_each_run_and_writes_every_cell(make_app, workspace, artifact):
+    app, _ = with_run(make_app, workspace, artifact, COMPARE)
+    ws = Workspace(workspace)
+    results_artifact.install(ws, ws.list_studies()[0]["id"], artifact, name="Second look")
+    app.run()
+    assert not app.exception
+    chart = next(c for c in specs(app) if c["layout"]["meta"]["chart"] == "pareto_gap")
+    markers = [t for t in chart["data"] if t.get("mode") == "markers"]
+    names = [t["name"] for t in markers]
+    assert len(set(names)) == len(names) == 6
+    assert len({t["marker"]["color"] for t in markers}) == 6
+    assert {s.endswith("-open") for t in markers for s in t["marker"]["symbol"]} == {True, False}
+    table = app.dataframe[0].value
+    assert any(m.startswith("Second look: ") for m in table["Model"])
+    assert not table.isna().any().any() and "None" not in table.to_string()
+    assert list(table.columns) == ["Model", "Code name", "Labels", "Accuracy", "Balanced accuracy",
+                                   "Worst-group accuracy", "Equalized-odds gap", "Gap minus ordinary model",
+                                   "Best trade-off"]
+    assert text(app).count("Largest gap:") + text(app).count("No model shows") == 2  # one scorecard per run
