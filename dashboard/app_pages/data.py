@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import InputError
-from dashboard.components import data_setup, data_source, data_views, state, studies, tables
+from dashboard.components import data_setup, data_source, data_views, predictions_setup, state, studies, tables
 from dashboard.components.format import md
 from dashboard.components.messages import show_input_error
 
@@ -72,6 +72,9 @@ def render() -> None:
     st.header("1. The table", divider="gray")
     table = data_source.choose_table()
     if table is None:
+        return
+    if data_source.wants_predictions():  # the reviewer's own model's predictions: no training set-up
+        predictions_setup.render(ws, table)
         return
     facts = tables.column_facts(table.sha256, table.frame)
 

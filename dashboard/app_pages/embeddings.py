@@ -22,6 +22,11 @@ def render() -> None:
     if picked is None:
         return
     _, run, res = picked
+    if not res.view.trained:
+        st.info("This run has no representation to show: these models were not trained by Equiscope (uploaded "
+                "predictions or an outside model file), so there is no embedding of the rows to map. Their fairness "
+                "is on the Fairness and Compare pages.", icon=":material/info:")
+        return
     if res.embeddings is None:
         st.info("This run has no 2-D maps (it ran without UMAP). Start a new run on the Train page.",
                 icon=":material/info:")

@@ -12,7 +12,7 @@ from core.explain.lime_tabular import NUM_SAMPLES
 from core.results.export import csv_bytes
 from core.results.formatting import fmt_pct
 from core.results.quality import flagged_models
-from core.vocabulary import SUPERVISED
+from core.vocabulary import PREDICTIONS_STUDY, SUPERVISED
 from core.workspace import jobs
 from core.workspace.store import StudyRecord, Workspace
 from dashboard.components import access, runs, state
@@ -214,7 +214,12 @@ def render() -> None:
     picked = runs.current_run(ws)
     if picked is None:
         return
-    study, run, _ = picked
+    study, run, res = picked
+    if res.view.kind == PREDICTIONS_STUDY:
+        st.info("Explanations need the model itself: this run audited uploaded predictions only, so there is no "
+                "model to ask what it would decide for another input. To explain a model, upload its file (skops or "
+                "ONNX) with the table on the Data page.", icon=":material/info:")
+        return
     ctx = views.context(ws, run["id"])
     if ctx is None:
         return

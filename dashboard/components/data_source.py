@@ -15,7 +15,10 @@ from dashboard.components import state, tables
 from dashboard.components.format import bullets, md
 from dashboard.components.messages import show_input_error
 
-SOURCE_LABELS = {"bundled": "A bundled example dataset", "upload": "My own file (CSV, Parquet or Excel)"}
+SOURCE_LABELS = {"bundled": "A bundled example dataset", "upload": "My own file (CSV, Parquet or Excel)",
+                 "predictions": "I already have a model's predictions"}
+#: The source whose table holds a model's predictions (or is scored by a model file): no training.
+PREDICTIONS = "predictions"
 UPLOAD_TYPES = ["csv", "tsv", "txt", "parquet", "pq", "xlsx", "xlsm"]
 STASH = "uploaded_table"
 
@@ -31,6 +34,11 @@ def choose_table() -> tables.Table | None:
     if st.session_state.get("data_source", "bundled") == "bundled":
         return _bundled()
     return _upload()
+
+
+def wants_predictions() -> bool:
+    """True when the reviewer audits predictions (or a model file) they already have."""
+    return st.session_state.get("data_source") == PREDICTIONS
 
 
 def _bundled() -> tables.Table | None:
