@@ -13,6 +13,7 @@ import streamlit as st
 
 from core.errors import InputError
 from core.results import signoff
+from core.results.model_card import measure_of
 from core.results.pdf import find_browser
 from core.results.summary import summarize
 from core.results.folder import RunResults
@@ -123,16 +124,21 @@ def report_section(ws: Workspace, study: StudyRecord, run: RunRecord, res: RunRe
     """Build the stakeholder report with the notes; offer the built files for download."""
     relevant = [n for n in notes if n.get("run_id") in (None, run["id"])]
     has_browser = find_browser() is not None
-    st.markdown("The report is one self-contained HTML file (it opens offline, in any browser) with the summary, "
-                "every model's numbers with intervals, the charts, and the review notes and sign-off of this run "
-                f"and of the study ({len(relevant)} note{'s' if len(relevant) != 1 else ''} now).")
+    st.markdown("The report is one self-contained HTML file (it opens offline, in any browser). Its first page is "
+                "the five-minute read: the scorecard and a model card (intended use, factors, metrics, data, "
+                "analyses, ethical considerations, caveats); every model's numbers with intervals, the charts, and "
+                f"the review notes and sign-off of this run and of the study ({len(relevant)} "
+                f"note{'s' if len(relevant) != 1 else ''} now) follow as the appendix.")
     st.session_state.setdefault("review_pdf", False)
     pdf = st.checkbox("Also make a PDF", key="review_pdf", disabled=not has_browser,
                       help=None if has_browser else "A PDF needs Chromium on the server; it is not installed.")
+    framing = _model_card_inputs(ws, study)
+    previous = _previous_audit(ws, study, run)
     if st.button("Build the report", type="primary", key="review_build", icon=":material/description:"):
         with st.spinner("Building the report…"):
             try:
-                signoff.write_review_report(res, reports_dir(ws, run["id"]), relevant, pdf=pdf and has_browser)
+                signoff.write_review_report(res, reports_dir(ws, run["id"]), relevant, pdf=pdf and has_browser,
+                                            study_name=study["name"], framing=framing, previous=previous)
             except (InputError, RuntimeError, OSError) as error:
                 st.error(f"The report could not be built: {md(error)}", icon=":material/error:")
     built = sorted(reports_dir(ws, run["id"]).glob("report-*.html"), reverse=True)
@@ -160,6 +166,39 @@ def report_section(ws: Workspace, study: StudyRecord, run: RunRecord, res: RunRe
                                key="download_report_pdf", icon=":material/picture_as_pdf:", on_click="ignore")
     if len(built) > 1:
         st.caption(f"{len(built)} reports were built for this run; every version is kept in `{md(latest.parent)}`.")
+
+
+def _model_card_inputs(ws: Workspace, study: StudyRecord) -> dict:
+    """The model card's intended use, written once per study and kept with its framing; the headline
+    measure and its reason (chosen on the Fairness page) shown where the reviewer signs off."""
+    framing = dict(study.get("framing") or {})
+    choice = measure_of(framing, framing.get("outcome_effect"))
+    st.markdown(f"**Headline measure of this study: {choice['measure_name']}.** {choice['rationale']} "
+                "(Change it on the Fairness page.)")
+    intended = st.text_area("Intended use (the model card's first line)", value=framing.get("intended_use") or "",
+                            key="review_intended_use", max_chars=2000,
+                            placeholder="Who uses the model, for which decision, and what it must not be used for.")
+    if intended != (framing.get("intended_use") or ""):
+        framing["intended_use"] = intended
+        ws.set_study_framing(study["id"], framing)
+    return framing
+
+
+def _previous_audit(ws: Workspace, study: StudyRecord, run: RunRecord) -> tuple[str, dict] | None:
+    """An earlier finished audit of the same study, to say in the report what changed (None: no comparison)."""
+    earlier = [r for r in runs.finished_runs(ws, study["id"]) if r["id"] != run["id"]]
+    if not earlier:
+        return None
+    by_id = {r["id"]: r for r in earlier}
+    chosen = st.selectbox("Compare with an earlier audit of this study", [None, *by_id], key="review_previous",
+                          format_func=lambda r: "no comparison" if r is None else by_id[r]["name"])
+    if chosen is None:
+        return None
+    try:
+        return by_id[chosen]["name"], runs.results(ws, chosen).report
+    except InputError as error:
+        show_input_error(error)
+        return None
 
 
 def _reader(path: Path):

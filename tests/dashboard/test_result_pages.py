@@ -16,6 +16,7 @@ from core.results import tables as core_results
 from core.results import whatif
 from core.results.folder import load_results
 from core.workspace.store import Workspace
+from dashboard.components.state import RUN_KEY
 
 EMBEDDINGS, FAIRNESS = "app_pages/embeddings.py", "app_pages/fairness.py"
 COMPARE, REVIEW = "app_pages/compare.py", "app_pages/review.py"
@@ -25,6 +26,11 @@ RESULT_PAGES = [EMBEDDINGS, FAIRNESS, COMPARE, REVIEW]
 @pytest.fixture(scope="session")
 def artifact(tmp_path_factory):
     return results_artifact.build(tmp_path_factory)
+
+
+def model_names(artifact) -> list[str]:
+    """The artifact's models in report order (the SSL strategies, then the baselines)."""
+    return [m["name"] for m in json.loads((artifact / "report.json").read_text())["models"]]
 
 
 def open_page(make_app, page):
@@ -121,7 +127,7 @@ def test_fairness_table_gaps_and_plain_language(make_app, workspace, artifact):
     app, _ = with_run(make_app, workspace, artifact, FAIRNESS)
     gap_chart = specs(app)[0]
     assert gap_chart["layout"]["meta"]["chart"] == "gap"
-    assert list(gap_chart["data"][0]["x"]) == ["scarf+linear", "scarf+bn-stats", "supervised"]
+    assert list(gap_chart["data"][0]["x"]) == model_names(artifact)
     assert gap_chart["data"][0]["error_y"]["type"] == "data"
     words = text(app)
     assert "Against the supervised baseline" in words and "interval" in words
@@ -196,10 +202,10 @@ def test_compare_pareto_table_and_paired_difference(make_app, workspace, artifac
                for s in trace["marker"]["symbol"]]
     assert "diamond" in symbols
     table = app.dataframe[0].value
-    assert list(table["Code name"]) == ["scarf+linear", "scarf+bn-stats", "supervised"]
-    assert list(table["Model"]) == ["Pretrained (SCARF), output layer only",
-                                    "Pretrained (SCARF), output layer and normalisation statistics",
-                                    "Ordinary model (no pretraining)"]
+    assert list(table["Code name"]) == model_names(artifact)
+    assert list(table["Model"])[:2] == ["Pretrained (SCARF), output layer only",
+                                        "Pretrained (SCARF), output layer and normalisation statistics"]
+    assert "Ordinary model (no pretraining)" in list(table["Model"])
     assert "A minus B, 95% interval" in text(app) and "Holm-adjusted within its family" in text(app)
     app.selectbox(key="compare_model_b").set_value("scarf+bn-stats").run()
     assert not app.exception and "computed now from the run's predictions" in text(app)
@@ -214,7 +220,7 @@ def test_compare_draws_curves_across_label_fractions(make_app, workspace, artifa
     assert not app.exception
     chart = next(c for c in specs(app) if c["layout"]["meta"]["chart"] == "fractions")
     assert sorted(values(chart["data"][0]["x"])) == [20.0, 100.0]
-    assert len(app.dataframe[0].value) == 6  # three models in each of two runs
+    assert len(app.dataframe[0].value) == 2 * len(model_names(artifact))  # every model in each of two runs
 
 
 def test_review_notes_are_an_audit_trail_and_approval_signs_off(make_app, workspace, artifact):
@@ -243,7 +249,8 @@ def test_review_notes_are_an_audit_trail_and_approval_signs_off(make_app, worksp
     shown = [m.value for m in app.markdown if m.value.startswith("**draft**") or m.value.startswith("**approved**")]
     assert shown[0].startswith("**approved**")  # newest first
     assert app.session_state["review_body"] == "" and app.session_state["review_author"] == "Dana"
-    assert not [t for t in app.text_area if t.key != "review_body"]  # nothing to edit a saved note with
+    # nothing to edit a saved note with (the study's intended use, for the model card, is no note)
+    assert not [t for t in app.text_area if t.key not in ("review_body", "review_intended_use")]
 
 
 def test_review_summary_and_report_with_the_notes(make_app, workspace, artifact):
@@ -314,8 +321,9 @@ def test_compare_with_two_runs_names_colours_and_marks_each_run_and_writes_every
     chart = next(c for c in specs(app) if c["layout"]["meta"]["chart"] == "pareto_gap")
     markers = [t for t in chart["data"] if t.get("mode") == "markers"]
     names = [t["name"] for t in markers]
-    assert len(set(names)) == len(names) == 6
-    assert len({t["marker"]["color"] for t in markers}) == 6
+    assert len(set(names)) == len(names) == 2 * len(model_names(artifact))
+    looks = {(t["marker"]["color"], t["marker"]["symbol"][0].endswith("-open")) for t in markers}
+    assert len(looks) == len(markers)  # no two traces share colour and marker
     assert {s.endswith("-open") for t in markers for s in t["marker"]["symbol"]} == {True, False}
     table = app.dataframe[0].value
     assert any(m.startswith("Second look: ") for m in table["Model"])
@@ -324,3 +332,47 @@ def test_compare_with_two_runs_names_colours_and_marks_each_run_and_writes_every
                                    "Worst-group accuracy", "Equalized-odds gap", "Gap minus ordinary model",
                                    "Best trade-off"]
     assert text(app).count("Largest gap:") + text(app).count("No model shows") == 2  # one scorecard per run
+
+
+def test_the_review_report_is_a_model_card_titled_with_the_study_and_compares_two_audits(make_app, workspace,
+                                                                                          artifact):
+    app, run_id = with_run(make_app, workspace, artifact, REVIEW)
+    ws = Workspace(workspace)
+    study = ws.list_studies()[0]
+    earlier = results_artifact.install(ws, study["id"], artifact, name="First look")
+    app.run()
+    assert "Headline measure of this study: Equalized-odds gap" in text(app)
+    app.text_area(key="review_intended_use").input("Screening loan applications; never the final decision.").run()
+    assert ws.get_study(study["id"])["framing"]["intended_use"].startswith("Screening loan")
+    shown = app.selectbox(key=RUN_KEY).value
+    other = earlier if shown == run_id else run_id
+    app.selectbox(key="review_previous").set_value(other).run()
+    app.button(key="review_build").click().run()
+    assert not app.exception and not errors(app)
+    html = next((workspace / "reports" / shown).glob("report-*.html")).read_text()
+    assert f"<title>Fairness audit: {study['name']}</title>" in html
+    first_page = html[html.index('id="scorecard"'):html.index('class="appendix"')]
+    assert 'id="model-card"' in first_page and "Screening loan applications" in first_page
+    assert f"What changed since {ws.get_run(other)['name']}" in first_page
+    assert 'id="measure-rationale"' in html
+
+
+def test_a_tiny_group_whose_interval_collapsed_is_not_shown_as_certain(make_app, workspace, artifact):
+    app, run_id = with_run(make_app, workspace, artifact, FAIRNESS)
+    path = Workspace(workspace).run_dir(run_id) / "report.json"
+    report = json.loads(path.read_text())
+    partition = next(p for p in report["models"][0]["groups"] if " & " in p)
+    for model in report["models"]:
+        row = model["groups"][partition][-1]
+        row.update(accuracy=1.0, small=True, n=15)
+        row["ci"]["accuracy"] = [1.0, 1.0]
+    path.write_text(json.dumps(report))
+    st.cache_data.clear()
+    st.cache_resource.clear()  # the run's results are shared across sessions (runs._load)
+    app.run()
+    assert not app.exception
+    app.selectbox(key="fair_partition").set_value(partition).run()
+    table = app.dataframe[0].value
+    cells = list(table["Accuracy"])
+    assert "100.0% (too few rows for an interval)" in cells
+    assert not any("(100.0–100.0)" in c for c in cells)
