@@ -32,21 +32,24 @@ def _parse_time(text: str | None) -> datetime | None:
 def loss_curves(events: Iterable[Mapping]) -> dict[str, pd.DataFrame]:
     """Loss curves from a run's progress events.
 
-    "pretrain": columns epoch (fractional: step / total_steps * epochs), loss (the batch loss
-    when the event was sent; at an epoch's end, the epoch's mean training loss), val_loss
-    (validation loss, only at epochs' ends). Fine-tuned models, keyed by model name: epoch,
-    loss, val_loss (one row per reported epoch)."""
+    "pretrain": columns replicate (0 for runs before replicates trained side by side), epoch
+    (fractional: step / total_steps * epochs), loss (the batch loss when the event was sent; at
+    an epoch's end, the epoch's mean training loss), val_loss (validation loss, only at epochs'
+    ends). Fine-tuned models, keyed by model name: replicate, epoch, loss, val_loss (one row per
+    reported epoch of each replicate)."""
     pretrain, finetune = [], {}
     for event in events:
         stage = event.get("stage")
         if stage == "pretrain" and event.get("loss") is not None and event.get("total_steps"):
             epochs = event.get("epochs") or 1
-            pretrain.append({"epoch": event["step"] / event["total_steps"] * epochs, "loss": float(event["loss"]),
+            pretrain.append({"replicate": int(event.get("replicate") or 0),
+                             "epoch": event["step"] / event["total_steps"] * epochs, "loss": float(event["loss"]),
                              "val_loss": _num(event.get("val_loss"))})
         elif stage == "finetune" and event.get("model") and event.get("loss") is not None:
             finetune.setdefault(event["model"], []).append(
-                {"epoch": event.get("epoch"), "loss": float(event["loss"]), "val_loss": _num(event.get("val_loss"))})
-    columns = ["epoch", "loss", "val_loss"]
+                {"replicate": int(event.get("replicate") or 0), "epoch": event.get("epoch"),
+                 "loss": float(event["loss"]), "val_loss": _num(event.get("val_loss"))})
+    columns = ["replicate", "epoch", "loss", "val_loss"]
     curves = {"pretrain": pd.DataFrame(pretrain, columns=columns)}
     curves.update({name: pd.DataFrame(rows, columns=columns) for name, rows in finetune.items()})
     return curves

@@ -32,15 +32,21 @@ def _grid(figure: go.Figure) -> go.Figure:
 
 
 def loss_chart(curves: dict[str, pd.DataFrame]) -> go.Figure:
-    """Pretraining loss against (fractional) epoch; validation loss as points at epochs' ends."""
+    """Pretraining loss against (fractional) epoch, one line per training replicate (they train
+    side by side); validation loss as dotted points at epochs' ends."""
     pretrain = curves["pretrain"]
+    replicates = sorted(pretrain["replicate"].unique()) if "replicate" in pretrain else [0]
     figure = go.Figure()
-    figure.add_trace(go.Scatter(x=pretrain["epoch"], y=pretrain["loss"], mode="lines", name="training loss",
-                                line={"color": MODEL_PALETTE[0]}))
-    validation = pretrain.dropna(subset=["val_loss"])
-    if len(validation):
-        figure.add_trace(go.Scatter(x=validation["epoch"], y=validation["val_loss"], mode="lines+markers",
-                                    name="validation loss", line={"color": MODEL_PALETTE[1], "dash": "dot"}))
+    for replicate in replicates:
+        rows = pretrain[pretrain["replicate"] == replicate] if "replicate" in pretrain else pretrain
+        label = f" (replicate {replicate + 1})" if len(replicates) > 1 else ""
+        colour = MODEL_PALETTE[replicate % len(MODEL_PALETTE)]
+        figure.add_trace(go.Scatter(x=rows["epoch"], y=rows["loss"], mode="lines", name=f"training loss{label}",
+                                    line={"color": colour}))
+        validation = rows.dropna(subset=["val_loss"])
+        if len(validation):
+            figure.add_trace(go.Scatter(x=validation["epoch"], y=validation["val_loss"], mode="lines+markers",
+                                        name=f"validation loss{label}", line={"color": colour, "dash": "dot"}))
     figure.update_layout(**LAYOUT, height=260, title="Pretraining loss (lower is better)",
                          legend={"orientation": "h", "y": -0.25}, xaxis_title="epoch", yaxis_title="loss")
     return _grid(figure)
