@@ -36,6 +36,7 @@ BENCHES: dict[str, str] = {
     "pages": "bench.bench_pages",
     "scale": "bench.bench_scale",
     "audit": "bench.bench_audit",
+    "replicates": "bench.bench_replicates",
     "lime": "bench.bench_lime",
 }
 DOC = ROOT / "docs" / "performance.md"

@@ -175,3 +175,14 @@ def adult_matrix(seed: int = 0) -> AdultMatrix:
     spec = DatasetSpec(target=card.target, sensitive=tuple(card.sensitive), positive_label=str(card.positive_label))
     study = Study.create(open_source("adult"), spec, seed=seed)
     return AdultMatrix(study=study, X=study.X, layout=FeatureLayout.from_encoder(study.encoder))
+
+
+def german_layout() -> "FeatureLayout":
+    """The feature layout of German credit as `equiscope audit --data german --target credit` encodes it
+    (bench_audit --quick's floor)."""
+    from core.data import DatasetSpec, open_source
+    from core.data.study import Study
+    from core.learning.ssl.views import FeatureLayout
+
+    study = Study.create(open_source("german"), DatasetSpec(target="credit", sensitive=("sex", "age")), seed=0)
+    return FeatureLayout.from_encoder(study.encoder)
