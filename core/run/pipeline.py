@@ -87,7 +87,7 @@ class _TrainingProgress:
     def __init__(self, progress: _Progress, config: AuditConfig) -> None:
         self.progress, self.replicates = progress, int(config.replicates)
         self.pretrain_fraction = [0.0] * self.replicates
-        self.models_total = self.replicates * (len(config.strategies) + 1)
+        self.models_total = self.replicates * (len(config.strategies) + 1 + len(config.baselines))
         self.models_done = 0
         self.pretrained_at = time.perf_counter()
         self.method = config.method

@@ -2,7 +2,8 @@
 
     trained = train_replicates(workers, config, study, out_dir, on_pretrain_done=...)
     trained.pretrained[r]          replicate r's PretrainResult
-    trained.models[r]              replicate r's models: config.strategies in order, then the baseline
+    trained.models[r]              replicate r's models: config.strategies in order, then the baseline,
+                                   then config.baselines (core.learning.classical)
     trained.work                   what each task computed (steps, rows), for the benchmark's floor
 
 Replicates are independent, so no core waits for another: each pretraining is a task, and a
@@ -33,6 +34,7 @@ from core.data.split import redraw_labelled_train
 from core.data.study import Study
 from core.errors import Cancelled
 from core.learning.checkpoint import save_encoder
+from core.learning.classical import fit_classical
 from core.learning.finetune.config import FinetuneConfig
 from core.learning.finetune.training import finetune, train_supervised
 from core.learning.pretrain import PretrainConfig, PretrainResult, pretrain
@@ -40,7 +42,7 @@ from core.learning.ssl.views import FeatureLayout
 from core.results import folder
 from core.run.config import AuditConfig
 from core.run.parallel import Task, Workers, send_event, stop_requested
-from core.vocabulary import SUPERVISED
+from core.vocabulary import CLASSICAL, SUPERVISED
 
 # Task priorities (lower runs first).
 PRETRAIN, STRATEGY, BASELINE = 0, 1, 2
@@ -86,6 +88,11 @@ def train_replicates(workers: Workers, config: AuditConfig, study: Study, out_di
                    checkpoints if replicate == 0 else checkpoints / f"r{replicate}", config.threads))
              for replicate, seed in enumerate(seeds)]
     tasks += [finetune_task(SUPERVISED, replicate, None) for replicate in range(len(seeds))]
+    # The classical baselines need no encoder either: on the same labelled rows, beside the supervised ones.
+    tasks += [Task(BASELINE, (kind, replicate), fit_classical,
+                   (kind, X[labelled[replicate]], study.labels(labelled[replicate]), X[split.validation],
+                    study.labels(split.validation), seeds[replicate], config.threads))
+              for replicate in range(len(seeds)) for kind in config.baselines]
 
     def on_done(task: Task, result: Any) -> list[Task]:
         kind, replicate = task.key
@@ -100,11 +107,12 @@ def train_replicates(workers: Workers, config: AuditConfig, study: Study, out_di
         return [finetune_task(strategy, replicate, result.encoder) for strategy in config.strategies]
 
     results = workers.run(tasks, on_done=on_done)
-    names = [*config.strategies, SUPERVISED]
+    names = [*config.strategies, SUPERVISED, *config.baselines]
     pretrained = [results["pretrain", r] for r in range(len(seeds))]
     models = [[results[name, r] for name in names] for r in range(len(seeds))]
     work = [pretrain_work(result, r, len(split.validation)) for r, result in enumerate(pretrained)]
-    work += [finetune_work(model, r) for r, replicate in enumerate(models) for model in replicate]
+    work += [finetune_work(model, r) for r, replicate in enumerate(models) for model in replicate
+             if model.strategy != CLASSICAL]  # the floor counts the torch work only
     return Trained(pretrained=pretrained, models=models, work=work)
 
 

@@ -6,9 +6,9 @@ import streamlit as st
 
 from core.results.quality import flagged_models
 from core.results.tables import ssl_models
-from core.vocabulary import SUPERVISED
+from core.vocabulary import CLASSICAL, SUPERVISED
 from dashboard.components import embedding_views, runs, state
-from dashboard.components.format import md
+from dashboard.components.format import md, words
 
 
 def render() -> None:
@@ -45,6 +45,10 @@ def render() -> None:
         model = None
     st.caption("Hover a point to see its row: groups, true outcome, prediction and score. Click a legend entry to "
                "hide or show a category. Columns withheld as personal data are never shown.")
+    classical = [m.name for m in res.view.models if m.strategy == CLASSICAL]
+    if classical:
+        st.caption(f"The classical baselines ({md(words(classical))}) learn no representation of the rows, so they "
+                   "have no map here; their fairness is on the Fairness and Compare pages.")
     shown = [m for m in (model, SUPERVISED) if m is not None and m in mapped]
     for flagged in flagged_models(res.report, shown):  # a model no better than chance: its map means little
         st.warning(md(flagged["text"]), icon=":material/warning:")

@@ -18,7 +18,8 @@ from core.run.pipeline import run_audit
 
 TINY = dict(data="german", target="credit", sensitive=["sex", "age"], positive="good", epochs=1,
             finetune_epochs=2, n_boot=30, strategies=["linear", "bn-stats"], umap=True, workers=1,
-            encoder={"hidden_dim": 32, "depth": 2, "embed_dim": 16}, replicates=1)
+            encoder={"hidden_dim": 32, "depth": 2, "embed_dim": 16}, replicates=1,
+            baselines=[])  # the classical baselines' audit: tests/unit/test_baselines_pipeline.py
 
 
 @pytest.fixture(scope="module")
