@@ -23,20 +23,20 @@ from typing import Any
 from core.audit.multiplicity import PRACTICAL_FLOOR, clears_floor
 from core.results.folder import ModelView, ReportView
 from core.results.formatting import fmt_ci, fmt_int, fmt_num, fmt_pct, is_number
-from core.results.quality import quality_of
+from core.results.quality import best_classical, quality_of, versus_classical
 from core.results.wording import (MEASURE_LABELS, OUTCOME_EFFECTS, VERDICT_PLAIN, comparison_verdict, gap_sentence,
                                   model_label, model_title)
 from core.vocabulary import GAP_NAMES, SUPERVISED
 
 DEFAULT_MEASURE = "equalized_odds_difference"
-CLASSICAL = "classical"
 
 
 def best_baseline(view: ReportView) -> ModelView | None:
-    """The classical baseline with the highest ROC AUC, else the supervised model (None without either)."""
-    classical = [m for m in view.models if m.strategy == CLASSICAL and is_number(m.overall.get("roc_auc"))]
-    if classical:
-        return max(classical, key=lambda m: m.overall["roc_auc"])
+    """The classical baseline with the highest ROC AUC (core.results.quality.best_classical), else the
+    supervised model (None without either)."""
+    classical = best_classical([m.entry for m in view.models])
+    if classical is not None:
+        return ModelView(classical)
     return next((m for m in view.models if m.name == SUPERVISED), None)
 
 
@@ -107,6 +107,13 @@ def _worst_group(view: ReportView, model: ModelView) -> dict | None:
     return worst
 
 
+def _points(value: Any, base: Any) -> str:
+    """An accuracy difference in percentage points ("−2.5 points"), "" when either is undefined."""
+    if not (is_number(value) and is_number(base)):
+        return ""
+    return f"{fmt_num(100 * (value - base), 1)} points"
+
+
 def _headline(rows: list[dict], attributes: list[str]) -> dict | None:
     """The largest gap worth a headline: of a model not flagged by its quality, at or above the floor."""
     best = None
@@ -165,6 +172,7 @@ def scorecard(report: dict, *, outcome_effect: str | None = None, measure: str |
     effect = outcome_effect_of(view, outcome_effect)
     baseline = best_baseline(view)
     base_auc = baseline.overall.get("roc_auc") if baseline is not None else None
+    base_accuracy = baseline.overall.get("accuracy") if baseline is not None else None
     rows = []
     for model in view.models:
         auc = model.overall.get("roc_auc")
@@ -177,13 +185,19 @@ def scorecard(report: dict, *, outcome_effect: str | None = None, measure: str |
             "auc_vs_baseline": (auc - base_auc) if is_number(auc) and is_number(base_auc) else None,
             "auc_vs_baseline_text": (fmt_num(auc - base_auc) if is_number(auc) and is_number(base_auc)
                                      and baseline is not None and model.name != baseline.name else ""),
+            "accuracy_vs_baseline_text": _points(model.overall.get("accuracy"), base_accuracy)
+            if baseline is not None and model.name != baseline.name else "",
             "flag": quality["flag"], "badge": quality["badge"],
             "gaps": {a: gap_cell(view, model, a, measure, effect) for a in view.sensitive},
             "verdicts": {a: _verdict_cell(view, model, a, measure) for a in view.sensitive},
             "worst": _worst_group(view, model)})
     headline = _headline(rows, list(view.sensitive))
+    answers = _answers(rows, list(view.sensitive), headline, measure, view.confidence)
+    against = versus_classical(report)
+    if against and against.get("text"):
+        answers.append(against["text"])
     return {"rows": rows, "baseline": baseline.name if baseline is not None else None, "headline": headline,
-            "answers": _answers(rows, list(view.sensitive), headline, measure, view.confidence),
+            "answers": answers,
             "baseline_label": model_label(baseline.entry) if baseline is not None else "",
             "measure": measure, "measure_name": GAP_NAMES[measure], "measure_label": MEASURE_LABELS.get(measure, ""),
             "attributes": list(view.sensitive), "outcome_effect": effect, "confidence": view.confidence,

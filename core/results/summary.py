@@ -376,7 +376,7 @@ def _proxies(view: ReportView) -> list[dict]:
         if isinstance(finding, dict) and finding.get("strength") == "strong":
             items.append(_item("warning", "proxy",
                                f"'{finding.get('feature')}' is a strong proxy for {finding.get('attribute')} "
-                               f"(Cram\u00e9r's V {fmt_num(finding.get('cramers_v'))}): a model can use it to "
+                               f"(association {fmt_num(finding.get('cramers_v'))} on a scale of 0 to 1): a model can use it to "
                                f"treat groups differently even without the attribute itself."))
     for note in view.notes:
         if isinstance(note, str) and "prox" in note.lower():

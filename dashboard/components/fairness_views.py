@@ -201,13 +201,19 @@ def _whatif_result(res: RunResults, result: dict, run_id: str) -> None:
     gaps = whatif.whatif_gaps(result)
     cells = st.columns(len(gaps))
     for cell, row in zip(cells, gaps.to_dict("records"), strict=True):
+        # no change reads grey, never a red "+0.00" that looks like an error (issue 17, item 10)
         if row["measure"] == "accuracy":
-            cell.metric("Accuracy", fmt_pct(row["after"]), delta=f"{100 * row['change']:+.1f} points",
+            unchanged = not abs(100 * row["change"]) >= 0.05
+            cell.metric("Accuracy", fmt_pct(row["after"]),
+                        delta="no change" if unchanged else f"{100 * row['change']:+.1f} points",
+                        delta_color="off" if unchanged else "normal",
                         help=f"The accuracy cost: against one threshold of {DECISION_THRESHOLD:g} for everyone.")
         else:
-            change = NOT_AVAILABLE if math.isnan(row["change"]) else f"{row['change']:+.2f}"
-            cell.metric(GAP_NAMES[row["measure"]], fmt_num(row["after"]), delta=change, delta_color="inverse",
-                        help=f"Before: {fmt_num(row['before'])}")
+            unchanged = math.isnan(row["change"]) or abs(row["change"]) < 0.005
+            change = (NOT_AVAILABLE if math.isnan(row["change"]) else "no change" if unchanged
+                      else f"{row['change']:+.2f}")
+            cell.metric(GAP_NAMES[row["measure"]], fmt_num(row["after"]), delta=change,
+                        delta_color="off" if unchanged else "inverse", help=f"Before: {fmt_num(row['before'])}")
     table = whatif.whatif_groups(result)
     shown = pd.DataFrame({"Group": table["group"], "Rows": table["n"]})
     for metric in ("accuracy", "tpr", "fpr", "selection_rate"):

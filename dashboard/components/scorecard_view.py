@@ -75,7 +75,9 @@ def scorecard_table(card: dict, run_name: str | None = None) -> str:
                  if row["badge"] else "")
         prefix = f"{escape(run_name)}: " if run_name else ""
         cells = [_cell(f"{prefix}{escape(row['label'])}{badge}", row["title"]),
-                 _cell(f"{row['accuracy']['text']}<br><small>{row['accuracy']['ci_text']}</small>"),
+                 _cell(f"{row['accuracy']['text']}<br><small>{row['accuracy']['ci_text']}"
+                       + (f"<br>{row['accuracy_vs_baseline_text']} vs best baseline"
+                          if row["accuracy_vs_baseline_text"] else "") + "</small>"),
                  _cell(f"{row['roc_auc']['text']}<br><small>{row['roc_auc']['ci_text']}"
                        + (f"<br>{row['auc_vs_baseline_text']} vs best baseline" if row["auc_vs_baseline_text"]
                           else "<br>best baseline" if row["is_baseline"] else "") + "</small>")]

@@ -376,3 +376,12 @@ def test_a_tiny_group_whose_interval_collapsed_is_not_shown_as_certain(make_app,
     cells = list(table["Accuracy"])
     assert "100.0% (too few rows for an interval)" in cells
     assert not any("(100.0–100.0)" in c for c in cells)
+
+
+def test_an_unchanged_what_if_reads_no_change_in_grey_not_a_red_plus_zero(make_app, workspace, artifact):
+    app, _ = with_run(make_app, workspace, artifact, FAIRNESS)  # by hand, every threshold at 0.5: nothing changes
+    assert app.metric, "the what-if shows its metrics"
+    assert {m.delta for m in app.metric} == {"no change"}
+    gray = type(app.metric[0].proto).DESCRIPTOR.fields_by_name["color"].enum_type.values_by_name["GRAY"].number
+    assert {m.proto.color for m in app.metric} == {gray}
+    assert "The what-if is for **Pretrained (SCARF), output layer only**" in text(app).replace("\\", "")
