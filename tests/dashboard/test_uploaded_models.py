@@ -22,6 +22,7 @@ from core.run import uploaded
 from core.run.uploaded import UploadedConfig, run_uploaded_audit
 from core.workspace import jobs
 from core.workspace.store import Workspace
+from dashboard.components import review_views
 
 FAIRNESS, COMPARE, REVIEW = "app_pages/fairness.py", "app_pages/compare.py", "app_pages/review.py"
 EMBEDDINGS, EXPLAIN = "app_pages/embeddings.py", "app_pages/explain.py"
@@ -180,3 +181,20 @@ def test_explain_asks_an_outside_model_audited_alone(make_app, workspace, tmp_pa
     flips = next(d.value for d in app.dataframe if "From → to" in d.value.columns)
     assert len(flips) == 1  # sex: one other group
     assert not any("Explanations need the model itself" in box.value for box in app.info)
+
+
+def test_a_predictions_run_takes_review_notes_a_sign_off_and_the_report(make_app, workspace, predictions_run):
+    app = installed(make_app, workspace, predictions_run, REVIEW)
+    app.text_input(key="review_author").set_value("Dana")
+    app.text_area(key="review_body").set_value("Vendor and in-house scores checked.")
+    app.selectbox(key="review_status").set_value("approved")
+    app.button(key="FormSubmitter:review_note-Save note").click().run()
+    assert not errors(app), errors(app)
+    assert any("Signed off by **Dana**" in box.value for box in app.success)
+    app.button(key="review_build").click().run()
+    assert not errors(app), errors(app)
+    ws = Workspace(workspace)
+    run, = ws.list_runs(kind="audit")
+    built, = review_views.reports_dir(ws, run["id"]).glob("report-*.html")
+    html = built.read_text()
+    assert "vendor_score" in html and "Vendor and in-house scores checked." in html
