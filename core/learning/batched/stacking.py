@@ -17,6 +17,12 @@ validation pass) is what the stack holds. No tensor is copied per step.
 vmap runs with randomness="error": nothing random may happen inside the batched forward (the
 replicas' random streams are drawn outside, per replica, so each equals its solo run's). A
 forward that draws (dropout) raises instead of silently sharing or changing a stream.
+
+Under bfloat16 autocast the stack module's BatchNorm layers get their input in float32 (a
+forward pre-hook): vmap's batch rule for batch_norm with running statistics refuses a bf16
+input with fp32 statistics ("expected scalar type BFloat16 but found Float", torch 2.13),
+which is what autocast hands it, while the solo run's batch_norm accepts the mix and computes
+in fp32 anyway. The next Linear casts back to bf16, as in the solo run.
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ class StackedReplicas:
                 tensor, requires_grad=tensor.requires_grad)
         for name, tensor in buffers.items():
             _owner(self.module, name)._buffers[_leaf(name)] = tensor
+        for layer in self.module.modules():
+            if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+                layer.register_forward_pre_hook(_float32_input)
         stacks = {**dict(self.module.named_parameters()), **dict(self.module.named_buffers())}
         for r, replica in enumerate(replicas):
             for name, tensor in [*replica.named_parameters(), *replica.named_buffers()]:
@@ -63,6 +72,12 @@ class StackedReplicas:
             return functional_call(self.module, (p, b), xs)
 
         return torch.vmap(one, in_dims=0, randomness="error")(params, buffers, *inputs)
+
+
+def _float32_input(layer: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """A BatchNorm's input in float32 when autocast made it half precision (module docstring)."""
+    x = args[0]
+    return (x.float(), *args[1:]) if x.dtype in (torch.bfloat16, torch.float16) else args
 
 
 def _owner(module: nn.Module, dotted: str) -> nn.Module:
