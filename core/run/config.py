@@ -62,6 +62,8 @@ class AuditConfig:
     # where present, and bfloat16 where the device computes it natively; CPU + fp32 elsewhere.
     device: str = "auto"
     precision: str = "auto"
+    # Each recipe's replicates trained as one batched model (core.run.training): "auto" on CUDA only.
+    batch_replicates: str = "auto"
     # What the positive outcome does to the person (issue 17): "helps" (a loan, a release), "harms"
     # (a denial, an arrest flag) or None; the report then says who each gap favours.
     outcome_effect: str | None = None
@@ -100,6 +102,8 @@ class AuditConfig:
             raise InputError(f"Unknown precision '{self.precision}'", f"Choose from: {', '.join(PRECISIONS)}")
         if not self.sensitive:
             raise InputError("No sensitive attribute chosen", "Give --sensitive, e.g. --sensitive sex,race")
+        if self.batch_replicates not in ("auto", "on", "off"):
+            raise InputError(f"Unknown batch_replicates '{self.batch_replicates}'", "Use auto, on or off")
 
     @property
     def replicate_seeds(self) -> list[int]:

@@ -15,6 +15,12 @@ On one worker the same tasks run in this process in that order.
 
 Each replicate is seeded as before (core.run.config.replicate_seeds), so the models, and
 report.json, do not depend on the number of workers or on the order tasks finish in.
+
+Batched (`batched_training`: on CUDA by default, config.batch_replicates): the R replicates of
+a recipe are one task that trains them as one batched model (core.learning.batched: the same
+models as one after another, to rounding), because on a GPU these small models are bound by
+kernel launches; on a CPU batching gains nothing (docs/performance.md), so there each
+replicate stays its own task. Batched pretraining writes no epoch checkpoints.
 Progress: the tasks' events (core.run.parallel.send_event) carry "replicate" (and "model"),
 so the live view can draw each replicate's loss curve; cancel reaches every task at its next
 step (core.run.parallel.stop_requested).
@@ -33,6 +39,7 @@ import torch
 from core.data.split import redraw_labelled_train
 from core.data.study import Study
 from core.errors import Cancelled
+from core.learning.batched import finetune_replicates, pretrain_replicates, train_supervised_replicates
 from core.learning.checkpoint import save_encoder
 from core.learning.classical import fit_classical
 from core.learning.finetune.config import FinetuneConfig
@@ -83,11 +90,26 @@ def train_replicates(workers: Workers, config: AuditConfig, study: Study, out_di
                     (finetune_config, encoder, encoder_config, X[rows], study.labels(rows), X[split.validation],
                      study.labels(split.validation), config.method, config.threads, replicate, device, precision))
 
-    tasks = [Task(PRETRAIN, ("pretrain", replicate), pretrain_one,
-                  (X[split.pretrain], X[split.validation], layout, replace(pretrain_config, seed=seed), replicate,
-                   checkpoints if replicate == 0 else checkpoints / f"r{replicate}", config.threads))
-             for replicate, seed in enumerate(seeds)]
-    tasks += [finetune_task(SUPERVISED, replicate, None) for replicate in range(len(seeds))]
+    def batched_finetune_task(strategy: str, encoders) -> Task:
+        configs = [FinetuneConfig(strategy=strategy, epochs=config.finetune_epochs, patience=config.finetune_patience,
+                                  batch_size=config.batch_size, seed=seed) for seed in seeds]
+        return Task(BASELINE if strategy == SUPERVISED else STRATEGY, (strategy, ALL), finetune_batched,
+                    (configs, encoders, encoder_config, [X[rows] for rows in labelled],
+                     [study.labels(rows) for rows in labelled], X[split.validation], study.labels(split.validation),
+                     config.method, config.threads, device, precision))
+
+    batched = batched_training(config, device)
+    if batched:
+        tasks = [Task(PRETRAIN, ("pretrain", ALL), pretrain_batched,
+                      (X[split.pretrain], X[split.validation], layout,
+                       [replace(pretrain_config, seed=seed) for seed in seeds], config.threads)),
+                 batched_finetune_task(SUPERVISED, None)]
+    else:
+        tasks = [Task(PRETRAIN, ("pretrain", replicate), pretrain_one,
+                      (X[split.pretrain], X[split.validation], layout, replace(pretrain_config, seed=seed), replicate,
+                       checkpoints if replicate == 0 else checkpoints / f"r{replicate}", config.threads))
+                 for replicate, seed in enumerate(seeds)]
+        tasks += [finetune_task(SUPERVISED, replicate, None) for replicate in range(len(seeds))]
     # The classical baselines need no encoder either: on the same labelled rows, beside the supervised ones.
     tasks += [Task(BASELINE, (kind, replicate), fit_classical,
                    (kind, X[labelled[replicate]], study.labels(labelled[replicate]), X[split.validation],
@@ -96,17 +118,24 @@ def train_replicates(workers: Workers, config: AuditConfig, study: Study, out_di
 
     def on_done(task: Task, result: Any) -> list[Task]:
         kind, replicate = task.key
-        if kind == "pretrain" and result.cancelled:
+        each = list(enumerate(result)) if replicate == ALL else [(replicate, result)]
+        if kind == "pretrain" and any(one.cancelled for _, one in each):
             raise Cancelled()
-        if on_finished is not None:
-            on_finished(kind, replicate, result)
+        for r, one in each:
+            if on_finished is not None:
+                on_finished(kind, r, one)
         if kind != "pretrain":
             return []
-        if replicate == 0:
-            save_encoder(out_dir / folder.ENCODER, result.encoder, pretrain_config.to_dict())
+        if each[0][0] == 0:
+            save_encoder(out_dir / folder.ENCODER, each[0][1].encoder, pretrain_config.to_dict())
+        if replicate == ALL:
+            return [batched_finetune_task(strategy, [one.encoder for one in result]) for strategy in config.strategies]
         return [finetune_task(strategy, replicate, result.encoder) for strategy in config.strategies]
 
     results = workers.run(tasks, on_done=on_done)
+    for (kind, replicate), result in list(results.items()):  # a batched task's list: one result per replicate
+        if replicate == ALL:
+            results |= {(kind, r): one for r, one in enumerate(result)}
     names = [*config.strategies, SUPERVISED, *config.baselines]
     pretrained = [results["pretrain", r] for r in range(len(seeds))]
     models = [[results[name, r] for name in names] for r in range(len(seeds))]
@@ -114,6 +143,36 @@ def train_replicates(workers: Workers, config: AuditConfig, study: Study, out_di
     work += [finetune_work(model, r) for r, replicate in enumerate(models) for model in replicate
              if model.strategy != CLASSICAL]  # the floor counts the torch work only
     return Trained(pretrained=pretrained, models=models, work=work)
+
+
+#: The replicate key of a task that trains every replicate at once (batched).
+ALL = "all"
+
+
+def batched_training(config: AuditConfig, device: str) -> bool:
+    """Whether the replicates of each recipe train as one batched model: config.batch_replicates
+    "on" or "off", or "auto": on CUDA with more than one replicate (module docstring)."""
+    if int(config.replicates) < 2 or config.batch_replicates == "off":
+        return False
+    return config.batch_replicates == "on" or str(device).startswith("cuda")
+
+
+def pretrain_batched(X_train: np.ndarray, X_val: np.ndarray, layout: FeatureLayout, configs: list[PretrainConfig],
+                     threads: int) -> list[PretrainResult]:
+    """Every replicate's pretraining as one batched model (core.learning.batched)."""
+    torch.set_num_threads(threads)
+    return pretrain_replicates(X_train, X_val, layout, configs, on_event=send_event, should_stop=stop_requested)
+
+
+def finetune_batched(configs: list[FinetuneConfig], encoders, encoder_config, X_train: list[np.ndarray],
+                     y_train: list[np.ndarray], X_val: np.ndarray, y_val: np.ndarray, method: str, threads: int,
+                     device: str, precision: str) -> list:
+    """Every replicate of one strategy (or of the supervised baseline) as one batched model."""
+    torch.set_num_threads(threads)
+    options = {"on_event": send_event, "should_stop": stop_requested, "device": device, "precision": precision}
+    if configs[0].strategy == SUPERVISED:
+        return train_supervised_replicates(X_train, y_train, X_val, y_val, configs, encoder_config, **options)
+    return finetune_replicates(encoders, X_train, y_train, X_val, y_val, configs, pretraining=method, **options)
 
 
 def labelled_rows(study: Study, replicate: int, seed: int) -> np.ndarray:

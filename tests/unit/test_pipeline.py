@@ -310,3 +310,19 @@ def test_cancel_during_fine_tuning_stops_before_the_models_are_done(tmp_path):
         run_audit(AuditConfig(**{**TINY, "strategies": ["full", "linear"], "finetune_epochs": 50}), tmp_path,
                   on_event=events.append, should_stop=should_stop)
     assert not any(e.get("message", "").startswith("Fine-tuned") for e in events)
+
+
+def test_batched_replicates_train_the_same_models_as_one_after_another(replicated_dir, tmp_path):
+    """batch_replicates="on" (the CUDA default, forced here on the CPU): each recipe's two
+    replicates train as one batched model (core.learning.batched) and give the scores of the
+    replicates trained one after another, to rounding, for every model and replicate."""
+    run_audit(AuditConfig(**{**TINY, "replicates": 2, "batch_replicates": "on"}), tmp_path)
+    ours, theirs = pd.read_parquet(tmp_path / "predictions.parquet"), pd.read_parquet(replicated_dir / "predictions.parquet")
+    scores = [c for c in theirs.columns if c.startswith("score__")]
+    assert len(scores) >= 6 and sorted(scores) == sorted(c for c in ours.columns if c.startswith("score__"))
+    for column in scores:
+        np.testing.assert_allclose(ours[column], theirs[column], atol=2e-3, err_msg=column)
+    work = json.loads((tmp_path / "timings.json").read_text())["work"]
+    assert sorted(w["replicate"] for w in work if w["task"] == "pretrain") == [0, 1]
+    # the batched path trained them: it writes no per-epoch checkpoints, the one after another does
+    assert (replicated_dir / "checkpoints" / "r1").is_dir() and not (tmp_path / "checkpoints" / "r1").exists()
