@@ -1,13 +1,17 @@
 """The reviewer's workflow in real Chromium, after the Data page: upload a small CSV and save its
 study, start a short run on the Train page, wait for the background worker, then see the UMAP
-maps, the fairness table, the comparison, write a review note and download the report.
+maps, the scorecard and the fairness table, the explanations, the comparison, write a review note
+and download the report. Every request the browser makes on the way is recorded: none may go to a
+host outside the loopback range (nothing leaves the machine, issue 17).
 
 Screenshots of each page go to docs/screenshots/<page>.png."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
@@ -34,6 +38,35 @@ def credit_csv(path: Path, n: int = 400, seed: int = 1) -> Path:
     return path
 
 
+def outside_loopback(url: str) -> bool:
+    """True for a request to another machine: any host but localhost and 127.0.0.0/8 or ::1 (data:
+    and blob: addresses have no host and stay in the browser)."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("data", "blob", "about", "chrome", "chrome-extension"):
+        return False
+    host = parsed.hostname or ""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
+def test_outside_loopback_tells_the_machine_from_the_world():
+    assert not outside_loopback("http://127.0.0.1:8501/_stcore/health")
+    assert not outside_loopback("http://127.8.0.1/x") and not outside_loopback("http://[::1]:80/")
+    assert not outside_loopback("data:image/png;base64,AAAA") and not outside_loopback("http://localhost:1/")
+    assert outside_loopback("https://fonts.gstatic.com/s/materialsymbols.svg")
+    assert outside_loopback("http://192.168.1.5:8501/") and outside_loopback("http://10.0.0.1/")
+
+
+def open_expander(page: Page, label: str) -> None:
+    """Open a section that sits one click below the scorecard."""
+    page.get_by_test_id("stExpander").filter(has_text=label).locator("summary").first.click()
+    page.wait_for_timeout(500)
+
+
 def open_page(page: Page, title: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
     expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible(timeout=WAIT_MS)
@@ -58,6 +91,8 @@ def set_number(page: Page, label: str, value: int) -> None:
 
 def test_short_run_then_results_review_and_report(page: Page, app_url: str, e2e_workspace: Path,
                                                   screenshots: Path, tmp_path: Path):
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
     page.goto(app_url)
     expect(page.get_by_role("heading", name="Data", exact=True)).to_be_visible(timeout=WAIT_MS)
     page.get_by_test_id("stMain").get_by_text("My own file (CSV, Parquet or Excel)").click()
@@ -102,22 +137,35 @@ def test_short_run_then_results_review_and_report(page: Page, app_url: str, e2e_
     # Fairness: from the link the finished run offers.
     page.get_by_test_id("stMain").get_by_role("link", name="Fairness").click()
     expect(page.get_by_role("heading", name="Fairness", exact=True)).to_be_visible(timeout=WAIT_MS)
+    # the scorecard first: plain labels, the code name on hover
+    expect(page.locator("table.equiscope-scorecard")).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("table.equiscope-scorecard td[title='code name: supervised']")).to_have_count(1)
+    page.get_by_text("helps the person", exact=False).first.click()  # the outcome "repaid = yes" helps
+    expect(page.locator("table.equiscope-scorecard").get_by_text(re.compile("is favoured")).first).to_be_visible(
+        timeout=WAIT_MS)
+    no_error_box(page)
+    page.mouse.move(5, 5)
+    page.screenshot(path=screenshots / "fairness.png")
+    open_expander(page, "1. Gaps between groups, per model")
+    open_expander(page, "2. Per-group numbers")
     expect(page.get_by_test_id("stDataFrame").first).to_be_visible(timeout=WAIT_MS)
     expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible(timeout=WAIT_MS)
     expect(page.get_by_text("Against the supervised baseline").first).to_be_visible()
     no_error_box(page)
-    page.screenshot(path=screenshots / "fairness.png")
-    page.get_by_role("heading", name=re.compile("What if each group")).evaluate(
-        "e => e.scrollIntoView({block: 'start'})")
+    open_expander(page, "3. What if each group")
+    page.get_by_text("Fair thresholds in one click").evaluate("e => e.scrollIntoView({block: 'start'})")
     page.get_by_text("Fair thresholds in one click").click()
     page.get_by_role("button", name="Demographic parity").click()
     expect(page.get_by_text(re.compile("fitted on the validation rows"))).to_be_visible(timeout=WAIT_MS)
     no_error_box(page)
     page.mouse.move(5, 5)  # no tooltip in the picture
-    page.get_by_role("heading", name=re.compile("What if each group")).evaluate(
-        "e => e.scrollIntoView({block: 'start'})")
+    page.get_by_text("Fair thresholds in one click").evaluate("e => e.scrollIntoView({block: 'start'})")
     page.wait_for_timeout(800)
     page.screenshot(path=screenshots / "fairness-whatif.png")
+
+    open_page(page, "Explain")
+    page.wait_for_timeout(1500)
+    no_error_box(page)
 
     open_page(page, "Embeddings")
     expect(page.get_by_test_id("stPlotlyChart")).to_have_count(2, timeout=WAIT_MS)
@@ -127,6 +175,9 @@ def test_short_run_then_results_review_and_report(page: Page, app_url: str, e2e_
     page.screenshot(path=screenshots / "embeddings.png")
 
     open_page(page, "Compare")
+    expect(page.locator("table.equiscope-scorecard")).to_be_visible(timeout=WAIT_MS)
+    open_expander(page, "1. Accuracy and fairness")
+    open_expander(page, "2. Every model, every run")
     expect(page.get_by_test_id("stPlotlyChart")).to_have_count(2, timeout=WAIT_MS)
     expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
     no_error_box(page)
@@ -160,3 +211,7 @@ def test_short_run_then_results_review_and_report(page: Page, app_url: str, e2e_
     html = saved.read_text(encoding="utf-8")
     assert "Gap between the sexes checked; sign-off for the pilot." in html and "Dana Reviewer" in html
     assert "<html" in html.lower() and "Plotly" in html
+    assert 'id="scorecard"' in html and 'id="model-card"' in html
+    assert "<title>Fairness audit: Credit, workflow test</title>" in html
+    assert len(requested) > 50, requested  # the walk really loaded every page's assets
+    assert sorted({url for url in requested if outside_loopback(url)}) == []
