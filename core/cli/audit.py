@@ -20,7 +20,7 @@ from core.cli.pretrain import add_threads_argument
 from core.errors import InputError
 from core.processes import pid_alive
 from core.run.config import AuditConfig  # light: the defaults without torch (core.run.config's docstring)
-from core.vocabulary import BASELINES, STRATEGIES
+from core.vocabulary import BASELINES, STRATEGIES, SUPERVISED, model_name
 from core.workspace.store import Workspace
 
 
@@ -40,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                         "this (default 0.5)")
     parser.add_argument("--reference", help="with uploaded models: the model every other one is compared with "
                                             "(default: the first named)")
-    parser.add_argument("--model", help="an outside model file to audit on the table's test rows: scikit-learn "
-                                        "saved with skops (.skops) or ONNX (.onnx); never pickle or joblib")
+    parser.add_argument("--model", help="an outside model file audited on the table's test rows, beside the models "
+                                        "Equiscope trains (or alone with --strategies none): scikit-learn saved with "
+                                        "skops (.skops) or ONNX (.onnx); never pickle or joblib")
     parser.add_argument("--trust-types", default="",
                         help="with a .skops --model: comma-separated types the file uses that skops does not trust "
                              "by default, accepted by name after review")
@@ -51,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "target: '>=10' (also '>', '<=', '<')")
     parser.add_argument("--method", default=default["method"], help="SSL pretraining method (default %(default)s)")
     parser.add_argument("--strategies", default=strategies,
-                        help="comma-separated fine-tuning strategies (default %(default)s)")
+                        help="comma-separated fine-tuning strategies (default %(default)s); with --model, 'none' "
+                             "audits the outside model alone, without training")
     parser.add_argument("--baselines", default=",".join(BASELINES),
                         help="comma-separated classical baselines fitted beside the MLPs on the same rows, or none "
                              "(default %(default)s)")
@@ -103,9 +105,6 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("scores", "decisions", "threshold", "reference"):
         if getattr(args, flag) is not None:
             raise InputError(f"--{flag} goes with --predictions", "Give the predictions table with --predictions")
-    if args.model:
-        raise InputError("An outside --model is audited alone for now",
-                         "Add --strategies none to audit it on the table's test rows without training")
     from core.run.pipeline import headline, run_audit  # here: torch, scikit-learn, umap-learn (not for --help)
 
     config = AuditConfig(data=args.data, target=args.target, positive=args.positive,
@@ -118,8 +117,11 @@ def run(args: argparse.Namespace) -> int:
                          n_boot=args.n_boot, seed=args.seed, replicates=args.replicates, umap=not args.no_umap,
                          include_pii=args.include_pii,
                          unaware=args.unaware, threads=args.threads, device=args.device, precision=args.precision,
-                         outcome_effect=args.outcome_effect)
+                         outcome_effect=args.outcome_effect,
+                         model=str(Path(args.model).expanduser().resolve()) if args.model else None,
+                         trust_types=_names(args.trust_types))
     config.validate()
+    _check_outside_name(config)
     if args.n_boot < 0:
         raise InputError(f"--n-boot must be 0 or more, got {args.n_boot}", "Use 1000 for reporting, 0 to skip CIs")
     return _audit_into(args, f"{config.method} audit of {config.data}", config.to_dict(),
@@ -152,6 +154,18 @@ def _run_uploaded(args: argparse.Namespace) -> int:
     what = f"model {Path(args.model).name} on {args.data}" if args.model else f"predictions in {args.predictions}"
     return _audit_into(args, f"Audit of {what}", config.to_dict(),
                        lambda partial, on_event: run_uploaded_audit(config, partial, on_event=on_event), headline)
+
+
+def _check_outside_name(config: AuditConfig) -> None:
+    """An outside model is named after its file's stem, which must not be the name of a model
+    Equiscope trains beside it (the report and the run folder name every model once)."""
+    if not config.model:
+        return
+    stem = Path(config.model).stem
+    trained = [model_name(config.method, s) for s in config.strategies] + [SUPERVISED, *config.baselines]
+    if stem in trained:
+        raise InputError(f"The model file '{Path(config.model).name}' would be named '{stem}', like a model "
+                         "Equiscope trains in this audit", "Rename the file (its stem names the model)")
 
 
 def _names(text: str | None) -> list[str]:

@@ -32,7 +32,7 @@ from core.data.features import CLIP, MISSING, OTHER, TabularEncoder
 from core.data.study import STUDY_FILE, Study
 from core.learning.classical import ClassicalModel
 from core.learning.finetune.classifier import TrainedClassifier
-from core.learning.outside import OutsideModel, load_outside_model
+from core.learning.outside import OnStudy, load_outside_model
 from core.results import folder
 from core.vocabulary import CLASSICAL, UPLOADED
 
@@ -130,36 +130,6 @@ class RawCodec:
         return out
 
 
-class OutsideClassifier:
-    """An outside model (core.learning.outside) as explanations call a trained one: on the
-    encoded matrix. Each encoded row is decoded to the table's raw columns (the fitted
-    encoder's inverse; numbers back to numbers where the table had numbers) and given to the
-    model, which reads raw columns. It has no representation of its own, so its "embedding"
-    is the encoded row itself: the nearest real counterfactual is nearest in the table's
-    features. Decoding is exact but for a numeric value clipped at CLIP standard deviations."""
-
-    def __init__(self, model: OutsideModel, study: Study) -> None:
-        unreadable = [c for c in model.input_columns if c not in study.encoder.columns_]
-        if unreadable:
-            raise InputError(f"The model '{model.name}' reads columns the explanations cannot vary: "
-                             f"{', '.join(unreadable[:8])}",
-                             "These columns were left out of the study's features (personal data, identifiers); "
-                             "explain a model that reads the study's features only")
-        self.model = model
-        self.encoder = study.encoder
-        self.positive_label = study.spec.positive_label
-        self.numeric = [c for c in model.input_columns if pd.api.types.is_numeric_dtype(study.data.frame[c])]
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        rows = self.encoder.inverse_transform(X)
-        for column in self.numeric:  # a numeric column the encoder kept as categories comes back as text
-            rows[column] = pd.to_numeric(rows[column], errors="coerce")
-        return self.model.predict_proba(rows, positive_label=self.positive_label)
-
-    def embed(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(X, dtype=np.float32)
-
-
 @dataclass
 class RunContext:
     """One audit run's folder, opened once: study, models (loaded on first use), predictions."""
@@ -250,7 +220,7 @@ class RunContext:
             raise InputError(f"The model '{name}' was audited from its predictions only: there is no model to ask",
                              "Explanations need the model itself; audit its model file (skops or ONNX) instead")
         trusted = list(self.view.config.get("trust_types") or [])
-        return OutsideClassifier(load_outside_model(files[0], trust_types=trusted), self.study)
+        return OnStudy(load_outside_model(files[0], trust_types=trusted), self.study)
 
     def check_row(self, row_id: int) -> int:
         """`row_id` as an int if it is a row of the study's table, else InputError."""

@@ -3,6 +3,7 @@ model or pipeline saved with skops, or an ONNX model (onnxruntime, CPU).
 
     load_outside_model(path, trust_types=[...])  ->  OutsideModel
     OutsideModel.predict_proba(raw_rows, positive_label)  ->  probability of the positive label
+    OnStudy(model, study, path)  ->  the model as the audit and explanations call Equiscope's own
 
 Safety: a model file is code-shaped data. Pickle (and joblib, torch's default format) runs
 whatever the file says on load, so such files are refused, whatever their name, by their magic
@@ -26,7 +27,9 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from core.data.study import Study
 from core.errors import InputError
+from core.vocabulary import UPLOADED
 
 SKOPS_SUFFIXES = (".skops",)
 ONNX_SUFFIXES = (".onnx",)
@@ -216,3 +219,62 @@ def _onnx_column(series: pd.Series, onnx_type: str) -> np.ndarray:
     if "int64" in onnx_type:
         return series.to_numpy(dtype=np.int64).reshape(-1, 1)
     return series.to_numpy(dtype=np.float32).reshape(-1, 1)
+
+
+class OnStudy:
+    """An outside model placed on a study, called as the audit and the explanations call
+    Equiscope's own models: `predict_proba` on the study's encoded matrix, `embed` (None: it has
+    no representation), `save` (a copy of its file), and the facts of a model entry.
+
+    A row of the study's table is answered from its raw values, exactly as the model reads it
+    (the rows are matched by their encoding; a test row, a validation row). A row that is not in
+    the table (LIME's perturbations, attribute flips) is decoded to raw columns by the fitted
+    encoder's inverse first (numbers back to numbers where the table had numbers): exact but for
+    a numeric value clipped at CLIP standard deviations or a rare category the encoder pools."""
+
+    pretraining = None
+    strategy = UPLOADED
+    n_trainable_params = None
+    calibration = None
+
+    def __init__(self, model: OutsideModel, study: Study, path: str | Path | None = None) -> None:
+        self.model, self.path = model, None if path is None else Path(path)
+        self.name = model.name
+        self.encoder = study.encoder
+        self.positive_label = study.spec.positive_label
+        frame = study.data.frame
+        self.numeric = [c for c in model.input_columns if c in frame and pd.api.types.is_numeric_dtype(frame[c])]
+        self.decodable = all(c in self.encoder.columns_ for c in model.input_columns)
+        scores = model.predict_proba(frame, positive_label=self.positive_label)  # InputError for missing columns
+        X = np.ascontiguousarray(study.X)
+        self._known = {X[i].tobytes(): float(scores[i]) for i in range(len(X) - 1, -1, -1)}  # first row wins
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        known = [self._known.get(row.tobytes()) for row in X]
+        missing = [i for i, score in enumerate(known) if score is None]
+        if missing:
+            if not self.decodable:
+                unreadable = [c for c in self.model.input_columns if c not in self.encoder.columns_]
+                raise InputError(f"The model '{self.name}' reads columns the explanations cannot vary: "
+                                 f"{', '.join(unreadable[:8])}",
+                                 "These columns are not among the study's features (personal data, identifiers); "
+                                 "explain a model that reads the study's features only")
+            rows = self.encoder.inverse_transform(X[missing])
+            for column in self.numeric:  # a numeric column the encoder kept as categories comes back as text
+                rows[column] = pd.to_numeric(rows[column], errors="coerce")
+            for i, score in zip(missing, self.model.predict_proba(rows, positive_label=self.positive_label)):
+                known[i] = float(score)
+        return np.asarray(known, dtype=np.float64)
+
+    def embed(self, X: np.ndarray) -> None:
+        """No representation: the audit's representation parts do not apply."""
+        return None
+
+    def save(self, folder: str | Path) -> Path:
+        """A copy of the model file in `folder` (the run's models/NAME/), for Explain to reopen."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        if self.path is not None:
+            (folder / self.path.name).write_bytes(self.path.read_bytes())
+        return folder

@@ -67,6 +67,10 @@ class AuditConfig:
     # What the positive outcome does to the person (issue 17): "helps" (a loan, a release), "harms"
     # (a denial, an arrest flag) or None; the report then says who each gap favours.
     outcome_effect: str | None = None
+    # An outside model file audited beside the trained models on the same rows (core.learning.outside,
+    # issue 16), and the skops types its reviewer accepted by name.
+    model: str | None = None
+    trust_types: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         # Imported here: the SSL registry loads torch, and this module must stay light (docstring).
@@ -98,12 +102,12 @@ class AuditConfig:
             raise InputError(f"Unknown device '{self.device}'", f"Choose from: {', '.join(DEVICES)}")
         if self.outcome_effect not in (None, "helps", "harms"):
             raise InputError(f"Unknown outcome effect '{self.outcome_effect}'", "Use helps or harms")
+        if self.batch_replicates not in ("auto", "on", "off"):
+            raise InputError(f"Unknown batch_replicates '{self.batch_replicates}'", "Use auto, on or off")
         if self.precision not in PRECISIONS:
             raise InputError(f"Unknown precision '{self.precision}'", f"Choose from: {', '.join(PRECISIONS)}")
         if not self.sensitive:
             raise InputError("No sensitive attribute chosen", "Give --sensitive, e.g. --sensitive sex,race")
-        if self.batch_replicates not in ("auto", "on", "off"):
-            raise InputError(f"Unknown batch_replicates '{self.batch_replicates}'", "Use auto, on or off")
 
     @property
     def replicate_seeds(self) -> list[int]:

@@ -39,6 +39,7 @@ from core.audit.representation import raw_feature_leakage, warm_up_umap
 from core.data.source import DataSource, open_source
 from core.data.study import Study
 from core.files import atomic_write
+from core.learning.outside import OnStudy, load_outside_model
 from core.learning.precision import resolve_precision
 from core.learning.pretrain import PretrainResult, resolve_device
 from core.results.report import write_html_report
@@ -137,6 +138,9 @@ def run_audit(config: AuditConfig, out_dir: Path, *, on_event: Event | None = No
     source = source or open_source(config.data)
     study = Study.create(source, config.spec(), label_fraction=config.label_fraction, seed=config.seed)
     study.save(out_dir)
+    # An outside model joins the trained ones on the same rows; loaded first: a refused file stops before training.
+    outside = (OnStudy(load_outside_model(config.model, config.trust_types), study, config.model)
+               if config.model else None)
     timings["study_s"] = time.perf_counter() - started
     progress.finish("study")
 
@@ -155,6 +159,8 @@ def run_audit(config: AuditConfig, out_dir: Path, *, on_event: Event | None = No
         timings["finetune_s"] = timings["training_s"] - timings["pretrain_s"]
         progress.finish("pretrain")
         progress.finish("finetune")
+        for models in trained.models if outside is not None else []:
+            models.append(outside)  # fixed: the same model beside every replicate
         for model in trained.models[0]:  # the model shown; later replicates live on in their predictions
             model.save(folder.model_dir(out_dir, model.name))
 

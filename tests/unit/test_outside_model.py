@@ -28,7 +28,9 @@ from core.explain import explain_row, flip_row, load_run
 from core.explain import context as explain_context
 from core.learning.outside import from_estimator, is_pickle, load_outside_model, positive_column
 from core.results import folder
-from core.run import uploaded
+from core.run import pipeline, uploaded
+from core.run.config import AuditConfig
+from core.run.pipeline import run_audit
 from core.run.uploaded import UploadedConfig, run_uploaded_audit
 
 NUMERIC = ["duration", "credit_amount", "age"]
@@ -189,3 +191,34 @@ def test_lime_and_attribute_flips_ask_the_outside_model(outside_run, german, ven
     other = german.iloc[[row]].assign(sex=flips[0]["to"])
     assert flips[0]["probability"] == pytest.approx(vendor_pipeline.predict_proba(other[NUMERIC + CATEGORICAL])[0, 1],
                                                     abs=1e-6)
+
+
+def test_an_outside_model_joins_the_trained_models_on_the_same_rows(tmp_path, vendor_pipeline, german, monkeypatch):
+    """Beside every replicate (it is fixed: its replicates are equal) and compared with the
+    supervised baseline over them, answered on the test rows' raw values."""
+    monkeypatch.setattr(pipeline, "load_outside_model", lambda path, trust_types=(): from_estimator(vendor_pipeline,
+                                                                                                  "vendor"))
+    model_file = tmp_path / "vendor.skops"
+    model_file.write_bytes(b"PK\x03\x04 stand-in")
+    config = AuditConfig(data="german", target="credit", positive="good", sensitive=["sex"], epochs=1,
+                         finetune_epochs=2, n_boot=30, strategies=["linear"], baselines=[], umap=False, workers=1,
+                         encoder={"hidden_dim": 16, "depth": 1, "embed_dim": 8}, replicates=2, model=str(model_file))
+    report = run_audit(config, tmp_path / "run")
+    names = [m["name"] for m in report["models"]]
+    assert names[-1] == "vendor" and "supervised" in names and report["study"]["kind"] == "training"
+    vendor = report["models"][-1]
+    assert (vendor["pretraining"], vendor["strategy"]) == (None, "uploaded") and "representation" not in vendor
+    assert set(vendor["compared_with_supervised"]["sex"]) >= {"equalized_odds_difference"}
+    assert vendor["aggregate"]["overall"]["accuracy"]["sd"] == 0.0  # the same fixed model in both replicates
+    stored = folder.read_predictions(tmp_path / "run")
+    expected = vendor_pipeline.predict_proba(german.iloc[stored["row_id"]][NUMERIC + CATEGORICAL])[:, 1]
+    assert np.allclose(stored["score__vendor"], expected) and np.allclose(stored["score__vendor__r1"], expected)
+    assert (folder.model_dir(tmp_path / "run", "vendor") / "vendor.skops").is_file()
+
+
+def test_an_outside_model_may_not_take_a_trained_models_name(tmp_path, capsys):
+    path = tmp_path / "supervised.onnx"
+    path.write_bytes(b"\x08\x07")
+    code = main(["audit", "--data", "german", "--target", "credit", "--sensitive", "sex", "--model", str(path),
+                 "--out", str(tmp_path / "out"), "--workspace", str(tmp_path / "ws")])
+    assert code == 2 and "would be named 'supervised', like a model Equiscope trains" in capsys.readouterr().err
