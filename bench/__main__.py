@@ -81,7 +81,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     lines = ["| benchmark | ours | peer | ratio | goal | met? |", "|---|---|---|---|---|---|"]
     for name, e in results.items():
         unit = e.get("unit", "")
-        met = {True: "yes", False: "**no**"}.get(_met(e), "?")
+        met = {True: "yes", False: "**no**"}.get(_met(e), "no goal")
         lines.append(f"| {name} | {_number(e['value'])} {unit} | {_number(e['peer_value'])} {unit} | "
                      f"{_number(e['ratio'])} | {e['goal']} | {met} |")
     lines += ["", "ratio > 1 means ours is better than the peer (or inside the budget).", ""]

@@ -15,7 +15,10 @@ dropped as ours does) and AdamW at the same learning rate and weight decay.
 Both train for the same number of epochs at the same batch size and torch thread count
 (OMP_NUM_THREADS; where other work takes a core, torch's default of one thread per core
 makes every small matmul wait for the descheduled thread: set 1 there);
-rows/s is measured over the epochs after the first (warm-up). ratio = ours / peer (goal >= 3).
+rows/s is measured over the epochs after the first (warm-up). ratio = ours / peer. Information
+only: the old goal (ratio >= 3) is retired (issue 15): measured at 2.1-2.6, it depends on the
+machine's per-row Python cost more than on us; `replicates_throughput` and the audit's floor
+are the goals now.
 
 Also reported, in the same entry: "matmul_share", the training step's achieved GFLOP/s over
 the machine's fp32 matmul rate (torch.mm of two 2048 x 2048 matrices, median after warm-up).
@@ -53,7 +56,7 @@ from core.learning.pretrain import pretrain  # noqa: E402
 from core.learning.pretrain_config import PretrainConfig  # noqa: E402
 
 AUDIT_BATCH_SIZE = AuditConfig.__dataclass_fields__["batch_size"].default
-GOAL_RATIO = 3.0
+GOAL_RATIO = 3.0  # retired (module docstring); printed for comparison with earlier figures
 STRETCH_MATMUL_SHARE = 0.40
 MATMUL_N = 2048
 
@@ -176,16 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print(f"  ours (core.learning.pretrain.pretrain): {ours:,.0f} rows/s")
     print(f"  peer (per-row Dataset + DataLoader): {peer:,.0f} rows/s")
-    print(f"  ratio ours/peer: {ours / peer:.2f}  goal >= {GOAL_RATIO:g}: "
-          f"{'met' if ours / peer >= GOAL_RATIO else 'NOT met'}")
+    print(f"  ratio ours/peer: {ours / peer:.2f} (information; the ratio >= {GOAL_RATIO:g} goal is retired)")
     print(f"  matmul share: {achieved:.1f} GFLOP/s of {peak:.1f} GFLOP/s = {share:.0%} "
           f"(stretch goal {STRETCH_MATMUL_SHARE:.0%})")
     entry = {
         "value": round(ours, 1), "unit": "rows/s",
         "peer": f"per-row corruption in a torch Dataset + DataLoader (batch {args.batch_size}, num_workers=0), "
                 "same encoder and loss",
-        "peer_value": round(peer, 1), "ratio": round(ours / peer, 3), "goal": f"ratio >= {GOAL_RATIO:g}",
-        "met": ours / peer >= GOAL_RATIO,
+        "peer_value": round(peer, 1), "ratio": round(ours / peer, 3), "goal": f"none: information (ratio >= {GOAL_RATIO:g} retired)",
         "matmul_share": round(share, 4), "matmul_share_goal": f">= {STRETCH_MATMUL_SHARE:.0%} (stretch)",
         "achieved_gflops": round(achieved, 2), "matmul_gflops": round(peak, 2),
         "flops_per_row": flops_per_row(d, args.batch_size),
