@@ -95,36 +95,34 @@ class ClassicalModel:
             {"learning_rate": lr, "max_leaf_nodes": leaves} for lr, leaves in HGB_GRID]
         best = None
         for setting in settings:
-            state = fit_one(setting, X_train, y_train, X_val, y_val)
-            val_loss = binary_nll(_logits(state, X_val), y_val)
-            self.history.append({**setting, **state.get("report", {}), "val_loss": val_loss})
+            model, report = fit_one(setting, X_train, y_train, X_val, y_val)
+            val_loss = binary_nll(model.decision_function(X_val), y_val)
+            self.history.append({**setting, **report, "val_loss": val_loss})
             if best is None or val_loss < best[0]:  # strict: the first (simplest) wins ties
-                best = (val_loss, setting, state)
-        _, self.setting_, state = best
-        self._set_state(state)
+                best = (val_loss, setting, model)
+        _, self.setting_, model = best
+        self._set_state(_state_of(model))
+        # What is evaluated here (and saved) must be scikit-learn's own model, or the audit audits another one
+        # (LR: up to float32 rounding, which scikit-learn computes in for float32 rows).
+        if not np.allclose(self.logits(X_val[:256]), model.decision_function(X_val[:256]), rtol=1e-5, atol=1e-5):
+            raise RuntimeError(f"{self.kind} reads back differently from scikit-learn's model")
         self.calibration = calibration_summary(self.logits(X_val), y_val)
         self.temperature = float(self.calibration["temperature"])
         return self
 
-    def _fit_logistic(self, setting: dict, X_train, y_train, X_val, y_val) -> dict:
+    def _fit_logistic(self, setting: dict, X_train, y_train, X_val, y_val) -> tuple[LogisticRegression, dict]:
         model = LogisticRegression(C=setting["C"], max_iter=5000, random_state=self.random_state)
         model.fit(X_train, y_train)
-        return {"coef": model.coef_.ravel().astype(np.float64), "intercept": float(model.intercept_[0]),
-                "report": {"n_iter": int(model.n_iter_[0])}}
+        return model, {"n_iter": int(model.n_iter_[0])}
 
-    def _fit_boosting(self, setting: dict, X_train, y_train, X_val, y_val) -> dict:
+    def _fit_boosting(self, setting: dict, X_train, y_train, X_val,
+                      y_val) -> tuple[HistGradientBoostingClassifier, dict]:
         model = HistGradientBoostingClassifier(learning_rate=setting["learning_rate"],
                                                max_leaf_nodes=setting["max_leaf_nodes"], max_iter=HGB_MAX_ITER,
                                                early_stopping=True, n_iter_no_change=HGB_PATIENCE,
                                                scoring="loss", random_state=self.random_state)
-        model.fit(X_train, y_train, X_val=X_val, y_val=y_val)
-        trees = [_tree_of(predictors[0].nodes) for predictors in model._predictors]  # sklearn's fitted trees
-        state = {"trees": trees, "baseline": float(np.ravel(model._baseline_prediction)[0]),
-                 "report": {"n_trees": len(trees)}}
-        # The trees as evaluated here must be sklearn's own model, or the audit audits another one.
-        if not np.allclose(_logits(state, X_val[:256]), model.decision_function(X_val[:256]), atol=1e-8):
-            raise RuntimeError("gradient-boosting trees read back differently from scikit-learn's model")
-        return state
+        model.fit(X_train, y_train, X_val=X_val, y_val=y_val)  # early stopping on the validation rows
+        return model, {"n_trees": int(model.n_iter_)}
 
     def _set_state(self, state: dict) -> None:
         if self.kind == LOGISTIC_REGRESSION:
@@ -233,9 +231,18 @@ def _tree_of(nodes) -> dict[str, np.ndarray]:
     return {name: np.asarray(nodes[name], dtype=types[name]) for name in _TREE_FIELDS}
 
 
+def _state_of(model) -> dict:
+    """The learned numbers of a fitted scikit-learn model, as this module evaluates and saves them."""
+    if isinstance(model, LogisticRegression):
+        return {"coef": model.coef_.ravel().astype(np.float64), "intercept": float(model.intercept_[0])}
+    trees = [_tree_of(predictors[0].nodes) for predictors in model._predictors]  # sklearn's fitted trees (binary)
+    return {"trees": trees, "baseline": float(np.ravel(model._baseline_prediction)[0])}
+
+
 def _tree_values(tree: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
     """Each row's leaf value: from the root, go left where x[feature] <= threshold (NaN: where
-    the split sends missing values), as scikit-learn's predictor does for numeric splits."""
+    the split sends missing values), as scikit-learn's predictor does for numeric splits. (One
+    tree at a time: walking all trees at once in one array was 2x slower on Adult's test rows.)"""
     node = np.zeros(len(X), dtype=np.int64)
     rows = np.arange(len(X))
     while True:

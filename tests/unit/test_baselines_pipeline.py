@@ -16,6 +16,7 @@ from core.explain.counterfactual import flip_row, nearest_counterfactuals
 from core.results.quality import flagged_models, versus_classical
 from core.run.config import AuditConfig
 from core.run.pipeline import run_audit
+from core.run.training import shared_fit
 from core.vocabulary import BASELINES
 
 TINY = dict(data="german", target="credit", sensitive=["sex"], positive="good", epochs=1, finetune_epochs=2,
@@ -78,3 +79,12 @@ def test_baselines_none_on_the_command_line_leaves_them_out():
 def test_an_audit_without_baselines_has_none(tmp_path):
     report = run_audit(AuditConfig(**{**TINY, "replicates": 1, "baselines": []}), tmp_path)
     assert [m["name"] for m in report["models"]] == ["scarf+linear", "supervised"]
+
+
+def test_replicates_on_the_same_rows_share_one_classical_fit(audit_dir):
+    rows = [np.arange(10), np.arange(10)[::-1], np.arange(5), np.arange(10)]
+    assert [shared_fit(rows, r) for r in range(4)] == [0, 0, 2, 0]
+    report = json.loads((audit_dir / "report.json").read_text())  # label fraction 1: the same rows twice
+    for model in report["models"]:
+        spread = model["aggregate"]["overall"]["roc_auc"]
+        assert (spread["sd"] == 0) == (model["strategy"] == "classical")
