@@ -34,7 +34,7 @@ from core.learning.classical import ClassicalModel
 from core.learning.finetune.classifier import TrainedClassifier
 from core.learning.outside import OnStudy, load_outside_model
 from core.results import folder
-from core.vocabulary import CLASSICAL, UPLOADED
+from core.vocabulary import CLASSICAL, PREDICTIONS_STUDY, UPLOADED
 
 UNSEEN = "(unseen)"
 THRESHOLD = 0.5  # the audit's decision threshold: decision = probability >= 0.5
@@ -275,6 +275,8 @@ def load_run(run_dir: str | Path) -> RunContext:
     if not run_dir.is_dir():
         raise InputError(f"Run folder '{run_dir}' does not exist",
                          "Give the --out folder of 'equiscope audit' (or a dashboard run's folder)")
+    if (run_dir / folder.REPORT).is_file() and not (run_dir / STUDY_FILE).exists():
+        _refuse_predictions_only(run_dir)
     missing = [name for name in (STUDY_FILE, folder.REPORT, folder.PREDICTIONS) if not (run_dir / name).exists()]
     if missing:
         raise InputError(f"'{run_dir}' is not a finished audit run ({', '.join(missing)} missing)",
@@ -287,3 +289,14 @@ def load_run(run_dir: str | Path) -> RunContext:
     predictions = folder.read_predictions(run_dir).set_index("row_id", drop=False)
     codec = RawCodec(study.encoder, study.data.withheld_columns)
     return RunContext(run_dir=run_dir, study=study, report=report, predictions=predictions, codec=codec)
+
+
+def _refuse_predictions_only(run_dir: Path) -> None:
+    """A run of uploaded predictions has no model to ask: say so rather than "not finished"."""
+    try:
+        kind = folder.ReportView(folder.read_report(run_dir)).kind
+    except (OSError, ValueError):
+        return
+    if kind == PREDICTIONS_STUDY:
+        raise InputError(f"The run in '{run_dir}' audited uploaded predictions only: there is no model to explain",
+                         "Explanations need the model itself; audit its model file (--model, skops or ONNX)")

@@ -214,3 +214,9 @@ def test_cli_refuses_a_score_column_outside_zero_one(tmp_path, capsys):
     code = main(["audit", "--predictions", str(path), "--target", "granted", "--sensitive", "sex", "--scores",
                  "fair", "--out", str(tmp_path / "out"), "--workspace", str(tmp_path / "ws")])
     assert code == 2 and "The score column 'fair' has values outside [0, 1]" in capsys.readouterr().err
+
+
+def test_explain_says_a_predictions_run_has_no_model_to_ask(uploaded_run, capsys):
+    _, out = uploaded_run
+    code = main(["explain", "--run", str(out), "--row", "0"])
+    assert code == 2 and "audited uploaded predictions only: there is no model to explain" in capsys.readouterr().err
