@@ -5,8 +5,10 @@ and Explain say why they are not available). No worker process is started."""
 
 from __future__ import annotations
 
+import io
 import pickle
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,7 +24,7 @@ from core.run import uploaded
 from core.run.uploaded import UploadedConfig, run_uploaded_audit
 from core.workspace import jobs
 from core.workspace.store import Workspace
-from dashboard.components import review_views
+from dashboard.components import predictions_setup, review_views
 
 FAIRNESS, COMPARE, REVIEW = "app_pages/fairness.py", "app_pages/compare.py", "app_pages/review.py"
 EMBEDDINGS, EXPLAIN = "app_pages/embeddings.py", "app_pages/explain.py"
@@ -198,3 +200,26 @@ def test_a_predictions_run_takes_review_notes_a_sign_off_and_the_report(make_app
     built, = review_views.reports_dir(ws, run["id"]).glob("report-*.html")
     html = built.read_text()
     assert "vendor_score" in html and "Vendor and in-house scores checked." in html
+
+
+def test_a_model_file_next_to_the_table_queues_its_audit_alone(make_app, workspace, worker_calls, monkeypatch):
+    """The file is read by a stand-in loader (skops may not be installed); it is checked before
+    anything is saved, then stored in the workspace with the table when the audit starts."""
+    frame = pd.read_csv(io.BytesIO(predictions_csv()))
+    fitted = LogisticRegression().fit(frame[["vendor_score", "inhouse_score"]], frame["repaid"])
+    monkeypatch.setattr(predictions_setup, "load_outside_model",
+                        lambda path, trust_types=(): from_estimator(fitted, "vendor"))
+    app = predictions_page(make_app, predictions_csv())
+    app.selectbox(key="pred_target").set_value("repaid").run()
+    app.file_uploader(key="pred_model_file").upload("vendor.skops", b"PK\x03\x04 stand-in",
+                                                     "application/octet-stream").run()
+    assert not errors(app), errors(app)
+    assert any("**vendor** reads 2 columns" in c.value for c in app.caption)
+    assert not (workspace / "uploads").exists()
+    app.button(key="pred_audit").click().run()
+    assert not app.exception and not errors(app), errors(app)
+    run, = Workspace(workspace).list_runs(kind="audit")
+    config = run["config"]
+    assert config["kind"] == "outside-model" and config["scores"] == [] and config["positive"] == "yes"
+    assert Path(config["model"]).read_bytes() == b"PK\x03\x04 stand-in"
+    assert workspace in Path(config["model"]).parents and worker_calls
