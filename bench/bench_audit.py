@@ -71,18 +71,23 @@ def main(argv: list[str] | None = None) -> int:
         timings = json.loads((out / TIMINGS).read_text(encoding="utf-8"))
         report = json.loads((out / REPORT).read_text(encoding="utf-8"))
     floor = training_floor(timings, report, quick=args.quick)
+    info = machine()
     descendants = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     peak_gb = measured.peak_rss_bytes / GB
     wall = measured.wall_s
     ratio = min(BUDGET_S / wall, BUDGET_GB / peak_gb)
     stages = {k: round(v, 2) for k, v in timings.items() if isinstance(v, (int, float))}
     stages["startup_and_report_s"] = round(wall - timings["total_s"], 2)
-    info = machine()
     met = wall <= BUDGET_S and peak_gb <= BUDGET_GB
     print(f"equiscope audit {' '.join(options)} ({machine_line(info)})")
     print(f"  wall {wall:.1f} s (budget {BUDGET_S:.0f} s), peak RSS {peak_gb:.2f} GB (budget {BUDGET_GB:g} GB): "
           f"{'met' if met else 'NOT met'}")
     print("  stages: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
+    cores_busy = measured.cpu_s / (wall * info["cores"])
+    timeline = busy_by_stage(measured.busy or [], stages, wall)
+    print(f"  CPU {measured.cpu_s:.0f} s of the audit's processes over {wall:.0f} s x {info['cores']} cores: "
+          f"{cores_busy:.0%} busy; the machine's busy share by stage: "
+          + ", ".join(f"{k} {v:.0%}" for k, v in timeline.items()))
     floor_met = timings["training_s"] <= FLOOR_FACTOR * floor["floor_s"]
     print(f"  training {timings['training_s']:.1f} s against an arithmetic floor of {floor['floor_s']:.1f} s "
           f"({floor['flops'] / 1e12:.2f} TFLOP at {floor['matmul_gflops']:.0f} GFLOP/s, {floor['precision']}): "
@@ -96,11 +101,29 @@ def main(argv: list[str] | None = None) -> int:
         "floor_s": round(floor["floor_s"], 2), "training_over_floor": round(timings["training_s"] / floor["floor_s"], 3),
         "floor_goal": f"training_s <= {FLOOR_FACTOR:g} x floor_s", "floor_met": floor_met,
         "training_tflop": round(floor["flops"] / 1e12, 3), "matmul_gflops": round(floor["matmul_gflops"], 1),
-        "precision": floor["precision"], "machine": machine_line(info)}
+        "precision": floor["precision"], "cpu_s": round(measured.cpu_s, 1), "cores_busy": round(cores_busy, 3),
+        "busy_by_stage": {k: round(v, 3) for k, v in timeline.items()}, "machine": machine_line(info)}
     name = "audit_end_to_end" if args.replicates in (None, 5) else f"audit_end_to_end_r{args.replicates}"
     path = merge_result(name, entry, quick=args.quick)
     print(f"wrote {name} to {path}")
     return 0
+
+
+def busy_by_stage(samples: list[tuple[float, float]], stages: dict, wall: float) -> dict[str, float]:
+    """The machine's mean busy share (bench.common.BusySampler) over each stage. The stages run
+    in the order study, training, audit; what is before and after them (imports, the HTML, the
+    rename) is split evenly between "startup" and "report", an approximation of seconds."""
+    outside = (wall - stages["total_s"]) / 2
+    bounds, start = {}, outside
+    for name in ("study_s", "training_s", "audit_s"):
+        bounds[name.removesuffix("_s")] = (start, start + stages[name])
+        start += stages[name]
+    means = {}
+    for name, (low, high) in bounds.items():
+        inside = [share for t, share in samples if low <= t < high]
+        if inside:
+            means[name] = sum(inside) / len(inside)
+    return means
 
 
 def training_floor(timings: dict, report: dict, *, quick: bool) -> dict:

@@ -16,6 +16,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -123,6 +124,8 @@ class Measured:
     wall_s: float
     peak_rss_bytes: int    # of this child alone (wait4), its own children not included
     stdout: str
+    cpu_s: float = 0.0     # user + system CPU seconds of the child and the descendants it waited for
+    busy: list[tuple[float, float]] | None = None  # (seconds since start, machine's busy share) each second
 
 
 def run_measured(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
@@ -131,14 +134,48 @@ def run_measured(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path
     exactly this child, unlike RUSAGE_CHILDREN which is the maximum over every child ever
     waited for), and its stdout (stderr passes through, for progress)."""
     start = time.perf_counter()
+    sampler = BusySampler()
+    sampler.start()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE if capture else None, text=True)
     stdout = proc.stdout.read() if proc.stdout is not None else ""
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
+    sampler.stop()
     proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped: Popen must not wait again
     if proc.stdout is not None:
         proc.stdout.close()
-    return Measured(proc.returncode, wall, usage.ru_maxrss * 1024, stdout)
+    return Measured(proc.returncode, wall, usage.ru_maxrss * 1024, stdout, cpu_s=usage.ru_utime + usage.ru_stime,
+                    busy=sampler.samples)
+
+
+class BusySampler(threading.Thread):
+    """The whole machine's busy share of its cores, once a second, from /proc/stat (Linux):
+    1 - idle / total of the "cpu" line's tick deltas. Other work on the machine counts too."""
+
+    def __init__(self, period_s: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.period_s, self.samples = period_s, []
+        self._done = threading.Event()
+
+    @staticmethod
+    def _ticks() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, all
+
+    def run(self) -> None:
+        started = time.perf_counter()
+        idle, total = self._ticks()
+        while not self._done.wait(self.period_s):
+            now_idle, now_total = self._ticks()
+            if now_total > total:
+                self.samples.append((round(time.perf_counter() - started, 1),
+                                     round(1 - (now_idle - idle) / (now_total - total), 3)))
+            idle, total = now_idle, now_total
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
 
 
 def last_json_line(text: str) -> dict[str, Any]:
