@@ -90,6 +90,8 @@ def model_card(report: dict, *, study_name: str | None = None, framing: Mapping 
             f"{fmt_int(study.get('n_test'))} test rows held out from training, the same for every model "
             f"(dataset {study_title(report)}, SHA-256 {str(study.get('dataset_sha256') or 'n/a')[:12]}...)."]),
         _section("training_data", "Training data", [
+            "The models were trained outside Equiscope (uploaded predictions or a model file): their training data "
+            "are not known here." if not view.trained else
             f"{fmt_int(study.get('n_train'))} labelled rows ({fmt_pct(view.label_fraction, 0)} of the training rows "
             f"keep their label), {fmt_int(study.get('n_validation'))} validation rows, and "
             f"{fmt_int(study.get('n_pretrain'))} rows for self-supervised pretraining without labels; "

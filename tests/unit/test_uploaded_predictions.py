@@ -123,7 +123,8 @@ def test_the_report_of_uploaded_models_follows_the_contract(uploaded_run):
     assert set(report["models"][1]["compared_with_supervised"]) == {"sex", "region", "sex & region"}
     assert "reference model 'fair'" in report["multiplicity"]["ssl_vs_supervised"]["what"]
     assert (out / folder.HTML_REPORT).is_file() and not (out / folder.REPORT_ERROR_LOG).exists()
-    assert 'id="pretraining"' not in (out / folder.HTML_REPORT).read_text()  # nothing was trained
+    html = (out / folder.HTML_REPORT).read_text()
+    assert 'id="pretraining"' not in html and "trained outside Equiscope" in html  # nothing was trained here
 
 
 def test_predictions_parquet_holds_every_uploaded_model(uploaded_run):
