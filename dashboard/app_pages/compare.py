@@ -51,9 +51,12 @@ def render() -> None:
     gap = right.selectbox("Gap", GAP_CHOICES, format_func=GAP_NAMES.get, key="compare_gap")
     root = str(ws.root)
     frame = compare_views.table(root, run_ids, attribute, gap, pairs)
-    for run, report in pairs:  # a model no better than chance: its gaps mean little
-        for flagged in flagged_models(report):
-            st.warning(f"{md(run['name'])}: {md(flagged['text'])}", icon=":material/warning:")
+    flagged = [(run, f) for run, report in pairs for f in flagged_models(report)]
+    if flagged:  # the scorecard shows each badge; the whole sentences one click below, not a wall above
+        with st.expander(f"Why {len(flagged)} model{'s are' if len(flagged) != 1 else ' is'} flagged",
+                         icon=":material/warning:"):
+            for run, one in flagged:
+                st.warning(f"{md(run['name'])}: {md(one['text'])}", icon=":material/warning:")
 
     with st.expander("1. Accuracy and fairness: the best trade-offs", icon=":material/scatter_plot:"):
         compare_views.tradeoff_section(frame, gap, attribute, run_ids)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.components import review_views, runs, state
+from dashboard.components import review_views, runs, scorecard_view, state
 
 
 def render() -> None:
@@ -30,7 +30,10 @@ def render() -> None:
     if picked is None:
         return
     run, res = picked
-    review_views.summary(res)
+    framing = {**(study.get("framing") or {}), **scorecard_view.measure_of_study(study)}
+    scorecard_view.scorecard_section(res.report, framing)  # the five-minute read, as in the report
+    with st.expander("The full summary, sentence by sentence", icon=":material/notes:"):
+        review_views.summary(res)
 
     st.header("3. Stakeholder report", divider="gray")
     review_views.report_section(ws, study, run, res, notes)

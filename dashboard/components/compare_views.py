@@ -85,10 +85,13 @@ def table_section(frame: pd.DataFrame, gap: str, attribute: str) -> None:
         "Gap minus ordinary model": ["baseline" if m == SUPERVISED else fmt_num(v) if is_number(v) else NOT_AVAILABLE
                                      for m, v in zip(frame["model"], frame["gap_vs_supervised"], strict=True)],
         "Best trade-off": ["yes" if f else "" for f in frame["pareto_worst_group"] | frame["pareto_gap"]]})
+    if frame["label_fraction"].nunique() == 1:  # one share of labels: a column saying it again hides others
+        shown = shown.drop(columns="Labels")
+    small = {name: st.column_config.TextColumn(width="small") for name in shown.columns[2:]}
     st.dataframe(shown, hide_index=True, width="stretch", column_config={
-        "Model": st.column_config.TextColumn(width="large"),
+        **small, "Model": st.column_config.TextColumn(width="medium"),
         "Gap minus ordinary model": st.column_config.TextColumn(
-            help="This model's gap minus the ordinary (supervised) model's in the same run (negative: narrower). "
+            width="small", help="This model's gap minus the ordinary (supervised) model's in the same run (negative: narrower). "
                  "See the paired comparison below for whether it is a clear change.")})
     st.caption(f"Gaps and worst-group accuracy are for {md(attribute)}. n/a: undefined (for example a rate "
                "with no row to compute it on). The download keeps the exact values, their intervals and the "

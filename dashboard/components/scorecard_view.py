@@ -29,8 +29,8 @@ def framing_section(ws: Workspace, study: StudyRecord, report: dict, key: str) -
     chosen measure ("measure", "rationale")."""
     framing = dict(study.get("framing") or {})
     effect = outcome_effect_of(ReportView(report), framing.get("outcome_effect"))
-    with st.expander("Who is favoured, and which fairness measure leads" +
-                     ("" if effect else " (not said yet)"), expanded=effect is None,
+    # one label whatever the answer: a label that changes makes a new expander, which jumps open or shut
+    with st.expander("Who is favoured, and which fairness measure leads", expanded=effect is None,
                      icon=":material/balance:"):
         positive = md(str((report.get("study") or {}).get("positive_label")))
         options = ["helps", "harms", _NOT_SAID]

@@ -328,7 +328,7 @@ def test_compare_with_two_runs_names_colours_and_marks_each_run_and_writes_every
     table = app.dataframe[0].value
     assert any(m.startswith("Second look: ") for m in table["Model"])
     assert not table.isna().any().any() and "None" not in table.to_string()
-    assert list(table.columns) == ["Model", "Code name", "Labels", "Accuracy", "Balanced accuracy",
+    assert list(table.columns) == ["Model", "Code name", "Accuracy", "Balanced accuracy",
                                    "Worst-group accuracy", "Equalized-odds gap", "Gap minus ordinary model",
                                    "Best trade-off"]
     assert text(app).count("Largest gap:") + text(app).count("No model shows") == 2  # one scorecard per run

@@ -8,6 +8,7 @@ pipeline writes report.html itself.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -59,10 +60,12 @@ def test_report_opens_offline_and_draws_every_chart(page: Page, audit_dir: Path,
     assert charts.count() == 6
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 12")
     bars = page.locator('[id="gap-0"] .bars .point path')
-    assert bars.count() == 6  # 3 models x 2 panels (a bar of height 0 is still a path)
+    n_models = len(json.loads((audit_dir / "report.json").read_text())["models"])  # MLPs + classical baselines
+    assert bars.count() == 2 * n_models  # every model x 2 panels (a bar of height 0 is still a path)
     assert page.locator('[id="umap"] .scatterlayer .point').count() > 0
     assert page.locator("#summary li.finding").count() >= 1
     assert outside == [] and errors == []
+    assert page.locator("#scorecard").is_visible() and page.locator("#model-card").is_visible()
     page.screenshot(path=str(screenshots / "report.png"))
     page.locator("#gaps").screenshot(path=str(screenshots / "report-gaps.png"))
 
