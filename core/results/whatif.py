@@ -91,11 +91,13 @@ def describe_rule(rule: Mapping) -> str:
     """A per-group decision rule in words: 'score >= 0.42', or a randomised mix of two
     thresholds, or (equalized odds) a share of rows decided by a coin."""
     parts = []
-    for part in rule.get("thresholds") or []:
+    for part in rule.get("thresholds") or []:  # in words, not "score > 0.561 for 26% of rows" (issue 17)
         threshold = part["threshold"]
-        text = ("always positive" if threshold == -math.inf else "never positive" if threshold == math.inf
-                else f"score {part['operator']} {threshold:.3f}")
-        parts.append(text if part["probability"] >= 1 else f"{text} for {_share(part['probability'])} of rows")
+        above = "at least" if part["operator"] == ">=" else "above"
+        text = ("always predicted positive" if threshold == -math.inf else "never predicted positive"
+                if threshold == math.inf else f"predicted positive when the model's score is {above} {threshold:.2f}")
+        parts.append(text if part["probability"] >= 1 else
+                     f"for a random {_share(part['probability'])} of the group's rows, {text}")
     text = "; ".join(parts) or "no rule"
     if rule.get("p_constant"):
         text += (f"; {_share(rule['p_constant'])} of rows decided by a coin that says positive with "

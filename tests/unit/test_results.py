@@ -252,7 +252,8 @@ def test_describe_rule_in_words():
                            {"operator": ">", "threshold": -math.inf, "probability": 0.75}],
             "p_constant": 0.1, "constant_positive_rate": 0.3}
     text = whatif.describe_rule(rule)
-    assert "score > 0.400 for 25% of rows" in text and "always positive for 75% of rows" in text
+    assert "for a random 25% of the group's rows, predicted positive when the model's score is above 0.40" in text
+    assert "for a random 75% of the group's rows, always predicted positive" in text
     assert "10% of rows decided by a coin" in text
 
 
