@@ -36,12 +36,14 @@ def res(run_dir):
 
 
 def test_load_results_reads_every_artifact(res):
-    assert res.models == ["scarf+linear", "scarf+bn-stats", "supervised"]
+    # the MLPs, then the classical baselines (core.learning.classical), which have no map
+    assert res.models[:3] == ["scarf+linear", "scarf+bn-stats", "supervised"]
+    assert [res.view.model(m).strategy for m in res.models[3:]] == ["classical"] * len(res.models[3:])
     assert res.sensitive == ["sex", "age"]
     assert res.partitions == ["sex", "age", "sex & age"]
     n_test = res.report["study"]["n_test"]
     assert len(res.predictions) == n_test and len(res.validation) == res.report["study"]["n_validation"]
-    assert set(res.embeddings["model"]) == set(res.models)
+    assert set(res.embeddings["model"]) == set(res.models[:3])
     assert res.timings["total_s"] > 0
 
 
@@ -310,7 +312,7 @@ def test_the_run_folder_names_its_columns_and_reads_a_report_with_parts_missing(
         res.view.model("nope")
     view = res.view
     assert view.partitions == ["sex", "age", "sex & age"] and view.intersections == ["sex & age"]
-    assert view.model("supervised").gaps("sex") == res.report["models"][-1]["gaps"]["sex"]
+    assert view.model("supervised").gaps("sex") == res.report["models"][2]["gaps"]["sex"]
     assert view.n_boot() == 50 and view.seed == 0
 
 
