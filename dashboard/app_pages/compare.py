@@ -36,11 +36,13 @@ def render() -> None:
         runs.one_run_notice(loaded[run["id"]], runs.run_label(run) if len(finished) > 1 else None)
     st.header("Scorecard", divider="gray")
     framing = {**(study.get("framing") or {}), **scorecard_view.measure_of_study(study)}
-    for run in finished:  # newest first: the run a reviewer just made
-        if len(finished) > 1:
-            st.subheader(run["name"])
-        scorecard_view.scorecard_section(loaded[run["id"]].report, framing,
-                                         run["name"] if len(finished) > 1 else None)
+    newest, *older = finished  # the run a reviewer just made leads; earlier runs one click below
+    if older:
+        st.subheader(newest["name"])
+    scorecard_view.scorecard_section(loaded[newest["id"]].report, framing, newest["name"] if older else None)
+    for run in older:
+        with st.expander(f"Scorecard of {run['name']}", icon=":material/history:"):
+            scorecard_view.scorecard_section(loaded[run["id"]].report, framing, run["name"])
 
     st.header("Details", divider="gray")
     run_ids = tuple(run["id"] for run in finished)
