@@ -45,7 +45,7 @@ def framing_section(ws: Workspace, study: StudyRecord, report: dict, key: str) -
                              key=f"{key}_scarce")
         new = {**framing, "outcome_effect": None if chosen == _NOT_SAID else chosen,
                "costlier_error": None if costlier == _NOT_SAID else costlier, "scarce": scarce}
-        if new != framing:
+        if any(new[k] != framing.get(k, False if k == "scarce" else None) for k in new):  # only a real change
             ws.set_study_framing(study["id"], new)
             framing = new
         choice = measure_of(framing, framing.get("outcome_effect"))
