@@ -1,20 +1,25 @@
-"""Outside model files (issue 16, item 2): what is refused and why (pickle, unknown formats,
-untrusted skops types, missing packages), how a scikit-learn model's columns and classes are
-matched with the table, the audit of such a model alone on the study's test rows, and LIME and
-attribute flips through its probability function.
+"""Outside model files (issue 16, item 2) on real files: a scikit-learn Pipeline saved with
+skops.io.dump and audited by the CLI (`--model FILE.skops --strategies none`), its untrusted
+types refused unless accepted by name, pickle and joblib refused, the columns and classes matched
+with the table, LIME and attribute flips through its probability function (core.explain and
+`equiscope explain`), and the model joined with Equiscope's own training.
 
-skops and onnxruntime are optional; where one is not installed, its test checks the message
-that says so (and, where it is, the real file)."""
+Every model here is fitted outside Equiscope on German credit's raw columns. The logistic
+pipeline uses only types skops trusts by default; the gradient-boosting one needs
+`sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor` accepted by name."""
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import pickle
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io as sio
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -25,16 +30,12 @@ from core.data.spec import DatasetSpec
 from core.data.study import Study
 from core.errors import InputError
 from core.explain import explain_row, flip_row, load_run
-from core.explain import context as explain_context
 from core.learning.outside import from_estimator, is_pickle, load_outside_model, positive_column
 from core.results import folder
-from core.run import pipeline, uploaded
-from core.run.config import AuditConfig
-from core.run.pipeline import run_audit
-from core.run.uploaded import UploadedConfig, run_uploaded_audit
 
 NUMERIC = ["duration", "credit_amount", "age"]
 CATEGORICAL = ["status", "credit_history", "sex"]
+TREE_TYPE = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +43,42 @@ def german() -> pd.DataFrame:
     return open_source("german").frame
 
 
-@pytest.fixture(scope="module")
-def vendor_pipeline(german):
-    """A vendor's model: fitted outside Equiscope on the table's raw columns (labels good/bad)."""
+def _vendor(german: pd.DataFrame, classifier) -> object:
+    """A vendor's model: a ColumnTransformer (one-hot + scaling) and a classifier, fitted outside
+    Equiscope on the table's raw columns (labels good/bad)."""
     columns = ColumnTransformer([("num", StandardScaler(), NUMERIC),
                                  ("cat", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL)])
-    model = make_pipeline(columns, LogisticRegression(max_iter=500))
-    return model.fit(german[NUMERIC + CATEGORICAL], german["credit"])
+    return make_pipeline(columns, classifier).fit(german[NUMERIC + CATEGORICAL], german["credit"])
+
+
+@pytest.fixture(scope="module")
+def vendor_pipeline(german):
+    return _vendor(german, LogisticRegression(max_iter=500))
+
+
+@pytest.fixture(scope="module")
+def boosted_file(tmp_path_factory, german):
+    """A real .skops file of a gradient-boosting pipeline (it needs TREE_TYPE trusted) and the pipeline."""
+    pipeline_ = _vendor(german, HistGradientBoostingClassifier(max_iter=30, random_state=0))
+    path = tmp_path_factory.mktemp("vendor") / "vendor-gbt.skops"
+    sio.dump(pipeline_, path)
+    return path, pipeline_
+
+
+def _german_study() -> Study:
+    return Study.create(open_source("german"), DatasetSpec(target="credit", sensitive=("sex", "age"),
+                                                           positive_label="good"))
+
+
+def _audit(model_file, out, *extra: str) -> int:
+    return main(["audit", "--data", "german", "--target", "credit", "--positive", "good", "--sensitive", "sex,age",
+                 "--model", str(model_file), "--n-boot", "30", "--out", str(out),
+                 "--workspace", str(out.parent / "ws"), *extra])
+
+
+def _error_lines(stderr: str) -> list[str]:
+    """The CLI's error lines (the progress bar shares stderr)."""
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
 # ----------------------------------------------------------------------------- refusals
@@ -74,33 +104,51 @@ def test_a_file_that_is_no_model_is_refused(tmp_path):
         load_outside_model(tmp_path / "missing.skops")
 
 
-def test_a_skops_file_needs_its_types_accepted_by_name(tmp_path, vendor_pipeline):
+def test_a_skops_file_is_read_with_its_columns_and_classes(tmp_path, vendor_pipeline, german):
     path = tmp_path / "vendor.skops"
-    if importlib.util.find_spec("skops") is None:
-        path.write_bytes(b"PK\x03\x04 not read")
-        with pytest.raises(InputError, match="needs the 'skops' package, which is not installed"):
-            load_outside_model(path)
-        return
-    import skops.io as sio
-
     sio.dump(vendor_pipeline, path)
-    untrusted = sio.get_untrusted_types(file=path)
-    if untrusted:
-        with pytest.raises(InputError, match="not trusted by default"):
-            load_outside_model(path)
-    model = load_outside_model(path, trust_types=untrusted)
+    assert sio.get_untrusted_types(file=path) == []  # a logistic pipeline: every type trusted by default
+    model = load_outside_model(path)
     assert model.name == "vendor" and model.input_columns == NUMERIC + CATEGORICAL
+    assert model.classes == ["bad", "good"]
+    assert np.allclose(model.predict_proba(german.head(50), "good"),
+                       vendor_pipeline.predict_proba(german.head(50)[NUMERIC + CATEGORICAL])[:, 1])
 
 
-def test_an_onnx_file_needs_onnxruntime_or_is_read_with_it(tmp_path):
+def test_untrusted_skops_types_are_refused_until_accepted_by_name(boosted_file):
+    path, _ = boosted_file
+    assert sio.get_untrusted_types(file=path) == [TREE_TYPE]
+    with pytest.raises(InputError, match=f"not trusted by default: {TREE_TYPE}"):
+        load_outside_model(path)
+    with pytest.raises(InputError, match="not trusted by default"):
+        load_outside_model(path, trust_types=["sklearn.ensemble.HistGradientBoostingClassifier"])
+    assert load_outside_model(path, trust_types=[TREE_TYPE]).name == "vendor-gbt"
+
+
+def test_a_damaged_skops_file_is_refused(tmp_path):
+    path = tmp_path / "vendor.skops"
+    path.write_bytes(b"PK\x03\x04 not a whole archive")
+    with pytest.raises(InputError, match="cannot be read as a skops file"):
+        load_outside_model(path)
+
+
+def test_a_file_that_is_no_onnx_graph_is_refused(tmp_path):
     path = tmp_path / "vendor.onnx"
     path.write_bytes(b"\x08\x07 not an onnx graph")
-    if importlib.util.find_spec("onnxruntime") is None:
-        with pytest.raises(InputError, match="needs the 'onnxruntime' package, which is not installed"):
-            load_outside_model(path)
-    else:
-        with pytest.raises(InputError, match="cannot be read as an ONNX model"):
-            load_outside_model(path)
+    with pytest.raises(InputError, match="cannot be read as an ONNX model"):
+        load_outside_model(path)
+
+
+@pytest.mark.parametrize("compress", [0, 3])
+def test_a_joblib_file_is_refused_by_the_cli_with_exit_2(tmp_path, capsys, vendor_pipeline, compress):
+    """joblib's plain files are pickles (refused by their bytes), its compressed ones are refused
+    by their name; neither is ever unpickled."""
+    path = tmp_path / "vendor.joblib"
+    joblib.dump(vendor_pipeline, path, compress=compress)
+    assert _audit(path, tmp_path / "out", "--strategies", "none") == 2
+    error, = _error_lines(capsys.readouterr().err)
+    assert "is a pickle (or joblib) file, which Equiscope never loads" in error
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_cli_refuses_a_pickled_model_with_exit_2(tmp_path, capsys):
@@ -145,75 +193,95 @@ def test_classes_are_matched_with_the_positive_label():
 
 # ----------------------------------------------------------------------------- audited alone, explained
 @pytest.fixture(scope="module")
-def outside_run(tmp_path_factory, vendor_pipeline):
-    """`--model vendor.skops --strategies none` on German credit, the file read by a stand-in
-    loader (skops may not be installed): the rest of the path is the product's."""
-    folder_ = tmp_path_factory.mktemp("outside")
-    model_file = folder_ / "vendor.skops"
-    model_file.write_bytes(b"PK\x03\x04 stand-in")
-    patch = pytest.MonkeyPatch()
-    loader = lambda path, trust_types=(): from_estimator(vendor_pipeline, "vendor")  # noqa: E731
-    patch.setattr(uploaded, "load_outside_model", loader)
-    patch.setattr(explain_context, "load_outside_model", loader)
-    config = UploadedConfig(data="german", target="credit", positive="good", sensitive=["sex", "age"],
-                            model=str(model_file), n_boot=30, kind=uploaded.OUTSIDE_MODEL_STUDY)
-    report = run_uploaded_audit(config, folder_ / "run")
-    yield report, folder_ / "run"
-    patch.undo()
+def outside_run(tmp_path_factory, boosted_file):
+    """`equiscope audit --model vendor-gbt.skops --strategies none --trust-types TREE_TYPE` on German."""
+    path, _ = boosted_file
+    run = tmp_path_factory.mktemp("outside") / "run"
+    assert _audit(path, run, "--strategies", "none", "--trust-types", TREE_TYPE) == 0
+    return json.loads((run / folder.REPORT).read_text()), run
 
 
-def test_an_outside_model_alone_is_audited_on_the_studys_test_rows(outside_run, german, vendor_pipeline):
+def test_without_the_trust_flag_the_cli_lists_the_untrusted_types_and_exits_2(tmp_path, capsys, boosted_file):
+    path, _ = boosted_file
+    assert _audit(path, tmp_path / "out", "--strategies", "none") == 2
+    error, = _error_lines(capsys.readouterr().err)  # one line, the types named
+    assert f"not trusted by default: {TREE_TYPE}" in error
+    assert f"--trust-types {TREE_TYPE}" in error and not (tmp_path / "out").exists()
+
+
+def test_an_outside_model_alone_is_audited_on_the_studys_test_rows(outside_run, german, boosted_file):
     report, run = outside_run
-    study = Study.create(open_source("german"), DatasetSpec(target="credit", sensitive=("sex", "age"),
-                                                            positive_label="good"))
+    _, pipeline_ = boosted_file
+    study = _german_study()
     entry, = report["models"]
-    assert (entry["name"], entry["pretraining"], entry["strategy"]) == ("vendor", None, "uploaded")
-    assert report["study"]["kind"] == "outside-model" and report["study"]["model_file"] == "vendor.skops"
+    assert (entry["name"], entry["pretraining"], entry["strategy"]) == ("vendor-gbt", None, "uploaded")
+    assert report["study"]["kind"] == "outside-model" and report["study"]["model_file"] == "vendor-gbt.skops"
+    assert report["config"]["trust_types"] == [TREE_TYPE]
     stored = folder.read_predictions(run)
     assert np.array_equal(stored["row_id"], study.split.test)
-    expected = vendor_pipeline.predict_proba(german.iloc[study.split.test][NUMERIC + CATEGORICAL])[:, 1]
-    assert np.allclose(stored["score__vendor"], expected)
+    expected = pipeline_.predict_proba(german.iloc[study.split.test][NUMERIC + CATEGORICAL])[:, 1]
+    assert np.allclose(stored["score__vendor-gbt"], expected, atol=1e-12)
     validation = pd.read_parquet(run / folder.VALIDATION_PREDICTIONS)
     assert np.array_equal(validation["row_id"], study.split.validation)
-    assert (folder.model_dir(run, "vendor") / "vendor.skops").is_file()
+    assert (folder.model_dir(run, "vendor-gbt") / "vendor-gbt.skops").is_file()
 
 
-def test_lime_and_attribute_flips_ask_the_outside_model(outside_run, german, vendor_pipeline):
+def test_lime_and_attribute_flips_ask_the_outside_model(outside_run, german, boosted_file):
     _, run = outside_run
+    _, pipeline_ = boosted_file
     ctx = load_run(run)
     row = int(ctx.test_rows[0])
-    explanation = explain_row(ctx, row, "vendor", num_samples=1000, repeats=1)
-    expected = vendor_pipeline.predict_proba(german.iloc[[row]][NUMERIC + CATEGORICAL])[0, 1]
-    assert explanation.probability == pytest.approx(expected, abs=1e-6)
+    explanation = explain_row(ctx, row, "vendor-gbt", num_samples=1000, repeats=1)
+    expected = pipeline_.predict_proba(german.iloc[[row]][NUMERIC + CATEGORICAL])[0, 1]
+    assert explanation.probability == pytest.approx(expected, abs=1e-9)
     # weights are sorted by size; the model reads six columns, so the strongest are among them
     assert {w.feature for w in explanation.weights[:3]} <= set(NUMERIC + CATEGORICAL)
-    flips = flip_row(ctx, row, "vendor", attributes=["sex"])
+    # a column the model does not read has no effect on it: LIME gives it (near) no weight
+    unread = [w for w in explanation.weights if w.feature not in NUMERIC + CATEGORICAL]
+    assert max(abs(w.weight) for w in unread) < 0.2 * abs(explanation.weights[0].weight)
+    flips = flip_row(ctx, row, "vendor-gbt", attributes=["sex"])
     other = german.iloc[[row]].assign(sex=flips[0]["to"])
-    assert flips[0]["probability"] == pytest.approx(vendor_pipeline.predict_proba(other[NUMERIC + CATEGORICAL])[0, 1],
-                                                    abs=1e-6)
+    assert flips[0]["probability"] == pytest.approx(pipeline_.predict_proba(other[NUMERIC + CATEGORICAL])[0, 1],
+                                                    abs=1e-9)
 
 
-def test_an_outside_model_joins_the_trained_models_on_the_same_rows(tmp_path, vendor_pipeline, german, monkeypatch):
-    """Beside every replicate (it is fixed: its replicates are equal) and compared with the
-    supervised baseline over them, answered on the test rows' raw values."""
-    monkeypatch.setattr(pipeline, "load_outside_model", lambda path, trust_types=(): from_estimator(vendor_pipeline,
-                                                                                                  "vendor"))
+def test_equiscope_explain_reopens_the_kept_skops_file(outside_run, german, boosted_file, capsys):
+    """The run keeps a copy of the file and the accepted types, so explain needs no flag."""
+    _, run = outside_run
+    _, pipeline_ = boosted_file
+    row = int(folder.read_predictions(run)["row_id"].iloc[1])
+    capsys.readouterr()
+    assert main(["explain", "--run", str(run), "--row", str(row), "--num-samples", "300", "--repeats", "1"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["model"] == "vendor-gbt"
+    assert answer["probability"] == pytest.approx(
+        pipeline_.predict_proba(german.iloc[[row]][NUMERIC + CATEGORICAL])[0, 1], abs=1e-9)
+    sex = next(f for f in answer["flip"] if f["attribute"] == "sex")
+    other = german.iloc[[row]].assign(sex=sex["to"])
+    assert sex["probability"] == pytest.approx(pipeline_.predict_proba(other[NUMERIC + CATEGORICAL])[0, 1], abs=1e-9)
+
+
+def test_an_outside_model_joins_the_trained_models_on_the_same_rows(tmp_path, vendor_pipeline, german):
+    """`--model vendor.skops --strategies linear --replicates 1`: the file sits beside the models
+    Equiscope trains, on the same test rows, compared with the supervised baseline."""
     model_file = tmp_path / "vendor.skops"
-    model_file.write_bytes(b"PK\x03\x04 stand-in")
-    config = AuditConfig(data="german", target="credit", positive="good", sensitive=["sex"], epochs=1,
-                         finetune_epochs=2, n_boot=30, strategies=["linear"], baselines=[], umap=False, workers=1,
-                         encoder={"hidden_dim": 16, "depth": 1, "embed_dim": 8}, replicates=2, model=str(model_file))
-    report = run_audit(config, tmp_path / "run")
+    sio.dump(vendor_pipeline, model_file)
+    run = tmp_path / "run"
+    assert _audit(model_file, run, "--strategies", "linear", "--baselines", "none", "--epochs", "1",
+                  "--finetune-epochs", "2", "--replicates", "1", "--no-umap") == 0
+    report = json.loads((run / folder.REPORT).read_text())
     names = [m["name"] for m in report["models"]]
-    assert names[-1] == "vendor" and "supervised" in names and report["study"]["kind"] == "training"
+    assert names[-1] == "vendor" and "supervised" in names and len(names) >= 3
+    assert report["study"]["kind"] == "training"
     vendor = report["models"][-1]
     assert (vendor["pretraining"], vendor["strategy"]) == (None, "uploaded") and "representation" not in vendor
     assert set(vendor["compared_with_supervised"]["sex"]) >= {"equalized_odds_difference"}
-    assert vendor["aggregate"]["overall"]["accuracy"]["sd"] == 0.0  # the same fixed model in both replicates
-    stored = folder.read_predictions(tmp_path / "run")
+    stored = folder.read_predictions(run)
+    assert np.array_equal(stored["row_id"], _german_study().split.test)
     expected = vendor_pipeline.predict_proba(german.iloc[stored["row_id"]][NUMERIC + CATEGORICAL])[:, 1]
-    assert np.allclose(stored["score__vendor"], expected) and np.allclose(stored["score__vendor__r1"], expected)
-    assert (folder.model_dir(tmp_path / "run", "vendor") / "vendor.skops").is_file()
+    assert np.allclose(stored["score__vendor"], expected, atol=1e-12)
+    assert all(f"score__{name}" in stored for name in names)  # every model scored on the same rows
+    assert (folder.model_dir(run, "vendor") / "vendor.skops").is_file()
 
 
 def test_an_outside_model_may_not_take_a_trained_models_name(tmp_path, capsys):
