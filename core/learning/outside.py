@@ -173,17 +173,27 @@ def _load_onnx(path: Path) -> OutsideModel:
     metadata = session.get_modelmeta().custom_metadata_map
     if len(inputs) == 1 and "feature_names" in metadata:
         columns = [c.strip() for c in metadata["feature_names"].split(",") if c.strip()]
+        width, dtype = _width(inputs[0]), _numpy_type(inputs[0].type)
+        if width is not None and width != len(columns):
+            raise InputError(f"The ONNX model '{path.stem}' takes {width} values per row, but its metadata "
+                             f"'feature_names' names {len(columns)} columns ({', '.join(columns[:8])})",
+                             "Export it again with 'feature_names' listing its input's columns in order")
 
         def feed(rows: pd.DataFrame) -> dict:
-            return {inputs[0].name: rows[columns].to_numpy(dtype=np.float32)}
-    elif len(inputs) > 1 or inputs[0].shape[-1] == 1:
+            return {inputs[0].name: rows[columns].to_numpy(dtype=dtype)}
+    elif len(inputs) > 1 or _width(inputs[0]) == 1:
+        wide = [f"'{i.name}' ({_width(i)} values)" for i in inputs if _width(i) not in (1, None)]
+        if wide:
+            raise InputError(f"The ONNX model '{path.stem}' has several inputs, and not one value per row in "
+                             f"{', '.join(wide[:8])}, so they cannot be matched with the table's columns",
+                             "Export it with one input of shape (rows, 1) per column, named after the column")
         columns = [i.name for i in inputs]
         kinds = {i.name: i.type for i in inputs}
 
         def feed(rows: pd.DataFrame) -> dict:
             return {c: _onnx_column(rows[c], kinds[c]) for c in columns}
     else:
-        raise InputError(f"The ONNX model '{path.stem}' takes one unnamed input of width {inputs[0].shape[-1]}, so "
+        raise InputError(f"The ONNX model '{path.stem}' takes one unnamed input of width {_width(inputs[0]) or 'unknown'}, so "
                          "its columns cannot be matched with the table's",
                          "Export it with one input per column (named after the columns), or set its metadata "
                          "'feature_names' to the columns in order")
@@ -194,7 +204,12 @@ def _load_onnx(path: Path) -> OutsideModel:
         result = session.run([output], feed(rows))[0]
         if isinstance(result, list):  # skl2onnx's ZipMap: one {class: probability} per row
             return np.asarray([[row[key] for key in sorted(row)] for row in result], dtype=np.float64)
-        return np.asarray(result, dtype=np.float64)
+        result = np.asarray(result, dtype=np.float64)
+        if result.ndim == 1 or (result.ndim == 2 and result.shape[1] == 1):
+            # one probability per row (a Sigmoid output): that of the second class, as scikit-learn orders them
+            positive = result.reshape(-1)
+            return np.column_stack([1.0 - positive, positive])
+        return result
 
     notes = [] if "classes" in metadata else [f"The ONNX model '{path.stem}' names no classes; its second "
                                               "probability column is read as the positive label's."]
@@ -212,13 +227,26 @@ def _probability_output(session) -> str:
     return names[-1]
 
 
+def _width(node) -> int | None:
+    """The number of values per row of an ONNX input (its last dimension), None where symbolic."""
+    shape = list(node.shape or [])
+    return shape[-1] if len(shape) >= 2 and isinstance(shape[-1], int) else None
+
+
+def _numpy_type(onnx_type: str) -> type:
+    """The numpy element type of an ONNX tensor type such as 'tensor(float)'."""
+    if "string" in onnx_type:
+        return object
+    return {"tensor(double)": np.float64, "tensor(int64)": np.int64, "tensor(int32)": np.int32}.get(onnx_type,
+                                                                                                    np.float32)
+
+
 def _onnx_column(series: pd.Series, onnx_type: str) -> np.ndarray:
     """One raw column as an ONNX input of shape (n, 1) and the input's element type."""
-    if "string" in onnx_type:
+    dtype = _numpy_type(onnx_type)
+    if dtype is object:
         return series.astype(str).to_numpy(dtype=object).reshape(-1, 1)
-    if "int64" in onnx_type:
-        return series.to_numpy(dtype=np.int64).reshape(-1, 1)
-    return series.to_numpy(dtype=np.float32).reshape(-1, 1)
+    return series.to_numpy(dtype=dtype).reshape(-1, 1)
 
 
 class OnStudy:
