@@ -136,6 +136,23 @@ def is_pickle(head: bytes) -> bool:
     return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
+def skops_untrusted_types(path: str | Path) -> list[str]:
+    """The types a skops file would build that skops does not trust by default (read from the
+    archive's schema, nothing loaded): what a reviewer must accept by name. InputError for a
+    file that is no skops archive."""
+    path = Path(path)
+    try:
+        import skops.io as sio  # optional, as in _load_skops
+    except ImportError:
+        raise InputError("Reading a skops model needs the 'skops' package, which is not installed",
+                         "Install it (pip install skops), or export the model to ONNX") from None
+    try:
+        return [str(t) for t in sio.get_untrusted_types(file=path)]
+    except Exception as error:  # not a skops archive, or a damaged one
+        raise InputError(f"'{path.name}' cannot be read as a skops file ({error})",
+                         "Save the model again with skops.io.dump") from None
+
+
 def _load_skops(path: Path, trust_types: list[str]) -> OutsideModel:
     # Imported here: skops is optional, and only a skops file needs it.
     try:
@@ -143,11 +160,7 @@ def _load_skops(path: Path, trust_types: list[str]) -> OutsideModel:
     except ImportError:
         raise InputError("Reading a skops model needs the 'skops' package, which is not installed",
                          "Install it (pip install skops), or export the model to ONNX") from None
-    try:
-        untrusted = list(sio.get_untrusted_types(file=path))
-    except Exception as error:  # not a skops archive, or a damaged one
-        raise InputError(f"'{path.name}' cannot be read as a skops file ({error})",
-                         "Save the model again with skops.io.dump") from None
+    untrusted = skops_untrusted_types(path)
     refused = [t for t in untrusted if t not in set(trust_types)]
     if refused:
         raise InputError(f"The model file '{path.name}' uses types that are not trusted by default: "

@@ -20,7 +20,7 @@ from core.data.predictions import MAX_MODELS, PredictionsTable, read_predictions
 from core.data.source import DataSource
 from core.data.spec import DatasetSpec, prepare, suggest_sensitive
 from core.errors import InputError
-from core.learning.outside import load_outside_model
+from core.learning.outside import SKOPS_SUFFIXES, load_outside_model, skops_untrusted_types
 from core.run.uploaded import OUTSIDE_MODEL_STUDY, UploadedConfig
 from core.vocabulary import DECISION_THRESHOLD, PREDICTIONS_STUDY
 from core.workspace import jobs
@@ -71,10 +71,6 @@ def render(ws, table: tables.Table) -> None:
                           max_selections=MAX_MODELS)
         if session["pred_scores"]:
             st.slider("A score counts as positive from", 0.01, 0.99, DECISION_THRESHOLD, 0.01, key="pred_threshold")
-    else:
-        st.text_input("Types you accept in the skops file (comma-separated, after reviewing them)",
-                      key="pred_trust_types", help="skops lists the types a file builds; any it does not trust "
-                                                   "by default must be accepted by name")
     st.selectbox("Bootstrap resamples for the intervals", N_BOOT_CHOICES, index=1, key="pred_n_boot")
 
     config = _config(table, model_file)
@@ -113,7 +109,9 @@ def _config(table: tables.Table, model_file) -> UploadedConfig | None:
         if model_file is not None:
             if not base["sensitive"]:
                 raise InputError("No sensitive attribute chosen", "Choose the groups to compare")
-            trust = [t.strip() for t in session.get("pred_trust_types", "").split(",") if t.strip()]
+            trust = _accepted_types(model_file.name, model_file.getvalue())
+            if trust is None:
+                return None
             model = _check_model_file(model_file.name, model_file.getvalue(), trust)
             st.caption(f"Model **{md(model.name)}** reads {len(model.input_columns)} columns; it is applied to the "
                        "table's test rows (the split a training audit of this table uses).")
@@ -136,6 +134,32 @@ def _check_model_file(name: str, data: bytes, trust: list[str]):
         path = Path(folder) / Path(name).name
         path.write_bytes(data)
         return load_outside_model(path, trust_types=trust)
+
+
+def _accepted_types(name: str, data: bytes) -> list[str] | None:
+    """The skops types the reviewer accepts: every type skops does not trust by default is
+    listed by name and must be ticked before the file is loaded (loading a type runs its code);
+    None until each is. An ONNX file (or a pickle, refused when loaded) has none to accept."""
+    if Path(name).suffix.lower() not in SKOPS_SUFFIXES:
+        return []
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / Path(name).name
+        path.write_bytes(data)
+        untrusted = skops_untrusted_types(path)  # read from the archive's schema: nothing is loaded
+    if not untrusted:
+        return []
+    session = st.session_state
+    session["pred_trust_types"] = [t for t in session.get("pred_trust_types") or [] if t in untrusted]
+    st.warning(f"**{md(name)}** builds {len(untrusted)} type{'s' if len(untrusted) > 1 else ''} that skops does "
+               "not trust by default: " + ", ".join(f"`{t}`" for t in untrusted) + ". Loading a type runs its code; "
+               "accept each one by name once you know where it comes from.", icon=":material/warning:")
+    st.multiselect("Types I have reviewed and accept", untrusted, key="pred_trust_types")
+    refused = [t for t in untrusted if t not in session["pred_trust_types"]]
+    if refused:
+        st.info(f"The model is loaded, and the audit can start, once every listed type is accepted "
+                f"({len(refused)} not yet).", icon=":material/info:")
+        return None
+    return list(session["pred_trust_types"])
 
 
 def _describe(checked: PredictionsTable) -> None:

@@ -14,20 +14,24 @@ import numpy as np
 import pandas as pd
 import pytest
 from apphelpers import errors
+import skops.io as sio
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from core.data.source import open_source
-from core.explain import context as explain_context
-from core.learning.outside import from_estimator
 from core.results.formatting import fmt_pct
 from core.run import uploaded
 from core.run.uploaded import UploadedConfig, run_uploaded_audit
 from core.workspace import jobs
 from core.workspace.store import Workspace
-from dashboard.components import predictions_setup, review_views
+from dashboard.components import review_views
 
 FAIRNESS, COMPARE, REVIEW = "app_pages/fairness.py", "app_pages/compare.py", "app_pages/review.py"
 EMBEDDINGS, EXPLAIN = "app_pages/embeddings.py", "app_pages/explain.py"
+TREE_TYPE = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
 
 
 def predictions_csv(n: int = 400, seed: int = 1, **overrides) -> bytes:
@@ -158,17 +162,16 @@ def test_threshold_what_ifs_work_on_uploaded_scores_and_say_why_not_on_decisions
     assert any("Uploaded predictions have no validation rows to fit fair thresholds on" in e for e in errors(app))
 
 
-def test_explain_asks_an_outside_model_audited_alone(make_app, workspace, tmp_path, monkeypatch):
-    """The Data page's model-file path ends in a run like this one (the file read by a stand-in
-    loader: skops may not be installed); Explain then explains and flips through the model."""
+def test_explain_asks_an_outside_model_audited_alone(make_app, workspace, tmp_path):
+    """The Data page's model-file path ends in a run like this one (a real .skops file of a
+    scikit-learn model fitted on German's raw columns); Explain explains and flips through it."""
     german = open_source("german").frame
-    columns = ["duration", "credit_amount", "age"]
-    fitted = LogisticRegression(max_iter=500).fit(german[columns], german["credit"])
-    loader = lambda path, trust_types=(): from_estimator(fitted, "vendor")  # noqa: E731
-    monkeypatch.setattr(uploaded, "load_outside_model", loader)
-    monkeypatch.setattr(explain_context, "load_outside_model", loader)
+    columns = ["duration", "credit_amount", "age", "sex"]
+    fitted = make_pipeline(ColumnTransformer([("num", StandardScaler(), columns[:3]),
+                                              ("cat", OneHotEncoder(), columns[3:])]),
+                           LogisticRegression(max_iter=500)).fit(german[columns], german["credit"])
     model_file = tmp_path / "vendor.skops"
-    model_file.write_bytes(b"PK\x03\x04 stand-in")
+    sio.dump(fitted, model_file)
     config = UploadedConfig(data="german", target="credit", positive="good", sensitive=["sex"], model=str(model_file),
                             n_boot=20, kind=uploaded.OUTSIDE_MODEL_STUDY)
     run_uploaded_audit(config, tmp_path / "run")
@@ -182,6 +185,9 @@ def test_explain_asks_an_outside_model_audited_alone(make_app, workspace, tmp_pa
     assert fmt_pct(expected) in [metric.value for metric in app.metric]  # LIME's row, asked of the vendor's model
     flips = next(d.value for d in app.dataframe if "From → to" in d.value.columns)
     assert len(flips) == 1  # sex: one other group
+    flipped = german.iloc[[row]].assign(sex=flips.iloc[0]["From → to"].split("→")[-1].strip())
+    after = fitted.predict_proba(flipped[columns])[0, list(fitted.classes_).index("good")]
+    assert fmt_pct(after) in flips.astype(str).to_numpy().ravel().tolist()  # the flip asked the model too
     assert not any("Explanations need the model itself" in box.value for box in app.info)
 
 
@@ -202,17 +208,25 @@ def test_a_predictions_run_takes_review_notes_a_sign_off_and_the_report(make_app
     assert "vendor_score" in html and "Vendor and in-house scores checked." in html
 
 
-def test_a_model_file_next_to_the_table_queues_its_audit_alone(make_app, workspace, worker_calls, monkeypatch):
-    """The file is read by a stand-in loader (skops may not be installed); it is checked before
-    anything is saved, then stored in the workspace with the table when the audit starts."""
+def test_a_model_file_next_to_the_table_queues_its_audit_alone(make_app, workspace, worker_calls):
+    """A real .skops file of a gradient-boosting model: the types skops does not trust are
+    listed by name and must be accepted before the model is loaded and the audit can start; the
+    file is checked before anything is saved, then stored in the workspace with the table."""
     frame = pd.read_csv(io.BytesIO(predictions_csv()))
-    fitted = LogisticRegression().fit(frame[["vendor_score", "inhouse_score"]], frame["repaid"])
-    monkeypatch.setattr(predictions_setup, "load_outside_model",
-                        lambda path, trust_types=(): from_estimator(fitted, "vendor"))
+    fitted = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(
+        frame[["vendor_score", "inhouse_score"]], frame["repaid"])
+    data = io.BytesIO()
+    sio.dump(fitted, data)
+    model_bytes = data.getvalue()
     app = predictions_page(make_app, predictions_csv())
     app.selectbox(key="pred_target").set_value("repaid").run()
-    app.file_uploader(key="pred_model_file").upload("vendor.skops", b"PK\x03\x04 stand-in",
-                                                     "application/octet-stream").run()
+    app.file_uploader(key="pred_model_file").upload("vendor.skops", model_bytes, "application/octet-stream").run()
+    assert not app.exception and not errors(app), errors(app)
+    assert any(TREE_TYPE in box.value and "not trust by default" in box.value for box in app.warning)
+    assert app.multiselect(key="pred_trust_types").options == [TREE_TYPE]
+    assert not [b for b in app.button if b.key == "pred_audit"]  # no audit before the type is accepted
+    assert not any("reads 2 columns" in c.value for c in app.caption)  # nor is the model loaded
+    app.multiselect(key="pred_trust_types").set_value([TREE_TYPE]).run()
     assert not errors(app), errors(app)
     assert any("**vendor** reads 2 columns" in c.value for c in app.caption)
     assert not (workspace / "uploads").exists()
@@ -221,5 +235,6 @@ def test_a_model_file_next_to_the_table_queues_its_audit_alone(make_app, workspa
     run, = Workspace(workspace).list_runs(kind="audit")
     config = run["config"]
     assert config["kind"] == "outside-model" and config["scores"] == [] and config["positive"] == "yes"
-    assert Path(config["model"]).read_bytes() == b"PK\x03\x04 stand-in"
+    assert config["trust_types"] == [TREE_TYPE]
+    assert Path(config["model"]).read_bytes() == model_bytes
     assert workspace in Path(config["model"]).parents and worker_calls
