@@ -42,7 +42,7 @@ from core.errors import Cancelled
 from core.learning.batched import finetune_replicates, pretrain_replicates, train_supervised_replicates
 from core.learning.checkpoint import save_encoder
 from core.learning.classical import fit_classical
-from core.learning.finetune.config import FinetuneConfig
+from core.learning.finetune.config import FinetuneConfig, table_size_defaults
 from core.learning.finetune.training import finetune, train_supervised
 from core.learning.pretrain import PretrainConfig, PretrainResult, pretrain
 from core.learning.ssl.views import FeatureLayout
@@ -72,6 +72,8 @@ def train_replicates(workers: Workers, config: AuditConfig, study: Study, out_di
     task ends (kind "pretrain", or the strategy's name). Raises core.errors.Cancelled when the
     workers' should_stop turns True."""
     X, split, seeds = study.X, study.split, config.replicate_seeds
+    sized = table_size_defaults(len(split.labelled_train))  # gentler fine-tuning on small tables (docs/finetuning.md)
+    finetune_batch = min(config.batch_size, sized.get("batch_size", config.batch_size))
     pretrain_config = PretrainConfig(method=config.method, method_params=dict(config.method_params),
                                      encoder=dict(config.encoder), epochs=config.epochs,
                                      batch_size=config.batch_size, patience=config.pretrain_patience,
@@ -81,18 +83,19 @@ def train_replicates(workers: Workers, config: AuditConfig, study: Study, out_di
     layout = FeatureLayout.from_encoder(study.encoder)
     checkpoints = out_dir / folder.CHECKPOINTS
 
+    def finetune_config_of(strategy: str, seed: int) -> FinetuneConfig:
+        return FinetuneConfig(**{**sized, "strategy": strategy, "epochs": config.finetune_epochs,
+                                 "patience": config.finetune_patience, "seed": seed, "batch_size": finetune_batch})
+
     def finetune_task(strategy: str, replicate: int, encoder) -> Task:
-        finetune_config = FinetuneConfig(strategy=strategy, epochs=config.finetune_epochs,
-                                         patience=config.finetune_patience, batch_size=config.batch_size,
-                                         seed=seeds[replicate])
+        finetune_config = finetune_config_of(strategy, seeds[replicate])
         rows = labelled[replicate]
         return Task(BASELINE if strategy == SUPERVISED else STRATEGY, (strategy, replicate), finetune_one,
                     (finetune_config, encoder, encoder_config, X[rows], study.labels(rows), X[split.validation],
                      study.labels(split.validation), config.method, config.threads, replicate, device, precision))
 
     def batched_finetune_task(strategy: str, encoders) -> Task:
-        configs = [FinetuneConfig(strategy=strategy, epochs=config.finetune_epochs, patience=config.finetune_patience,
-                                  batch_size=config.batch_size, seed=seed) for seed in seeds]
+        configs = [finetune_config_of(strategy, seed) for seed in seeds]
         return Task(BASELINE if strategy == SUPERVISED else STRATEGY, (strategy, ALL), finetune_batched,
                     (configs, encoders, encoder_config, [X[rows] for rows in labelled],
                      [study.labels(rows) for rows in labelled], X[split.validation], study.labels(split.validation),

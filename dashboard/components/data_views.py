@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from core.data import PreparedData
+from core.data.spec import positive_outcome
 from core.results.export import csv_bytes
 from core.results.formatting import fmt_int, fmt_pct
 from core.workspace.uploads import safe_file_name
@@ -80,7 +81,7 @@ def _group_figure(sha256: str, spec_json: str, attribute: str, _rows: list[dict]
 def show_groups(data: PreparedData, groups: dict[str, list[dict]], sha256: str) -> None:
     """One chart and one table per sensitive attribute, then the warnings about groups."""
     spec = data.spec
-    outcome = f"{spec.target} = {spec.positive_label}"
+    outcome = positive_outcome(spec.target, spec.positive_label)
     labelled = data.labelled
     overall = float(data.y[labelled].mean()) if labelled.any() else None
     st.markdown(
