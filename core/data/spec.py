@@ -327,6 +327,13 @@ def parse_threshold(positive_label: str | None, target: str | None = None) -> Ta
     return TargetThreshold(match["operator"], float(match["value"]))
 
 
+def positive_outcome(target: str, positive_label: str | None) -> str:
+    """The positive outcome in words: "income = >50K", or the threshold label itself ("wage >= 10")."""
+    if parse_threshold(positive_label, target) is not None and str(positive_label).startswith(str(target)):
+        return str(positive_label)
+    return f"{target} = {positive_label}"
+
+
 def is_many_valued_numeric(series: pd.Series) -> bool:
     """A numeric target with more than MAX_TARGET_VALUES distinct values: it needs a threshold."""
     numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)

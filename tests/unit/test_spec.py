@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.data.spec import (DatasetSpec, parse_threshold, prepare, suggest_sensitive, suggest_target,
+from core.data.spec import (DatasetSpec, parse_threshold, positive_outcome, prepare, suggest_sensitive, suggest_target,
                              suggest_threshold, threshold_base_rate)
 from core.errors import InputError
 
@@ -148,7 +148,7 @@ def test_an_unaware_audit_runs_and_its_encoder_has_none_of_the_attributes(tmp_pa
     # from_dict: the replicate count is set to 1 where the config has one (one training run is enough here).
     config = AuditConfig.from_dict(dict(
         data="german", target="credit", sensitive=["sex", "age"], positive="good", epochs=1, finetune_epochs=2,
-        n_boot=20, strategies=["linear"], umap=False, workers=1, unaware=True, replicates=1,
+        n_boot=20, strategies=["linear"], umap=False, workers=1, unaware=True, replicates=1, baselines=[],
         encoder={"hidden_dim": 16, "depth": 2, "embed_dim": 8}))
     study = Study.create(open_source("german"), config.spec(), seed=0)
     assert not {"sex", "age"} & set(study.encoder.columns_)
@@ -254,3 +254,8 @@ def test_suggest_target_is_never_an_identifier_or_a_sensitive_column():
     frame = frame.assign(outcome=frame["employed"], email=frame["employed"])
     assert suggest_target(frame, personal=["email"]) == "outcome"  # named like an outcome, first
     assert suggest_target(frame[["released", "email"]], personal=["released", "email"]) == "email"  # nothing left
+
+
+def test_the_positive_outcome_reads_the_threshold_once():
+    assert positive_outcome("wage", "wage >= 10") == "wage >= 10"
+    assert positive_outcome("income", ">50K") == "income = >50K"
