@@ -13,7 +13,7 @@ import pandas as pd
 
 from core.data.kinds import infer_kinds
 from core.data.pii import scan_pii
-from core.data.spec import PreparedData
+from core.data.spec import PreparedData, parse_threshold
 
 
 def profile_columns(frame: pd.DataFrame, kinds: dict[str, str] | None = None,
@@ -36,8 +36,9 @@ def profile_columns(frame: pd.DataFrame, kinds: dict[str, str] | None = None,
             row["summary"] = "withheld (personal data)"
         elif kinds[column] == "numeric":
             values = pd.to_numeric(series, errors="coerce")
-            row["summary"] = (f"{readable_number(values.min())} to {readable_number(values.max())}, "
-                              f"mean {readable_number(values.mean())}")
+            grouping = not looks_like_years(values)  # 1997 to 2002, not "1,997 to 2,002"
+            row["summary"] = (f"{readable_number(values.min(), grouping)} to "
+                              f"{readable_number(values.max(), grouping)}, mean {readable_number(values.mean(), grouping)}")
         elif kinds[column] in ("categorical", "boolean"):
             top = series.value_counts().head(3)
             row["summary"] = ", ".join(f"{value} ({count})" for value, count in top.items())
@@ -45,13 +46,49 @@ def profile_columns(frame: pd.DataFrame, kinds: dict[str, str] | None = None,
     return rows
 
 
-def readable_number(value: float) -> str:
-    """A number for reading: thousands separators, at most 3 significant decimals (13,492; 0.0123)."""
+#: Calendar years a table may hold: whole numbers in this range read as years, without separators.
+YEAR_RANGE = (1800, 2100)
+
+
+def looks_like_years(values: pd.Series) -> bool:
+    """True when every non-missing value is a whole number in YEAR_RANGE (a year or birth-year column):
+    such a column must read "1997 to 2002", since thousands separators ("1,997") make a year a count."""
+    values = values.dropna()
+    if values.empty:
+        return False
+    numbers = values.to_numpy(dtype=float)
+    return bool(np.all(numbers == np.round(numbers)) and numbers.min() >= YEAR_RANGE[0]
+                and numbers.max() <= YEAR_RANGE[1])
+
+
+def readable_number(value: float, grouping: bool = True) -> str:
+    """A number for reading: thousands separators (unless `grouping` is False, for years), at most 3
+    significant decimals (13,492; 0.0123; a mean year 1999.4 reads 1999)."""
     if value is None or not np.isfinite(value):
         return "n/a"
     if abs(value) >= 1000 or float(value).is_integer():
-        return f"{value:,.0f}"
+        return f"{value:,.0f}" if grouping else f"{value:.0f}"
     return f"{value:.3g}"
+
+
+def negative_label(target: pd.Series, positive_label) -> str:
+    """What the table calls the outcome that is not `positive_label`: the other value of a two-valued
+    target ("No" where the positive is "Yes"), else "not <positive>" (a target with more values, where
+    every other value is negative, or a threshold such as "wage >= 10").
+
+    The pages and the report say "No" where the data says "No"; "not Yes" read as a made-up word.
+    """
+    if parse_threshold(str(positive_label), str(target.name)) is not None:
+        return f"not {positive_label}"
+    others = {_label_text(v) for v in target.dropna()} - {_label_text(positive_label)}
+    return others.pop() if len(others) == 1 else f"not {positive_label}"
+
+
+def _label_text(value) -> str:
+    """A label as text, a whole number without its ".0" (a 0/1 target read as floats is "0" and "1")."""
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
 
 
 def profile_groups(data: PreparedData) -> dict[str, list[dict]]:

@@ -29,6 +29,7 @@ import pandas as pd
 
 from core.errors import InputError
 from core.data.features import CLIP, MISSING, OTHER, TabularEncoder
+from core.data.profile import negative_label
 from core.data.study import STUDY_FILE, Study
 from core.learning.classical import ClassicalModel
 from core.learning.finetune.classifier import TrainedClassifier
@@ -178,6 +179,14 @@ class RunContext:
     @property
     def positive_label(self) -> str:
         return str(self.study.spec.positive_label)
+
+    @property
+    def negative_label(self) -> str:
+        """The other outcome in the table's own word ("No", not "not Yes"): the report's, else (a report
+        written before the key) read from the study's own target column."""
+        if self.view.study.get("negative_label"):
+            return self.view.negative_label
+        return negative_label(self.study.data.frame[self.study.spec.target], self.study.spec.positive_label)
 
     @property
     def withheld(self) -> list[str]:

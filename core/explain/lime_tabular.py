@@ -104,7 +104,7 @@ def explainer(ctx: RunContext):
             names = {j: [str(v) for v in codec.vocab[codec.columns[j]]] for j in categorical}
             ctx._cache["lime"] = LimeTabularExplainer(
                 train, mode="classification", feature_names=list(codec.columns), categorical_features=categorical,
-                categorical_names=names, class_names=[f"not {ctx.positive_label}", ctx.positive_label],
+                categorical_names=names, class_names=[ctx.negative_label, ctx.positive_label],
                 discretize_continuous=True, discretizer="quartile", feature_selection="none", random_state=0)
         return ctx._cache["lime"]
 
@@ -216,7 +216,7 @@ def explain_row(ctx: RunContext, row_id: int, model_name: str | None = None, *, 
              for j, c in enumerate(columns) if ctx.codec.is_numeric[j] and display_value(raw[c]) is None]
     return RowExplanation(
         row_id=row, model=model_name, prediction=prediction, probability=probability,
-        label=ctx.positive_label if prediction else f"not {ctx.positive_label}", weights=features,
+        label=ctx.positive_label if prediction else ctx.negative_label, weights=features,
         intercept=main["intercept"], local_fit_r2=main["score"], local_prediction=main["local_prediction"],
         stability=stability(weights, columns, seeds, top_k) if repeats > 1 else None,
         num_samples=num_samples, seed=seed, split=ctx.split_of(row), notes=notes)

@@ -461,6 +461,11 @@ class ReportView:
         return self.study.get("positive_label")
 
     @property
+    def negative_label(self) -> str:
+        """The table's word for the other outcome ("No"); reports written before the key: "not <positive>"."""
+        return str(self.study.get("negative_label") or f"not {self.positive_label}")
+
+    @property
     def label_fraction(self) -> float:
         return float(self.study.get("label_fraction", self.config.get("label_fraction", 1.0)))
 

@@ -144,9 +144,10 @@ def small_groups(report: dict, partition: str) -> list[dict]:
 
 # -------------------------------------------------------------------------------- representation
 def outcome_names(report: dict) -> tuple[str, str]:
-    """Readable names of the two outcomes: (positive, negative), e.g. ('>50K', 'not >50K')."""
-    positive = str(ReportView(report).positive_label)
-    return positive, f"not {positive}"
+    """Readable names of the two outcomes: (positive, negative), e.g. ('>50K', '<=50K'); ('>50K', 'not >50K')
+    for a report written before the study's negative_label."""
+    view = ReportView(report)
+    return str(view.positive_label), view.negative_label
 
 
 def embedding_points(results: RunResults, model: str) -> pd.DataFrame:

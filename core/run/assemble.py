@@ -19,6 +19,7 @@ import torch
 from core import __version__
 from core.audit.multiplicity import apply_families
 from core.audit.representation import beside_raw_features
+from core.data.profile import negative_label
 from core.data.proxies import find_proxies
 from core.data.study import Study
 from core.learning.pretrain import PretrainResult
@@ -117,6 +118,7 @@ def study_summary(study: Study, config: AuditConfig) -> dict:
     return {"kind": TRAINING_STUDY, "dataset": study.source.name, "dataset_sha256": study.source.sha256,
             "target": study.spec.target,
             "positive_label": study.spec.positive_label, "sensitive": list(study.spec.sensitive),
+            "negative_label": negative_label(study.data.frame[study.spec.target], study.spec.positive_label),
             "n_train": int(len(split.labelled_train)), "n_test": int(len(split.test)),
             "n_validation": int(len(split.validation)), "n_pretrain": int(len(split.pretrain)),
             "label_fraction": float(config.label_fraction), "seed": int(config.seed),
