@@ -32,6 +32,7 @@ def save_section(ws, table: tables.Table, data) -> None:
     current = state.current_study(ws)
     just_saved = st.session_state.pop("_just_saved", None)
     if current and current["dataset_sha256"] == table.sha256 and current["spec"] == spec.to_dict():
+        st.session_state[studies.UNSAVED_SETUP] = False
         if just_saved:
             st.success(just_saved, icon=":material/check_circle:")
         else:
@@ -76,6 +77,7 @@ def render() -> None:
     if data_source.wants_predictions():  # the reviewer's own model's predictions: no training set-up
         predictions_setup.render(ws, table)
         return
+    st.session_state[studies.UNSAVED_SETUP] = True  # until save_section finds it is the current study
     facts = tables.column_facts(table.sha256, table.frame)
 
     st.header("2. What to audit", divider="gray")

@@ -40,14 +40,16 @@ def render() -> None:
                                     key="embed_colour")
     if ssl:
         state.keep_option("embed_model", ssl, ssl[0])
-        model = right_side.selectbox("SSL model (left map)", ssl, key="embed_model")
+        model = right_side.selectbox("Pretrained model (left map)", ssl, key="embed_model",
+                                     format_func=lambda m: embedding_views.plain_label(res, m),
+                                     help=embedding_views.code_names(res, ssl))
     else:
         model = None
     st.caption("Hover a point to see its row: groups, true outcome, prediction and score. Click a legend entry to "
                "hide or show a category. Columns withheld as personal data are never shown.")
     classical = [m.name for m in res.view.models if m.strategy == CLASSICAL]
     if classical:
-        st.caption(f"The classical baselines ({md(words(classical))}) learn no representation of the rows, so they "
+        st.caption(f"The classical baselines ({md(words([embedding_views.plain_label(res, m) for m in classical]))}) learn no representation of the rows, so they "
                    "have no map here; their fairness is on the Fairness and Compare pages.")
     shown = [m for m in (model, SUPERVISED) if m is not None and m in mapped]
     for flagged in flagged_models(res.report, shown):  # a model no better than chance: its map means little

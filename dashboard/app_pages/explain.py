@@ -8,10 +8,12 @@ import streamlit as st
 
 from core.errors import InputError
 from core.explain import RunContext
+from core.data.proxies import MODERATE
 from core.explain.lime_tabular import NUM_SAMPLES
 from core.results.export import csv_bytes
 from core.results.formatting import fmt_pct
 from core.results.quality import flagged_models
+from core.results.wording import model_label as plain_model_label
 from core.vocabulary import PREDICTIONS_STUDY, SUPERVISED
 from core.workspace import jobs
 from core.workspace.store import StudyRecord, Workspace
@@ -26,10 +28,14 @@ SECONDS_PER_ROW = 0.15  # one LIME run at 5,000 samples on the Adult default mod
 
 
 def model_label(ctx: RunContext, name: str) -> str:
-    entry = next((m for m in ctx.report.get("models", []) if m["name"] == name), {})
-    if entry.get("pretraining"):
-        return f"{name} (self-supervised)"
-    return f"{name} (supervised baseline)" if entry.get("strategy") == SUPERVISED else name
+    """The model's plain name ("Pretrained (SCARF), output layer only"); its code name is in the picker's help."""
+    entry = next((m for m in ctx.report.get("models", []) if m["name"] == name), None)
+    return plain_model_label(entry) if entry else name
+
+
+def code_names(ctx: RunContext) -> str:
+    return "Code names (as in the downloads and the report's appendix): " + "; ".join(
+        f"{model_label(ctx, name)} = {name}" for name in ctx.model_names) + "."
 
 
 def explanation_section(ctx: RunContext, root: str, run_id: str, model: str, row: int) -> tuple[int, int]:
@@ -55,9 +61,9 @@ def explanation_section(ctx: RunContext, root: str, run_id: str, model: str, row
     views.stability_message(result["stability"])
     st.caption(f"LIME fits a simple weighted linear model to the model's answers on {num_samples:,} perturbed copies "
                f"of this row. That local model starts from {result['intercept']:.3f} and explains "
-               f"{max(result['local_fit_r2'], 0):.0%} of the variation in the model's answers around the row "
-               f"(R² {result['local_fit_r2']:.2f}): the lower, the rougher the summary. Numeric features are "
-               "compared in training-data quartiles (e.g. age ≤ 28).")
+               f"{max(result['local_fit_r2'], 0):.0%} of the variation in the model's answers around the row: "
+               "the lower, the rougher the summary. Numeric features are compared in training-data quartiles "
+               "(e.g. age ≤ 28).")
     for note in result["notes"]:
         st.caption(md(note))
     with st.expander("Every feature's weight", icon=":material/table_rows:"):
@@ -65,11 +71,23 @@ def explanation_section(ctx: RunContext, root: str, run_id: str, model: str, row
     return num_samples, seed
 
 
+def proxies_toggle(ctx: RunContext, label: str, key: str) -> bool:
+    """The toggle that also changes the attributes' proxies; without proxies it is off and says so (it
+    used to switch on and change nothing)."""
+    found = views.proxies_found(ctx)
+    with_proxies = st.toggle(label, key=key, disabled=not found,
+                             help=f"Features clearly associated with the attribute (an association of at least "
+                                  f"{MODERATE:g} on a scale of 0 to 1, on the training rows) are set to their most "
+                                  "common value (median if numeric) among the other group's training rows.")
+    if not found:
+        st.caption("No proxies found: no feature is clearly associated with a sensitive attribute, so there is "
+                   "nothing else to change.")
+        return False
+    return with_proxies
+
+
 def flip_section(ctx: RunContext, root: str, run_id: str, model: str, row: int) -> None:
-    with_proxies = st.toggle("Also change the attribute's proxies", key="explain_with_proxies",
-                             help="Features strongly associated with the attribute (Cramér's V ≥ 0.3 on the "
-                                  "training rows) are set to their most common value (median if numeric) among "
-                                  "the other group's training rows.")
+    with_proxies = proxies_toggle(ctx, "Also change the attribute's proxies", "explain_with_proxies")
     flips = views.row_flips(root, run_id, model, row, with_proxies)
     if not flips:
         st.info("This row has no other group to flip to.", icon=":material/info:")
@@ -106,13 +124,15 @@ def comparison_section(ctx: RunContext, root: str, run_id: str, model: str, row:
         st.info("This run has one model only.", icon=":material/info:")
         return
     state.keep_option("explain_other_model", others, SUPERVISED if SUPERVISED in others else others[0])
-    other = st.selectbox("Compare with", others, key="explain_other_model", format_func=lambda m: model_label(ctx, m))
+    other = st.selectbox("Compare with", others, key="explain_other_model", format_func=lambda m: model_label(ctx, m),
+                         help=code_names(ctx))
     result = views.comparison(root, run_id, row, model, other, num_samples, seed)
-    st.plotly_chart(views.comparison_chart(result["table"], [model, other]), key="explain_compare_chart",
+    labels = [model_label(ctx, model), model_label(ctx, other)]
+    st.plotly_chart(views.comparison_chart(result["table"], [model, other], labels), key="explain_compare_chart",
                     config=views.PLOTLY_CONFIG)
     a, b = result["models"]
-    st.caption(f"Probability of {md(ctx.positive_label)}: {md(model)} {fmt_pct(a['probability'])}, "
-               f"{md(other)} {fmt_pct(b['probability'])}. Each model explained with the same LIME samples settings "
+    st.caption(f"Probability of {md(ctx.positive_label)}: {md(labels[0])} {fmt_pct(a['probability'])}, "
+               f"{md(labels[1])} {fmt_pct(b['probability'])}. Each model explained with the same LIME samples settings "
                "(one run each).")
 
 
@@ -178,16 +198,17 @@ def _subgroup_result(result: dict) -> None:
         top = clear[0]
         st.markdown(f"Largest clear difference: the model leans more on **{md(top['feature'])}** for "
                     f"**{md(top['group_a'] if top['difference'] > 0 else top['group_b'])}** "
-                    f"(difference {abs(top['difference']):.3f} in mean |weight|).")
+                    f"(difference {abs(top['difference']):.3f} in its average weight, sign ignored).")
     else:
-        st.markdown("No feature's mean |weight| differs clearly between the groups (every 95% interval covers 0).")
+        st.markdown("No feature's average weight differs clearly between the groups (every 95% interval covers 0).")
     st.dataframe(views.differences_table(result), hide_index=True, key="explain_differences_table")
-    st.caption(f"Mean |LIME weight| over up to {result['rows_per_group']} test rows per group "
+    st.caption(f"How strongly the model leans on each feature: the size of its LIME weight (whether it pushes up "
+               f"or down), averaged over up to {result['rows_per_group']} test rows per group "
                f"({result['num_samples']:,} samples each), with 95% bootstrap intervals over rows.")
 
 
-def rates_section(root: str, run_id: str) -> None:
-    with_proxies = st.toggle("Also change the proxies", key="explain_rates_proxies")
+def rates_section(ctx: RunContext, root: str, run_id: str) -> None:
+    with_proxies = proxies_toggle(ctx, "Also change the proxies", "explain_rates_proxies")
     result = views.rates(root, run_id, with_proxies)
     table = views.rates_table(result)
     st.dataframe(table, hide_index=True, key="explain_rates_table")
@@ -225,7 +246,8 @@ def render() -> None:
         return
     root, run_id = str(ws.root), run["id"]
     state.keep_option("explain_model", ctx.model_names, ctx.default_model)
-    model = st.selectbox("Model", ctx.model_names, key="explain_model", format_func=lambda m: model_label(ctx, m))
+    model = st.selectbox("Model", ctx.model_names, key="explain_model", format_func=lambda m: model_label(ctx, m),
+                         help=code_names(ctx))
     for flagged in flagged_models(ctx.report, [model]):  # no better than chance: what it leans on means little
         st.warning(md(flagged["text"]), icon=":material/warning:")
     try:
@@ -252,7 +274,7 @@ def render() -> None:
         st.header("5. What the model leans on, per group", divider="gray")
         subgroup_section(ws, study, ctx, run_id, model, seed)
         st.header("6. Flip rate per group", divider="gray")
-        rates_section(root, run_id)
+        rates_section(ctx, root, run_id)
     except InputError as error:
         show_input_error(error)
 

@@ -11,9 +11,10 @@ import pandas as pd
 import streamlit as st
 
 from core.data import PreparedData
+from core.data.proxies import MODERATE
 from core.data.spec import positive_outcome
 from core.results.export import csv_bytes
-from core.results.formatting import fmt_int, fmt_pct
+from core.results.formatting import fmt_int, fmt_num, fmt_pct
 from core.workspace.uploads import safe_file_name
 from dashboard.components import charts, tables
 from dashboard.components.format import bullets, md
@@ -23,6 +24,8 @@ KIND_WORDS = {"numeric": "number", "boolean": "two values", "categorical": "cate
 PII_WORDS = {"person_name": "name", "email": "e-mail", "phone": "phone", "date_of_birth": "date of birth",
              "national_id": "ID number", "address": "address", "ip_address": "IP address",
              "free_text": "free text"}
+#: A column the personal-data scan looked at and found nothing in (a blank cell read as "not checked").
+NO_PII = "none found"
 
 
 def show_columns(facts: tables.ColumnFacts, table: tables.Table, features: list[str] | None) -> None:
@@ -34,7 +37,7 @@ def show_columns(facts: tables.ColumnFacts, table: tables.Table, features: list[
         "Kind": profile["kind"].map(KIND_WORDS).fillna(profile["kind"]),
         "Missing": (100 * profile["missing_rate"]).round(1),
         "Distinct values": profile["n_unique"],
-        "Personal data": [PII_WORDS.get(kind, kind) if isinstance(kind, str) else "" for kind in profile["pii"]],
+        "Personal data": [PII_WORDS.get(kind, kind) if isinstance(kind, str) else NO_PII for kind in profile["pii"]],
         "Model uses it": profile["column"].isin(used) if features is not None else False,
         "Values": profile["summary"],
     })
@@ -131,22 +134,25 @@ def _missing_gap(attribute: str, rows: list[dict]) -> None:
 
 
 def proxy_sentence(finding: dict) -> str:
-    """'relationship tells a lot about sex (Cramér's V 0.65): removing sex would not blind a model.'"""
-    feature, attribute, v = md(finding["feature"]), md(finding["attribute"]), finding["cramers_v"]
+    """'relationship tells a lot about sex (association 0.65 on a scale of 0 to 1): removing sex would
+    not blind a model.' The measure's name (Cramér's V) stays in the CSV download's column name."""
+    feature, attribute = md(finding["feature"]), md(finding["attribute"])
+    link = f"association {fmt_num(finding['cramers_v'])} on a scale of 0 to 1"
     if finding["strength"] == "strong":
-        return (f"**{feature}** tells a lot about **{attribute}** (Cramér's V {v:.2f}): "
+        return (f"**{feature}** tells a lot about **{attribute}** ({link}): "
                 f"removing {attribute} would not blind a model.")
-    return (f"**{feature}** tells something about **{attribute}** (Cramér's V {v:.2f}): "
+    return (f"**{feature}** tells something about **{attribute}** ({link}): "
             f"removing {attribute} would only partly blind a model.")
 
 
 def show_proxies(findings: list[dict]) -> None:
     st.markdown("A **proxy** is a feature that carries information about a sensitive attribute. A model can "
                 "learn the attribute from its proxies, so leaving the attribute out does not make the model "
-                "blind to it. Cramér's V measures the link: 0 means none, 1 means one column determines the other.")
+                "blind to it. The association below runs from 0 (the feature says nothing about the attribute) "
+                "to 1 (the feature gives the attribute away).")
     if not findings:
-        st.success("No feature is clearly linked to a sensitive attribute (every Cramér's V is below 0.3).",
-                   icon=":material/check_circle:")
+        st.success("No proxies found: no feature is clearly linked to a sensitive attribute (every association "
+                   f"is below {MODERATE:g}).", icon=":material/check_circle:")
         return
     strong = [f for f in findings if f["strength"] == "strong"]
     moderate = [f for f in findings if f["strength"] != "strong"]

@@ -15,7 +15,8 @@ import streamlit as st
 from core.results import tables as core_results
 from core.results.formatting import fmt_pct
 from core.results.folder import RunResults
-from core.vocabulary import SUPERVISED, split_partition
+from core.results.wording import model_label
+from core.vocabulary import split_partition
 from dashboard.components import result_charts
 from dashboard.components.format import md
 from dashboard.components.result_words import partition_label
@@ -54,8 +55,18 @@ def figure(root: str, run_id: str, model: str, colour_by: str, colour_title: str
         categories = sorted(frame[colour_by].astype(str).unique())
     attributes = [c for c in _res.sensitive if c in frame.columns]
     hover = [*attributes, "label", "prediction", "score"]
-    role = "supervised baseline" if model == SUPERVISED else "SSL model"
-    return result_charts.umap_chart(frame, colour_by, colour_title, f"{model} ({role})", hover, categories)
+    return result_charts.umap_chart(frame, colour_by, colour_title, plain_label(_res, model), hover, categories)
+
+
+def plain_label(res: RunResults, model: str) -> str:
+    """What a reviewer reads for a model ("Pretrained (SCARF), output layer only"), not its code name."""
+    entry = next((m for m in res.report.get("models", []) if m.get("name") == model), None)
+    return model_label(entry) if entry else model
+
+
+def code_names(res: RunResults, models: list[str]) -> str:
+    """The code names behind the plain labels, for a help tooltip (the downloads use them)."""
+    return "Code names (as in the downloads): " + "; ".join(f"{plain_label(res, m)} = {m}" for m in models) + "."
 
 
 def map_column(res: RunResults, run_id: str, root: str, model: str, colour_by: str, colour_title: str) -> None:

@@ -19,7 +19,7 @@ import streamlit as st
 
 from core.errors import InputError
 from core.explain import (RunContext, compare_models, explain_row, flip_rates, flip_row, load_run,
-                          nearest_counterfactuals)
+                          nearest_counterfactuals, proxies)
 from core.explain.subgroup import RESULT_FILE
 from core.results.formatting import fmt_pct
 from core.vocabulary import NOT_AVAILABLE
@@ -70,6 +70,12 @@ def comparison(root: str, run_id: str, row: int, model_a: str, model_b: str, num
     return compare_models(_context(root, run_id), row, [model_a, model_b], num_samples=num_samples, seed=seed)
 
 
+def proxies_found(ctx: RunContext) -> bool:
+    """Whether any sensitive attribute has a detected proxy among the model's features (core.explain.proxies,
+    cached on the run's context), so the proxies toggles can say when there is nothing to change."""
+    return any(proxies(ctx, attribute) for attribute in ctx.sensitive)
+
+
 @st.cache_data(show_spinner="Computing flip rates over the test rows…", max_entries=32)
 def rates(root: str, run_id: str, with_proxies: bool) -> dict:
     return flip_rates(_context(root, run_id), with_proxies=with_proxies)
@@ -77,7 +83,8 @@ def rates(root: str, run_id: str, with_proxies: bool) -> dict:
 
 # ----------------------------------------------------------------------------- rows
 def decision_words(ctx: RunContext, prediction: int) -> str:
-    return ctx.positive_label if prediction else f"not {ctx.positive_label}"
+    """The table's own words: "Yes" or "No" (not "not Yes")."""
+    return ctx.positive_label if prediction else ctx.negative_label
 
 
 def rows_table(ctx: RunContext, model: str) -> pd.DataFrame:
@@ -96,7 +103,7 @@ def rows_table(ctx: RunContext, model: str) -> pd.DataFrame:
 def filter_rows(ctx: RunContext, table: pd.DataFrame) -> pd.DataFrame:
     """Filters by group, outcome, decision and error, and a search by row id (widgets)."""
     positive = ctx.positive_label
-    choices = {"outcome": [ALL, positive, f"not {positive}"], "decision": [ALL, positive, f"not {positive}"],
+    choices = {"outcome": [ALL, positive, ctx.negative_label], "decision": [ALL, positive, ctx.negative_label],
                "error": [ALL, "correct", "wrong", "false positive", "false negative"]}
     cells = st.columns(len(ctx.sensitive) + 3)
     mask = pd.Series(True, index=table.index)
@@ -162,16 +169,19 @@ def weight_chart(weights: list[dict], positive: str, top: int = 10, title: str =
     return figure
 
 
-def comparison_chart(table: list[dict], models: list[str], top: int = 10) -> go.Figure:
+def comparison_chart(table: list[dict], models: list[str], labels: list[str] | None = None,
+                     top: int = 10) -> go.Figure:
+    """Both models' LIME weights side by side; the legend shows `labels` (plain names), the hover the code names."""
     shown = table[:top][::-1]
     figure = go.Figure()
     for index, model in enumerate(models):
         figure.add_trace(go.Bar(y=[r["feature"] for r in shown], x=[r["weights"][model] for r in shown],
-                                orientation="h", name=model, marker_color=GROUP_COLOURS[index]))
+                                orientation="h", name=(labels or models)[index], hovertext=f"code name: {model}",
+                                marker_color=GROUP_COLOURS[index]))
     figure.update_layout(barmode="group", height=130 + 44 * len(shown), margin={"l": 10, "r": 10, "t": 40, "b": 10},
                          plot_bgcolor="white", font={"size": 13},
                          legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0},
-                         xaxis_title="LIME weight", meta={"chart": "model_comparison"})
+                         xaxis_title="push on the probability (LIME weight)", meta={"chart": "model_comparison"})
     figure.add_vline(x=0, line_color=GREY)
     figure.update_yaxes(automargin=True)
     return figure
@@ -197,7 +207,8 @@ def subgroup_chart(result: dict, top: int = 10) -> go.Figure:
     figure.update_layout(barmode="group", height=140 + 26 * len(features) * max(1, len(result["groups"])) // 2,
                          margin={"l": 10, "r": 10, "t": 40, "b": 10}, plot_bgcolor="white", font={"size": 13},
                          legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0},
-                         xaxis_title="mean |LIME weight| (lines: 95% interval)",
+                         xaxis_title="how strongly the model leans on it: average size of its weight "
+                                     "(lines: 95% interval)",
                          meta={"chart": "subgroup"})
     figure.update_yaxes(automargin=True)
     return figure
@@ -255,7 +266,7 @@ def differences_table(result: dict, top: int = 10) -> pd.DataFrame:
     return pd.DataFrame({
         "Feature": [d["feature"] for d in rows],
         "Groups": [f"{d['group_a']} − {d['group_b']}" for d in rows],
-        "Difference in mean |weight|": [round(d["difference"], 4) for d in rows],
+        "Difference in average weight (size)": [round(d["difference"], 4) for d in rows],
         "95% interval": [NOT_AVAILABLE if d["ci"] is None else f"{d['ci'][0]:+.4f} to {d['ci'][1]:+.4f}"
                          for d in rows],
         "Holm-adjusted p": [NOT_AVAILABLE if d.get("p_adjusted") is None else f"{d['p_adjusted']:.3f}"

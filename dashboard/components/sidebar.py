@@ -29,6 +29,9 @@ def render(ws: Workspace) -> None:
                     f"Predicts: {md(facts['outcome'])}  \n"
                     f"Compares groups of: {md(facts['sensitive'])}  \n"
                     f"Features: {facts['features']}")
+        if st.session_state.pop(studies.UNSAVED_SETUP, False):  # set by the Data page on this run
+            st.info("The Data page shows a new set-up, not saved yet: this study stays the current one until "
+                    "you save it.", icon=":material/edit_note:")
     all_studies = ws.list_studies()
     if len(all_studies) > 1:
         names = {s["id"]: f"{s['name']} ({s['created_at'][:16].replace('T', ' ')})" for s in all_studies}

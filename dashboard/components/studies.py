@@ -14,6 +14,10 @@ from core.workspace.uploads import safe_file_name, save_upload
 from dashboard.components import state, tables
 from dashboard.components.format import words
 
+#: Set by the Data page on a run where its set-up is not the current study, read (and cleared) by the
+#: sidebar: the sidebar then says that the study it names stays current until the new set-up is saved.
+UNSAVED_SETUP = "_unsaved_setup"
+
 
 def saved_spec(data: PreparedData) -> DatasetSpec:
     """The spec as a study records it: the validated one (positive label resolved) with the

@@ -98,7 +98,9 @@ def test_a_finished_run_shows_the_explanation_flips_comparison_and_flip_rates(ma
     flips = next(d.value for d in app.dataframe if "Decision changes" in d.value.columns)
     assert set(flips["Attribute"]) == {"sex", "age"} and set(flips["Decision changes"]) == {"no"}
     comparison = chart(app, "model_comparison")
-    assert [trace["name"] for trace in comparison["data"]] == ["scarf+linear", "supervised"]
+    assert [trace["name"] for trace in comparison["data"]] == ["Pretrained (SCARF), output layer only",
+                                                                "Ordinary model (no pretraining)"]  # plain names
+    assert [trace["hovertext"] for trace in comparison["data"]] == ["code name: scarf+linear", "code name: supervised"]
     rates = next(d.value for d in app.dataframe if "Test rows" in d.value.columns)
     assert {"scarf+linear", "supervised", "scarf+mixed"} <= set(rates.columns)
     assert set(rates["scarf+linear"]) == {"0.0%"}  # blind to both attributes

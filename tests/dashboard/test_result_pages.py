@@ -91,8 +91,8 @@ def test_a_failed_run_is_named_with_its_reason_and_a_running_one_as_under_way(ma
 def test_embeddings_side_by_side_with_hover_and_leakage(make_app, workspace, artifact):
     app, _ = with_run(make_app, workspace, artifact, EMBEDDINGS)
     charts = specs(app)
-    assert [c["layout"]["title"]["text"] for c in charts] == ["scarf+linear (SSL model)",
-                                                              "supervised (supervised baseline)"]
+    assert [c["layout"]["title"]["text"] for c in charts] == ["Pretrained (SCARF), output layer only",
+                                                              "Ordinary model (no pretraining)"]  # no code names
     left = charts[0]
     assert all(trace["type"] == "scattergl" for trace in left["data"])
     assert {trace["name"] for trace in left["data"]} == {"female", "male"}  # coloured by sex first
