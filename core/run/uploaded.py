@@ -42,11 +42,10 @@ from core.results import folder
 from core.run.assemble import model_entry, uploaded_report
 from core.run import pipeline
 from core.run.replicates import ReplicateTask, audit_replicates
+from core.run.study_kind import OUTSIDE_MODEL_STUDY
 from core.vocabulary import DECISION_THRESHOLD, INTERSECTION, PREDICTIONS_STUDY, UPLOADED
 
 Event = Callable[[dict], None]
-#: report["study"]["kind"] of an outside model file audited alone (no model of ours trained).
-OUTSIDE_MODEL_STUDY = "outside-model"
 
 
 @dataclass

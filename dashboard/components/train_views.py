@@ -7,11 +7,15 @@ The settings widgets keep their values across pages (their keys are in `state.KE
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
 from core.errors import InputError
 from core.run.config import AuditConfig  # not core.run.pipeline: drawing the page must not import torch
+from core.run.study_kind import outside_model_of
+from core.results.wording import STRATEGY_LABELS
 from core.vocabulary import NOT_AVAILABLE, STRATEGIES
 from core.workspace import jobs
 from core.workspace.run_progress import loss_curves, queue_position, run_progress
@@ -42,14 +46,22 @@ PRESET_HELP = {
               "cover one training run only."),
     "full": (f"The settings for a careful audit, the same as `equiscope audit`'s defaults: every model trained "
              f"{PRESETS['full']['train_replicates']} times, so its verdicts survive a re-run.")}
-# Wall time of each preset, measured on this project's 2-core server while other work shared it
-# (a laptop is usually faster), as base + per-row seconds through the two bundled tables measured:
-# German credit (1,000 rows): quick 18 s; full (5 training replicates) 31 s. Adult (45,222 rows):
-# quick 146 s; full 264 s (5 replicates: five pretrainings one after another in the run's process,
-# while the worker processes fine-tune each replicate's models as soon as its encoder exists).
-PRESET_SECONDS = {"quick": (18.0, 0.0029), "full": (26.0, 0.0053)}
-MEASURED = ("measured: German credit, 1,000 rows, quick 18 s and full (5 replicates) 31 s; Adult, 45,222 "
-            "rows, quick 2.5 min and full (5 replicates) 4.4 min")
+# Wall time of each preset (the page's own settings through core.run.pipeline.run_audit), measured on
+# this project's 2-core server while other work shared it (load 2-6; a laptop is usually faster), as
+# (rows, seconds) through three bundled tables, followed linearly between and beyond them. A straight
+# base + per-row line through German and Adult put COMPAS's quick run at 36 s (measured 22-34 s) and its
+# full run at 59 s (measured 167-179 s): it made Quick look almost as slow as Full on mid-sized tables.
+# German (1,000 rows): quick 14-16 s, full 33-43 s; COMPAS (6,172): quick 22-34 s, full 167-179 s;
+# Adult (45,222): quick 146 s, full 264 s. Quick trains less than Full in every respect (small encoder,
+# 5 + 5 epochs, 3 strategies, 1 replicate vs 10 + 20, 5 strategies, 5 replicates), but on a small table
+# most of a quick run is the audit itself (intervals, 2-D maps, probes, classical baselines: 10-12 s of
+# German's 15 s), which every preset pays; a server's first run also compiles the maps' code (German
+# quick 40 s instead of 15 s), which is how a first Quick run can take longer than a later Full one.
+PRESET_SECONDS = {"quick": ((1000, 15.0), (6172, 28.0), (45222, 146.0)),
+                  "full": ((1000, 38.0), (6172, 173.0), (45222, 264.0))}
+SMALL_TABLE_ROWS = 2000  # below this, most of a quick run is the audit every preset pays
+MEASURED = ("measured: German credit, 1,000 rows, quick 15 s and full 40 s; COMPAS, 6,172 rows, quick 30 s "
+            "and full 3 min; Adult, 45,222 rows, quick 2.5 min and full 4.4 min")
 # The nine objectives of core.learning.ssl, in its registry order (a test checks they agree): listed here
 # so that drawing the page does not import torch (2 s on a server's first visit to Train).
 METHOD_WORDS = {"scarf": "SCARF: contrast each row with a copy whose columns are partly swapped with other rows",
@@ -61,11 +73,15 @@ METHOD_WORDS = {"scarf": "SCARF: contrast each row with a copy whose columns are
                 "vicreg": "VICReg: keep views close while keeping the representation spread out",
                 "barlow": "Barlow Twins: make the views' features agree and decorrelate",
                 "swav": "SwAV: assign views to the same learned clusters"}
-STRATEGY_WORDS = {"linear": "linear: train only a final layer on the frozen SSL encoder",
-                  "bn-stats": "bn-stats: re-estimate BatchNorm statistics on the labelled rows, then a final layer",
-                  "bn-affine": "bn-affine: train BatchNorm scales and shifts and a final layer",
-                  "gradual": "gradual: unfreeze the encoder layer by layer",
-                  "full": "full: fine-tune the whole encoder"}
+# Plain words first (core.results.wording's labels, as on the result pages); the code names (bn-stats, ...)
+# are in the picker's help, as the downloads and `equiscope audit --strategies` use them.
+STRATEGY_WORDS = {"linear": "output layer only: train a final layer on the frozen pretrained encoder",
+                  "bn-stats": "output layer and normalisation statistics: re-measure the encoder's normalisation "
+                              "on the labelled rows, then train a final layer",
+                  "bn-affine": "output layer and normalisation layers: train the encoder's normalisation scales "
+                               "and shifts and a final layer",
+                  "gradual": "all layers, step by step: unfreeze the encoder layer by layer",
+                  "full": "all layers retrained: fine-tune the whole encoder"}
 POLL_S = 1.0
 N_BOOT_CHOICES = [100, 200, 500, 1000, 2000]
 LABEL_PCT_CHOICES = [1, 2, 5, 10, 20, 25, 50, 75, 100]
@@ -122,8 +138,10 @@ def settings_form(ws: Workspace, study: StudyRecord) -> None:
                          help="Fewer labels is where SSL pretraining is meant to help. Test rows always keep "
                               "their labels.")
         chosen = st.multiselect("Fine-tuning strategies", list(STRATEGIES), key="train_strategies",
+                                format_func=lambda s: STRATEGY_LABELS.get(s, s),
                                 help="Each strategy makes one model from the SSL encoder. A supervised baseline of "
-                                     "the same shape, without pretraining, is always trained too.")
+                                     "the same shape, without pretraining, is always trained too. Code names: "
+                                     + "; ".join(f"{STRATEGY_LABELS[s]} = {s}" for s in STRATEGIES) + ".")
         if chosen:
             st.caption("; ".join(STRATEGY_WORDS[s] for s in chosen) + ".")
         st.select_slider("Bootstrap resamples (for the confidence intervals)", N_BOOT_CHOICES, key="train_n_boot",
@@ -139,6 +157,10 @@ def settings_form(ws: Workspace, study: StudyRecord) -> None:
                          "their groups.")
         st.caption("Unaware: the sensitive attributes are not given to the models, so the Embeddings page can show "
                    "whether their representations still carry them through other columns.")
+    outside = outside_model_of(r["config"] for r in runs.audit_runs(ws, study["id"]))
+    if outside:  # the study's outside model file, audited beside our models on the same test rows
+        st.checkbox(f"Audit the outside model {Path(outside['model']).name} beside them", value=True,
+                    key="train_outside", help="Compared with the supervised baseline on the same test rows.")
     st.caption(f"Expected time: {expected_time(preset, study['settings'].get('rows'))}. "
                "A supervised baseline is always trained as well. Training runs in the background: you can use "
                "the other pages, or close the browser, meanwhile.")
@@ -153,12 +175,28 @@ def rough(seconds: float) -> str:
     return f"{int(round(seconds / 60))} min"
 
 
+def preset_seconds(preset: str, rows: int) -> float:
+    """The preset's measured seconds (PRESET_SECONDS) followed linearly to `rows`: between two measured
+    tables on the line through them, beyond the largest on the last line's slope, below the smallest
+    the smallest's time (a run's fixed costs do not shrink with the table)."""
+    points = PRESET_SECONDS.get(preset, PRESET_SECONDS["full"])
+    if rows <= points[0][0]:
+        return points[0][1]
+    pairs = list(zip(points, points[1:]))
+    (x0, y0), (x1, y1) = next(((a, b) for a, b in pairs if rows <= b[0]), pairs[-1])
+    return y0 + (y1 - y0) * (rows - x0) / (x1 - x0)
+
+
 def expected_time(preset: str, rows: int | None) -> str:
     """The preset's expected wall time for a table of `rows` rows, from the measurements above."""
     if rows is None:
         return "unknown for this table"
-    base, per_row = PRESET_SECONDS.get(preset, PRESET_SECONDS["full"])
-    estimate = rough(base + per_row * rows)
+    estimate = rough(preset_seconds(preset, rows))
+    if preset == "quick":
+        small = ("; on a table this small most of a quick run is the audit itself (intervals, maps, probes), which "
+                 "every preset pays" if rows <= SMALL_TABLE_ROWS else "")
+        return (f"about {estimate} for {rows:,} rows (a full run: about {rough(preset_seconds('full', rows))}) "
+                f"on a 2-core server ({MEASURED}){small}")
     if preset in PRESET_SECONDS:
         return f"about {estimate} for {rows:,} rows on a 2-core server ({MEASURED})"
     return (f"the full run takes about {estimate} for {rows:,} rows; more epochs, strategies, resamples "
@@ -190,6 +228,9 @@ def build_config(ws: Workspace, study: StudyRecord) -> AuditConfig:
         finetune_epochs=int(state["train_finetune_epochs"]), encoder=dict(ENCODER_SIZES[state["train_size"]]),
         n_boot=int(state["train_n_boot"]), replicates=int(state["train_replicates"]),
         unaware=bool(state.get("train_unaware", False)))
+    outside = outside_model_of(r["config"] for r in runs.audit_runs(ws, study["id"]))
+    if outside and state.get("train_outside", True):
+        config.model, config.trust_types = outside["model"], outside["trust_types"]
     config.validate()
     return config
 

@@ -238,3 +238,42 @@ def test_a_model_file_next_to_the_table_queues_its_audit_alone(make_app, workspa
     assert config["trust_types"] == [TREE_TYPE]
     assert Path(config["model"]).read_bytes() == model_bytes
     assert workspace in Path(config["model"]).parents and worker_calls
+
+
+TRAIN = "app_pages/train.py"
+
+
+def test_a_predictions_study_offers_no_training(make_app, workspace, predictions_run, worker_calls):
+    """Its columns are a model's outputs: the Train page says so in a sentence, with no settings
+    or Start, and still lists the study's runs."""
+    app = installed(make_app, workspace, predictions_run, TRAIN)
+    assert not errors(app), errors(app)
+    assert any("is a table of a model's predictions" in box.value and "nothing to train on it" in box.value
+               for box in app.info)
+    assert not [b for b in app.button if b.key == "train_start"] and not app.multiselect
+    assert len(Workspace(workspace).list_runs(kind="audit")) == 1 and not worker_calls
+
+
+def test_a_study_with_an_outside_model_trains_our_models_beside_it(make_app, workspace, tmp_path, worker_calls):
+    """Start on the Train page queues a training audit that carries the study's model file and
+    the types its reviewer accepted (core.run.pipeline audits it beside every replicate)."""
+    model_file = tmp_path / "vendor-gbt.skops"
+    model_file.write_bytes(b"PK\x03\x04 only its path is read here")
+    outside = UploadedConfig(data="german", target="credit", positive="good", sensitive=["sex"],
+                             model=str(model_file), trust_types=[TREE_TYPE], kind=uploaded.OUTSIDE_MODEL_STUDY)
+    app = make_app(dataset="german")
+    app.run()
+    ws = Workspace(workspace)
+    ws.create_run("audit", "Audit of model vendor-gbt.skops", outside.to_dict(), study_id=ws.list_studies()[0]["id"])
+    app.switch_page(TRAIN).run()
+    assert not app.exception and not errors(app), errors(app)
+    assert app.checkbox(key="train_outside").value and "vendor-gbt.skops" in app.checkbox(key="train_outside").label
+    app.button(key="train_start").click().run()
+    assert not app.exception and not errors(app), errors(app)
+    trained = [r for r in Workspace(workspace).list_runs(kind="audit") if r["config"].get("kind") is None]
+    config = trained[0]["config"]
+    assert config["model"] == str(model_file) and config["trust_types"] == [TREE_TYPE] and worker_calls
+    app.checkbox(key="train_outside").uncheck().run()
+    app.button(key="train_start").click().run()
+    second = [r for r in Workspace(workspace).list_runs(kind="audit") if r["config"].get("kind") is None][-1]
+    assert second["config"]["model"] is None  # unticked: our models only
