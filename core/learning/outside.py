@@ -206,8 +206,9 @@ def _load_onnx(path: Path) -> OutsideModel:
         def feed(rows: pd.DataFrame) -> dict:
             return {c: _onnx_column(rows[c], kinds[c]) for c in columns}
     else:
-        raise InputError(f"The ONNX model '{path.stem}' takes one unnamed input of width {_width(inputs[0]) or 'unknown'}, so "
-                         "its columns cannot be matched with the table's",
+        width = _width(inputs[0]) or "unknown"
+        raise InputError(f"The ONNX model '{path.stem}' takes one unnamed input of width {width}, so its columns "
+                         "cannot be matched with the table's",
                          "Export it with one input per column (named after the columns), or set its metadata "
                          "'feature_names' to the columns in order")
     classes = [c.strip() for c in metadata.get("classes", "0,1").split(",")]
