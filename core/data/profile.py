@@ -37,8 +37,8 @@ def profile_columns(frame: pd.DataFrame, kinds: dict[str, str] | None = None,
         elif kinds[column] == "numeric":
             values = pd.to_numeric(series, errors="coerce")
             grouping = not looks_like_years(values)  # 1997 to 2002, not "1,997 to 2,002"
-            row["summary"] = (f"{readable_number(values.min(), grouping)} to "
-                              f"{readable_number(values.max(), grouping)}, mean {readable_number(values.mean(), grouping)}")
+            low, high, mean = (readable_number(v, grouping) for v in (values.min(), values.max(), values.mean()))
+            row["summary"] = f"{low} to {high}, mean {mean}"
         elif kinds[column] in ("categorical", "boolean"):
             top = series.value_counts().head(3)
             row["summary"] = ", ".join(f"{value} ({count})" for value, count in top.items())

@@ -49,7 +49,8 @@ def render() -> None:
                "hide or show a category. Columns withheld as personal data are never shown.")
     classical = [m.name for m in res.view.models if m.strategy == CLASSICAL]
     if classical:
-        st.caption(f"The classical baselines ({md(words([embedding_views.plain_label(res, m) for m in classical]))}) learn no representation of the rows, so they "
+        labels = words([embedding_views.plain_label(res, m) for m in classical])
+        st.caption(f"The classical baselines ({md(labels)}) learn no representation of the rows, so they "
                    "have no map here; their fairness is on the Fairness and Compare pages.")
     shown = [m for m in (model, SUPERVISED) if m is not None and m in mapped]
     for flagged in flagged_models(res.report, shown):  # a model no better than chance: its map means little

@@ -358,7 +358,8 @@ def runs_list(ws: Workspace, study: StudyRecord) -> None:
                      "Name": run["name"], "Status": runs.STATUS_WORDS.get(run["status"], run["status"]),
                      "Took": duration(progress["elapsed_s"]) if run["status"] in ("succeeded", "failed",
                                                                                    "cancelled") else "",
-                     "SSL method": config.get("method"), "Strategies": ", ".join(STRATEGY_LABELS.get(x, x) for x in config.get("strategies") or []),
+                     "SSL method": config.get("method"),
+                     "Strategies": ", ".join(STRATEGY_LABELS.get(s, s) for s in config.get("strategies") or []),
                      "Labels": f"{100 * float(config.get('label_fraction', 1)):g}%",
                      "Started by": run.get("owner") or "", "Reason": run.get("error") or ""})
     table = pd.DataFrame(rows)
