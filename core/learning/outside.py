@@ -117,18 +117,25 @@ def load_outside_model(path: str | Path, trust_types: Sequence[str] = ()) -> Out
     path = Path(path).expanduser()
     if not path.is_file():
         raise InputError(f"The model file '{path}' does not exist", "Give the path of a .skops or .onnx file")
-    with path.open("rb") as handle:
-        head = handle.read(4)
-    if is_pickle(head) or path.suffix.lower() in _PICKLE_SUFFIXES:
-        raise InputError(f"'{path.name}' is a pickle (or joblib) file, which Equiscope never loads: unpickling runs "
-                         "any code the file contains",
-                         "Save the model with skops (skops.io.dump) or export it to ONNX")
+    head = _refuse_pickle(path)
     if path.suffix.lower() in SKOPS_SUFFIXES or head == _ZIP_MAGIC:
         return _load_skops(path, list(trust_types))
     if path.suffix.lower() in ONNX_SUFFIXES:
         return _load_onnx(path)
     raise InputError(f"'{path.name}' is neither a skops nor an ONNX model file",
                      "Save a scikit-learn model with skops (.skops) or export it to ONNX (.onnx)")
+
+
+def _refuse_pickle(path: Path) -> bytes:
+    """The file's first bytes; InputError for a pickle (by its bytes, whatever its name) or a
+    file named as a pickle or joblib file (a compressed joblib file has no pickle bytes)."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if is_pickle(head) or path.suffix.lower() in _PICKLE_SUFFIXES:
+        raise InputError(f"'{path.name}' is a pickle (or joblib) file, which Equiscope never loads: unpickling runs "
+                         "any code the file contains",
+                         "Save the model with skops (skops.io.dump) or export it to ONNX")
+    return head
 
 
 def is_pickle(head: bytes) -> bool:
@@ -141,6 +148,7 @@ def skops_untrusted_types(path: str | Path) -> list[str]:
     archive's schema, nothing loaded): what a reviewer must accept by name. InputError for a
     file that is no skops archive."""
     path = Path(path)
+    _refuse_pickle(path)
     try:
         import skops.io as sio  # optional, as in _load_skops
     except ImportError:

@@ -95,10 +95,11 @@ def test_a_score_column_outside_zero_one_is_refused_before_anything_is_saved(mak
     assert not (workspace / "uploads").exists() and not worker_calls
 
 
-def test_a_pickle_given_as_the_model_file_is_refused_in_words(make_app, workspace, worker_calls):
+@pytest.mark.parametrize("name", ["model.pkl", "model.skops"])
+def test_a_pickle_given_as_the_model_file_is_refused_in_words(make_app, workspace, worker_calls, name):
     app = predictions_page(make_app, predictions_csv())
     app.selectbox(key="pred_target").set_value("repaid").run()
-    app.file_uploader(key="pred_model_file").upload("model.pkl", pickle.dumps({"not": "a model"}),
+    app.file_uploader(key="pred_model_file").upload(name, pickle.dumps({"not": "a model"}),
                                                      "application/octet-stream").run()
     assert any("is a pickle (or joblib) file, which Equiscope never loads" in e for e in errors(app))
     assert all(b.key != "pred_audit" for b in app.button) and not worker_calls
