@@ -33,6 +33,7 @@ import pandas as pd
 
 from core.audit.per_model import ModelTask, audit_model
 from core.data.predictions import PredictionsTable, UploadedModel, read_predictions
+from core.data.profile import negative_label
 from core.data.source import DataSource, open_source
 from core.data.spec import DatasetSpec
 from core.data.study import Study
@@ -192,6 +193,7 @@ def _study_summary(config: UploadedConfig, table: PredictionsTable, reference: s
     spec = table.data.spec
     summary = {"kind": config.kind, "dataset": table.source.name, "dataset_sha256": table.source.sha256,
                "target": spec.target, "positive_label": spec.positive_label, "sensitive": list(spec.sensitive),
+               "negative_label": negative_label(table.data.frame[spec.target], spec.positive_label),
                "n_train": 0 if study is None else int(len(study.split.labelled_train)),
                "n_test": int(len(table.row_ids)), "n_validation": 0, "n_pretrain": 0,
                # every labelled row of the table is audited (Compare groups runs by this share)

@@ -113,6 +113,7 @@ def test_the_report_of_uploaded_models_follows_the_contract(uploaded_run):
     assert report == json.loads((out / folder.REPORT).read_text())
     study = report["study"]
     assert study["kind"] == "predictions" and study["reference"] == "fair"
+    assert (study["positive_label"], study["negative_label"]) == ("yes", "no")  # the table's own word
     assert study["n_test"] == 600 and study["n_train"] == 0 and study["uploaded"]["decided"] == "decisions"
     assert report["pretraining"] is None and report["replicates"] == 1
     for model in report["models"]:
