@@ -99,7 +99,8 @@ def leakage_words(res: RunResults, model: str) -> None:
                      f"{_fold_interval(row['low'], row['high'])} (chance: {fmt_pct(row['chance'], 0)}).{raw}{feature}"
                      f"{_proxies_words(row, attribute)}")
     st.markdown("**Leakage**: can a simple (linear) probe read each attribute from the representation? "
-                "Intervals are 95% t-intervals over the probe's 5 folds.\n\n"
+                "Each interval is a 95% range over the probe's 5 rounds, each scored on rows it did not learn "
+                "from.\n\n"
                 + "\n".join(f"- {line}" for line in lines))
 
 
@@ -108,7 +109,7 @@ def _missing(value) -> bool:
 
 
 def _fold_interval(low, high) -> str:
-    return "" if _missing(low) or _missing(high) else f" ({fmt_pct(low, 0)} to {fmt_pct(high, 0)} over the folds)"
+    return "" if _missing(low) or _missing(high) else f" ({fmt_pct(low, 0)} to {fmt_pct(high, 0)} over the rounds)"
 
 
 def _proxies_words(row: dict, attribute: str) -> str:

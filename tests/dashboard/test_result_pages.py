@@ -104,6 +104,7 @@ def test_embeddings_side_by_side_with_hover_and_leakage(make_app, workspace, art
     points = sum(len(values(trace["x"])) for trace in left["data"])
     assert points == json.loads((artifact / "report.json").read_text())["study"]["n_test"]
     assert "Leakage" in text(app) and "chance: 50%" in text(app)
+    assert "t-interval" not in text(app) and "(SSL model)" not in text(app)  # plain words (issue 17, item 6)
 
 
 def test_recolouring_regroups_the_stored_points_without_recomputing(make_app, workspace, artifact, monkeypatch):
