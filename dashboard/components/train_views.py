@@ -53,7 +53,8 @@ PRESET_HELP = {
 # full run at 59 s (measured 167-179 s): it made Quick look almost as slow as Full on mid-sized tables.
 # German (1,000 rows): quick 14-16 s, full 33-43 s; COMPAS (6,172): quick 22-34 s, full 167-179 s;
 # Adult (45,222): quick 67 s, full 240 s (issue 15: the replicates train side by side on the two cores).
-# Quick trains less than Full in every respect (small encoder, 5 + 5 epochs, 3 strategies, 1 replicate vs 10 + 20, 5 strategies, 5 replicates), but on a small table
+# Quick trains less than Full in every respect (small encoder, 5 + 5 epochs, 3 strategies, 1 replicate
+# vs 10 + 20, 5 strategies, 5 replicates), but on a small table
 # most of a quick run is the audit itself (intervals, 2-D maps, probes, classical baselines: 10-12 s of
 # German's 15 s), which every preset pays; a server's first run also compiles the maps' code (German
 # quick 40 s instead of 15 s), which is how a first Quick run can take longer than a later Full one.
