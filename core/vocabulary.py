@@ -19,6 +19,10 @@ DECISION_THRESHOLD = 0.5
 LOGISTIC_REGRESSION, GRADIENT_BOOSTING = "logistic-regression", "gradient-boosting"
 BASELINES: tuple[str, ...] = (LOGISTIC_REGRESSION, GRADIENT_BOOSTING)
 CLASSICAL = "classical"
+#: The strategy of a model Equiscope did not train (uploaded predictions, an outside model file).
+UPLOADED = "uploaded"
+#: report["study"]["kind"]: an audit of models Equiscope trained, or of uploaded predictions only.
+TRAINING_STUDY, PREDICTIONS_STUDY = "training", "predictions"
 
 
 def model_name(pretraining: str | None, strategy: str) -> str:
