@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.results.folder import ModelView, ReportView
+from core.results.wording import MEASURE_LABELS, model_label
 from core.results.formatting import ci_label, fmt_ci, fmt_int, fmt_num, fmt_pct, is_number
 from core.vocabulary import CLASSICAL, GAP_NAMES, HEADLINE_GAPS
 
@@ -182,12 +183,14 @@ def versus_classical(report: Mapping) -> dict[str, Any] | None:
     rows.sort(key=lambda row: -row["roc_auc"] if is_number(row["roc_auc"]) else 0.0)
     best, attribute = rows[0], view.sensitive[0] if view.sensitive else None
     gap = HEADLINE_GAPS[0]
-    text = (f"The best self-supervised model, {best['model']}, reaches ROC AUC {fmt_num(best['roc_auc'])} and "
+    # Plain labels (core.results.wording): ethicists read this sentence first (issue 17, item 6).
+    best_label = model_label(next(m.entry for m in ssl if m.name == best["model"]))
+    text = (f"The best pretrained model, {best_label}, reaches AUC {fmt_num(best['roc_auc'])} and "
             f"accuracy {fmt_pct(best['accuracy'])}, against {fmt_num(base.overall.get('roc_auc'))} and "
-            f"{fmt_pct(base.overall.get('accuracy'))} for {base.name}, the best classical baseline")
+            f"{fmt_pct(base.overall.get('accuracy'))} for {model_label(baseline).lower()}, the best classical baseline")
     if attribute is not None:
         pair = best["gaps"][attribute][gap]
-        text += (f"; its {GAP_NAMES[gap][0].lower() + GAP_NAMES[gap][1:]} on {attribute} is "
+        text += (f"; its gap in {MEASURE_LABELS.get(gap, GAP_NAMES[gap])} by {attribute} is "
                  f"{fmt_num(pair['model'])} against the baseline's {fmt_num(pair['baseline'])}")
     return {"baseline": base.name, "accuracy": base.overall.get("accuracy"), "roc_auc": base.overall.get("roc_auc"),
             "models": rows, "text": text + "."}

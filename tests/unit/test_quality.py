@@ -141,9 +141,10 @@ def test_versus_classical_compares_the_ssl_models_with_the_best_baseline():
     assert best["auc_difference"] == pytest.approx(-0.01) and best["accuracy_difference"] == pytest.approx(-0.01)
     assert best["gaps"]["sex"]["equalized_odds_difference"] == {"model": 0.12, "baseline": 0.09,
                                                                 "difference": pytest.approx(0.03)}
-    assert versus["text"] == ("The best self-supervised model, scarf+full, reaches ROC AUC 0.84 and accuracy 79.0%, "
-                              "against 0.85 and 80.0% for gradient-boosting, the best classical baseline; its "
-                              "equalized-odds gap on sex is 0.12 against the baseline's 0.09.")
+    assert versus["text"] == ("The best pretrained model, Pretrained (SCARF), all layers retrained, reaches AUC 0.84 "
+                              "and accuracy 79.0%, against 0.85 and 80.0% for gradient boosting, the best classical "
+                              "baseline; its gap in errors in either direction by sex is 0.12 against the baseline's "
+                              "0.09.")  # plain words only: no code names (issue 17, item 6)
     assert versus_classical(make_report()) is None  # no baseline in the run
 
 
@@ -151,4 +152,4 @@ def test_the_summary_says_it_and_keeps_a_below_baseline_model_in_the_headline():
     items = summarize(with_baselines())
     assert items[0]["topic"] == "largest_gap" and items[0]["model"] == "scarf+full"
     assert "Left out of this headline" not in items[0]["text"]
-    assert texts(items, "versus_classical")[0].startswith("The best self-supervised model, scarf+linear")
+    assert texts(items, "versus_classical")[0].startswith("The best pretrained model, Pretrained (SCARF), output layer only")
