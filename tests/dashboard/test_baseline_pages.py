@@ -61,7 +61,7 @@ def test_fairness_and_compare_show_the_baselines_and_the_below_baseline_flag(mak
 
 def test_the_embeddings_page_says_why_the_baselines_have_no_map(make_app, workspace, run_with_baselines):
     app = _open(make_app, workspace, run_with_baselines, EMBEDDINGS)
-    assert "The classical baselines (logistic-regression and gradient-boosting) learn no representation" in \
+    assert "The classical baselines (Logistic regression and Gradient boosting) learn no representation" in \
         _shown(app)
     titles = [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in app.get("plotly_chart")]
     assert not any("regression" in title or "boosting" in title for title in titles)

@@ -32,6 +32,7 @@ from playwright.async_api import Page, WebSocket, async_playwright, expect
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
+from core.results.wording import STRATEGY_LABELS
 from core.workspace.store import Workspace
 
 pytestmark = pytest.mark.e2e
@@ -133,6 +134,9 @@ async def settle(page: Page) -> None:
 
 
 async def choose(page: Page, widget: str, label: str, option: str) -> None:
+    # A click while the page's first run is still drawing opens a dropdown that the redraw closes
+    # again (reviewer 5 waited 90 s for the option list, screenshot showing the idle Data page).
+    await settle(page)
     await page.get_by_test_id(widget).filter(has_text=label).first.click()
     await page.get_by_role("option", name=option, exact=True).click()
     await settle(page)
@@ -212,8 +216,10 @@ async def reviewer(i: int, browser, url: str, root: Path, clock: Clock, shots: P
         await settle(page)
         await set_number(page, "Pretraining epochs", 1)
         await set_number(page, "Fine-tuning epochs", 1)
-        await replace_choices(page, "Fine-tuning strategies", [STRATEGY])
-        await expect(page.get_by_text(re.compile(rf"^{STRATEGY}: [^;]*\.$"))).to_be_visible()  # drawn by the server
+        # The page names strategies in plain words (issue 17); the config keeps the code name.
+        await replace_choices(page, "Fine-tuning strategies", [STRATEGY_LABELS[STRATEGY]])
+        caption = re.compile(rf"^{re.escape(STRATEGY_LABELS[STRATEGY])}: [^;]*\.$")  # drawn by the server
+        await expect(page.get_by_text(caption)).to_be_visible()
         await first_choice(page, "Bootstrap resamples", str(N_BOOT))
         for label in ("Pretraining epochs", "Fine-tuning epochs"):  # what Start sends is what the page shows
             field = page.get_by_test_id("stNumberInput").filter(has_text=label).locator("input")

@@ -201,7 +201,7 @@ def test_embedding_points_join_groups_and_outcomes_but_no_feature(res):
     y, pred = merged["y_true"], merged["pred__supervised"]
     assert ((merged["error"] == "correct") == (y == pred)).all()
     assert ((merged["error"] == "false positive") == ((pred == 1) & (y == 0))).all()
-    assert (merged["label"] == np.where(y == 1, "good", "not good")).all()
+    assert (merged["label"] == np.where(y == 1, "good", "bad")).all()  # the data's own negative label (issue 17)
     assert (merged["sex & age"] == merged["sex_x"] + " & " + merged["age_x"]).all()
 
 
