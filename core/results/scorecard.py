@@ -127,6 +127,10 @@ def _headline(rows: list[dict], attributes: list[str]) -> dict | None:
     return best
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeio" else "a"
+
+
 def _sure(differ: bool | None) -> str:
     """How sure: the audit's permutation test of the gap, family-adjusted (core.audit.gap_test)."""
     if differ is None:
@@ -140,9 +144,14 @@ def _answers(rows: list[dict], attributes: list[str], headline: dict | None, mea
     """The meeting's four questions in one line each: is a group treated worse, by which model, how sure,
     and is pretraining better than the ordinary model here."""
     name = GAP_NAMES[measure].lower()
-    if headline is None:
-        lines = [f"No model shows a {name} of at least {fmt_num(PRACTICAL_FLOOR)} (models no better than chance "
-                 "left out): no group is treated clearly worse on this measure."]
+    if headline is None and rows and all(row["flag"] is not None for row in rows):
+        # Every model is flagged: their gaps are small because they tell no one apart, which says
+        # nothing about fair treatment (issue 17, item 1: never a headline from such models).
+        lines = [f"No model can be judged on the {name}: every one is flagged below as predicting one label for "
+                 "nearly everyone or as no better than chance, so its small gaps say nothing about fair treatment."]
+    elif headline is None:
+        lines = [f"No model shows {_article(name)} {name} of at least {fmt_num(PRACTICAL_FLOOR)} (models no better "
+                 "than chance left out): no group is treated clearly worse on this measure."]
     else:
         level = f"{round(100 * confidence)}%" if is_number(confidence) else "95%"
         lines = [f"Largest gap: {headline['label']}, {headline['attribute']}, {headline['text']} ({level} interval "

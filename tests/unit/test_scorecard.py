@@ -63,6 +63,18 @@ def test_gaps_below_the_floor_are_never_the_headline():
     assert _row(card, "supervised")["gaps"]["sex"]["trivial"] is True
 
 
+def test_when_every_model_is_flagged_the_scorecard_says_none_can_be_judged():
+    """Tried on a violent-recidivism table (11% positives): every model predicted "no" for every
+    row, and the first answer read "no group is treated clearly worse". Such models tell no one
+    apart; the answer must say that nothing can be judged, not that the groups are treated alike."""
+    report = make_report()
+    for model in report["models"]:
+        model["overall"].update(selection_rate=0.0, balanced_accuracy=0.5)
+    card = scorecard(report)
+    assert all(row["flag"] is not None for row in card["rows"])
+    assert card["answers"][0].startswith("No model can be judged") and "treated clearly worse" not in card["answers"][0]
+
+
 # -- plain words and who is favoured ---------------------------------------------------------------
 def test_models_get_plain_labels_with_the_code_name_on_hover():
     assert model_label({"name": "scarf+bn-affine", "pretraining": "scarf", "strategy": "bn-affine"}) == \
