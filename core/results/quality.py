@@ -62,14 +62,20 @@ def guessing_text(model_entry: Mapping, confidence: Any = None) -> str:
     overall = model_entry.get("overall") or {}
     ci = (overall.get("ci") or {}).get("balanced_accuracy")
     interval = f" ({ci_label(confidence)} {fmt_ci(ci)})" if ci and confidence is not None else ""
-    return (f"{model_entry.get('name', 'This model')} is not clearly better than guessing: balanced accuracy "
+    return (f"{_who(model_entry)} is not clearly better than guessing: balanced accuracy "
             f"{fmt_num(overall.get('balanced_accuracy'))}{interval}, where {fmt_num(CHANCE)} is chance, so its gaps "
             f"say little about fair treatment.")
 
 
+def _who(model_entry: Mapping) -> str:
+    """The model's plain label (core.results.wording): these sentences sit beside its numbers on
+    every page an ethicist reads (issue 17, item 6); the code name stays in the appendix."""
+    return model_label(model_entry) if model_entry.get("name") else "This model"
+
+
 def _one_label_text(model_entry: Mapping, positive_label: Any) -> str:
     overall = model_entry.get("overall") or {}
-    text = (f"{model_entry.get('name', 'This model')} predicts {_quoted(positive_label)} for {_share(overall)} "
+    text = (f"{_who(model_entry)} predicts {_quoted(positive_label)} for {_share(overall)} "
             f"(balanced accuracy {fmt_num(overall.get('balanced_accuracy'))}; {fmt_num(CHANCE)} is chance).")
     if overall.get("selection_rate") in (0, 1):
         return text + (" Its selection-rate gaps are 0 by construction: it treats everyone alike because it tells "

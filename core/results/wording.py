@@ -18,6 +18,7 @@ lines and the model card use the words here (issue 17, items 3 and 6). Three rul
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,6 +59,22 @@ def model_label(entry: Mapping[str, Any]) -> str:
         method = METHOD_LABELS.get(str(pretraining), str(pretraining))
         return f"Pretrained ({method}), {STRATEGY_LABELS.get(str(strategy), str(strategy))}"
     return name
+
+
+#: A model's code name inside a sentence: "scarf+bn-affine" (pretraining + strategy) or "supervised".
+_CODE_NAME = re.compile(r"\b([a-z_]+)\+([a-z-]+)\b|\bsupervised\b")
+
+
+def plain_names(text: str) -> str:
+    """`text` with every model code name replaced by its plain label ("Fine-tuned scarf+full" ->
+    "Fine-tuned Pretrained (SCARF), all layers retrained"): for the live progress messages, which
+    the engine writes with code names."""
+    def label(found: re.Match) -> str:
+        if found.group(1) is None:
+            return model_label({"name": SUPERVISED})
+        return model_label({"name": found.group(0), "pretraining": found.group(1), "strategy": found.group(2)})
+
+    return _CODE_NAME.sub(label, text)
 
 
 def model_title(entry: Mapping[str, Any]) -> str:

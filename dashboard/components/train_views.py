@@ -15,7 +15,7 @@ import streamlit as st
 from core.errors import InputError
 from core.run.config import AuditConfig  # not core.run.pipeline: drawing the page must not import torch
 from core.run.study_kind import outside_model_of
-from core.results.wording import STRATEGY_LABELS
+from core.results.wording import STRATEGY_LABELS, plain_names
 from core.vocabulary import NOT_AVAILABLE, STRATEGIES
 from core.workspace import jobs
 from core.workspace.run_progress import loss_curves, queue_position, run_progress
@@ -283,7 +283,7 @@ def _running(ws: Workspace, run: RunRecord) -> None:
     with st.container(border=True):
         st.markdown(f"**{md(run['name'])}** is running.")
         stage = STAGE_WORDS.get(progress["stage"], "Starting")
-        message = f"{stage}: {md(progress['message'])}" if progress["message"] else stage
+        message = f"{stage}: {md(plain_names(progress['message']))}" if progress["message"] else stage
         st.progress(progress["fraction"] or 0.0, text=message)
         cells = st.columns(4)
         cells[0].metric("Done", f"{100 * (progress['fraction'] or 0):.0f}%")

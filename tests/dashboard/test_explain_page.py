@@ -78,7 +78,7 @@ def test_a_model_no_better_than_chance_is_flagged_beside_its_explanations(make_a
     flagged.setdefault("overall", {}).update(balanced_accuracy=0.5, selection_rate=0.5)  # the artifact has none
     (planted / "report.json").write_text(json.dumps(report))
     app, _ = open_explain(make_app, workspace, planted)
-    expected = "scarf+linear is not clearly better than guessing: balanced accuracy 0.50"
+    expected = "Pretrained (SCARF), output layer only is not clearly better than guessing: balanced accuracy 0.50"
     assert any(expected in w.value.replace("\\", "") for w in app.warning)
     app.selectbox(key="explain_model").set_value(next(m["name"] for m in report["models"]
                                                       if m["name"] != "scarf+linear")).run()

@@ -15,6 +15,7 @@ from apphelpers import errors, values
 from core.results import tables as core_results
 from core.results import whatif
 from core.results.folder import load_results
+from core.results.wording import model_label
 from core.workspace.store import Workspace
 from dashboard.components.state import RUN_KEY
 
@@ -168,7 +169,7 @@ def test_a_model_no_better_than_chance_is_flagged_on_every_page_that_shows_its_n
     flagged = report["models"][0]
     flagged["overall"].update(balanced_accuracy=0.51, selection_rate=0.5)
     (planted / "report.json").write_text(json.dumps(report))
-    expected = f"{flagged['name']} is not clearly better than guessing: balanced accuracy 0.51"
+    expected = f"{model_label(flagged)} is not clearly better than guessing: balanced accuracy 0.51"
     for page in (FAIRNESS, COMPARE, EMBEDDINGS):
         app, _ = with_run(make_app, workspace, planted, page)
         assert any(expected in w.value.replace("\\", "") for w in app.warning), page

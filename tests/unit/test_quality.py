@@ -40,7 +40,7 @@ def test_the_sentences_say_what_the_model_does():
     assert "not fairness in any useful sense" in model_quality(entry(1.0, 0.5))["text"]
     assert model_quality(entry(1.0, 0.5))["badge"] == "predicts one label for every row"
     near = model_quality(entry(0.4, 0.51, ci=[0.47, 0.55], name="supervised"), confidence=0.95)
-    assert near["text"] == ("supervised is not clearly better than guessing: balanced accuracy 0.51 (95% CI 0.47 to "
+    assert near["text"] == ("Ordinary model (no pretraining) is not clearly better than guessing: balanced accuracy 0.51 (95% CI 0.47 to "
                             "0.55), where 0.50 is chance, so its gaps say little about fair treatment.")
     assert near["badge"] == "is no better than chance (balanced accuracy 0.51)"
 
@@ -67,7 +67,8 @@ def test_a_near_chance_model_is_never_the_headline():
     headline = items[0]
     assert headline["topic"] == "largest_gap" and headline["model"] == "supervised"
     assert "Left out of this headline as no better than chance: scarf+full" in headline["text"]
-    assert texts(items, "chance_model")[0].startswith("scarf+full is not clearly better than guessing")
+    # plain labels, not code names (issue 17, item 6)
+    assert texts(items, "chance_model")[0].startswith("Pretrained (SCARF), all layers retrained is not clearly better")
     comparison = next(i for i in items if i["topic"] == "ssl_vs_supervised" and i["model"] == "scarf+full")
     assert "Caution: scarf+full is no better than chance (balanced accuracy 0.51)" in comparison["text"]
     worst = next(i for i in items if i["topic"] == "worst_group" and i["model"] == "scarf+full")

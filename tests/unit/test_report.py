@@ -172,7 +172,7 @@ def test_a_model_predicting_one_label_is_flagged(rate, words):
     report["models"][0]["gaps"]["sex"]["demographic_parity_difference"] = 0.0
     warnings = texts(summarize(report), "degenerate_model")
     assert len(warnings) == 1
-    assert warnings[0].startswith(f"scarf+linear predicts \u201cgood\u201d for {words}")
+    assert warnings[0].startswith(f"Pretrained (SCARF), output layer only predicts \u201cgood\u201d for {words}")
     if rate in (0.0, 1.0):
         assert "not fairness in any useful sense" in warnings[0]
     comparison = next(i for i in summarize(report) if i.get("model") == "scarf+linear"
@@ -190,7 +190,8 @@ def test_a_model_no_better_than_chance_is_flagged():
     report["models"][1]["overall"].update(balanced_accuracy=0.52)
     report["models"][1]["overall"]["ci"]["balanced_accuracy"] = [0.46, 0.58]
     assert texts(summarize(report), "chance_model") == [
-        "scarf+full is not clearly better than guessing: balanced accuracy 0.52 (95% CI 0.46 to 0.58), where "
+        "Pretrained (SCARF), all layers retrained is not clearly better than guessing: balanced accuracy 0.52 "
+        "(95% CI 0.46 to 0.58), where "
         "0.50 is chance, so its gaps say little about fair treatment."]
 
 

@@ -199,3 +199,13 @@ def test_two_audits_of_a_study_say_what_changed_with_intervals():
     assert row["before_ci"] == [0.05, 0.19]
     html = render_html(later, previous=("the May audit", earlier))
     assert "What changed since the May audit" in html
+
+
+def test_progress_messages_read_in_plain_words():
+    """The engine's live messages name models by code ("scarf+gradual: epoch 15/20"); the Train
+    page shows them with plain labels (issue 17, item 6), other words untouched."""
+    from core.results.wording import plain_names
+
+    assert plain_names("scarf+gradual: epoch 15/20") == "Pretrained (SCARF), all layers, step by step: epoch 15/20"
+    assert plain_names("Fine-tuned supervised") == "Fine-tuned Ordinary model (no pretraining)"
+    assert plain_names("Auditing 8 models") == "Auditing 8 models"
