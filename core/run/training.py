@@ -125,6 +125,8 @@ def train_replicates(workers: Workers, config: AuditConfig, study: Study, out_di
         each = list(enumerate(result)) if replicate == ALL else [(replicate, result)]
         if kind == "pretrain" and any(one.cancelled for _, one in each):
             raise Cancelled()
+        if kind in config.baselines:  # a shared fit finishes every replicate that uses it
+            each = [(r, result) for r in range(len(seeds)) if fitted_with[r] == replicate]
         for r, one in each:
             if on_finished is not None:
                 on_finished(kind, r, one)

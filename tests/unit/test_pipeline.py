@@ -326,3 +326,13 @@ def test_batched_replicates_train_the_same_models_as_one_after_another(replicate
     assert sorted(w["replicate"] for w in work if w["task"] == "pretrain") == [0, 1]
     # the batched path trained them: it writes no per-epoch checkpoints, the one after another does
     assert (replicated_dir / "checkpoints" / "r1").is_dir() and not (tmp_path / "checkpoints" / "r1").exists()
+
+
+def test_a_shared_baseline_fit_counts_as_finished_for_every_replicate(tmp_path):
+    """At label fraction 1 the replicates share one classical fit (same rows, deterministic); the
+    progress still counts it once per replicate, so fine-tuning's share reaches 100% with the models."""
+    events = []
+    run_audit(AuditConfig(**{**TINY, "replicates": 2, "baselines": ["logistic-regression"]}), tmp_path,
+              on_event=events.append)
+    finished = [e["replicate"] for e in events if e.get("message") == "Fine-tuned logistic-regression"]
+    assert sorted(finished) == [0, 1]
