@@ -21,6 +21,7 @@ from dashboard.components import access, runs, state
 from dashboard.components import explain_views as views
 from dashboard.components.format import md
 from dashboard.components.messages import show_input_error
+from dashboard.components.redraw import redraw_page
 
 SAMPLE_CHOICES = [1000, 2000, 5000, 10000]
 ROWS_CHOICES = [25, 50, 100, 200]
@@ -176,7 +177,7 @@ def subgroup_section(ws: Workspace, study: StudyRecord, ctx: RunContext, run_id:
 def _subgroup_progress(ws: Workspace, job_id: str) -> None:
     run = ws.get_run(job_id)
     if run["status"] not in ("queued", "running"):
-        st.rerun()  # finished: redraw the page with the result
+        redraw_page()  # finished: redraw the page with the result
     progress = run.get("progress") or {}
     if run["status"] == "queued":
         st.progress(0.0, text="Waiting for the background worker…")

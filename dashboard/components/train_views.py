@@ -23,6 +23,7 @@ from core.workspace.store import RunRecord, StudyRecord, Workspace
 from dashboard.components import access, result_charts, runs
 from dashboard.components.format import md
 from dashboard.components.messages import show_input_error
+from dashboard.components.redraw import redraw_page
 
 ENCODER_SIZES = {"small": {"hidden_dim": 128, "depth": 2, "embed_dim": 64},
                  "default": {"hidden_dim": 256, "depth": 3, "embed_dim": 128},
@@ -264,7 +265,7 @@ def _live(ws: Workspace, study_id: str) -> None:
     st.session_state["_train_active"] = ids
     if seen is not None and seen != ids and st.session_state.pop("_train_rerun_for", None) != ids:
         st.session_state["_train_rerun_for"] = ids
-        st.rerun()  # a run started or ended: redraw the whole page (runs list, polling on or off)
+        redraw_page()  # a run started or ended: redraw the whole page (runs list, polling on or off)
     if not active:
         st.caption("No run is under way. Start one above; its progress shows here.")
         return
