@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                             "(default: the dataset card's, or columns named like sex, race, age)")
     parser.add_argument("--positive", help="the target value that counts as positive")
     parser.add_argument("--method", required=True,
-                        help="self-supervised objective: scarf, vime, dae, simclr, byol, simsiam, vicreg, barlow, swav")
+                        help="self-supervised objective: scarf, vime, dae, simclr, byol, simsiam, vicreg, barlow, swav, "
+                             "moco, vae")
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"maximum pretraining epochs (default {PRETRAIN_DEFAULTS['epochs']})")
     parser.add_argument("--batch-size", type=int, default=None,

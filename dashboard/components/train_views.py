@@ -64,7 +64,7 @@ PRESET_SECONDS = {"quick": ((1000, 15.0), (6172, 28.0), (45222, 67.0)),
 SMALL_TABLE_ROWS = 2000  # below this, most of a quick run is the audit every preset pays
 MEASURED = ("measured: German credit, 1,000 rows, quick 15 s and full 40 s; COMPAS, 6,172 rows, quick 30 s "
             "and full 3 min; Adult, 45,222 rows, quick 1 min and full 4 min")
-# The nine objectives of core.learning.ssl, in its registry order (a test checks they agree): listed here
+# The objectives of core.learning.ssl, in its registry order (a test checks they agree): listed here
 # so that drawing the page does not import torch (2 s on a server's first visit to Train).
 METHOD_WORDS = {"scarf": "SCARF: contrast each row with a copy whose columns are partly swapped with other rows",
                 "vime": "VIME: rebuild masked values and guess which were masked",
@@ -74,7 +74,9 @@ METHOD_WORDS = {"scarf": "SCARF: contrast each row with a copy whose columns are
                 "simsiam": "SimSiam: like BYOL without the moving-average network",
                 "vicreg": "VICReg: keep views close while keeping the representation spread out",
                 "barlow": "Barlow Twins: make the views' features agree and decorrelate",
-                "swav": "SwAV: assign views to the same learned clusters"}
+                "swav": "SwAV: assign views to the same learned clusters",
+                "moco": "MoCo: contrast each row with a queue of earlier rows, seen by a slowly moving copy",
+                "vae": "Variational autoencoder: squeeze each row into a small random code that rebuilds it"}
 # Plain words first (core.results.wording's labels, as on the result pages); the code names (bn-stats, ...)
 # are in the picker's help, as the downloads and `equiscope audit --strategies` use them.
 STRATEGY_WORDS = {"linear": "output layer only: train a final layer on the frozen pretrained encoder",

@@ -126,6 +126,32 @@ def test_pretrained_replicates_equal_their_solo_runs(data, method):
     assert not torch.allclose(batched[0].encoder.blocks[0].linear.weight, batched[1].encoder.blocks[0].linear.weight)
 
 
+def _recording_states(monkeypatch, module) -> list:
+    """The TrainingStates that `module`'s pretraining builds (its results hold encoders only)."""
+    states: list = []
+    fresh = module._fresh_state
+
+    def recording(*args, **kwargs):
+        states.append(fresh(*args, **kwargs))
+        return states[-1]
+
+    monkeypatch.setattr(module, "_fresh_state", recording)
+    return states
+
+
+def test_each_moco_replicate_keeps_its_own_queue(data, monkeypatch):
+    """The queue is a buffer: stacked, each replicate enqueues its own keys, as alone."""
+    configs = [replace(c, method_params={"queue_size": 96}) for c in _pretrain_configs("moco")]
+    batched_states = _recording_states(monkeypatch, batched_pretraining)
+    pretrain_replicates(data["pretrain"], data["val"], data["layout"], configs)
+    solo_states = _recording_states(monkeypatch, solo_pretraining)
+    _solo_pretraining(data, configs)
+    queues = [s.objective.queue for s in batched_states]
+    assert not torch.allclose(queues[0], queues[1]) and not torch.allclose(queues[1], queues[2])
+    for queue, solo in zip(queues, solo_states):
+        assert torch.allclose(queue, solo.objective.queue, **WEIGHTS)
+
+
 def test_pretrained_replicates_stop_early_at_their_solo_epochs(data):
     """Barlow Twins, patience 1, up to 8 epochs: alone, seeds 0, 1, 2 stop early after 5, 7 and 8
     epochs (the construction is asserted)."""

@@ -7,7 +7,7 @@
 
 Each objective's formula and paper are in its module: contrastive (scarf, simclr),
 reconstruction (vime, dae), self_distillation (byol, simsiam), redundancy (vicreg, barlow),
-clustering (swav). docs/ssl.md summarises them.
+clustering (swav), momentum_contrast (moco), variational (vae). docs/ssl.md summarises them.
 """
 
 from __future__ import annotations
@@ -19,13 +19,16 @@ from core.learning.models import EncoderConfig
 from core.learning.ssl.base import Objective
 from core.learning.ssl.clustering import SwAV
 from core.learning.ssl.contrastive import Scarf, SimCLR
+from core.learning.ssl.momentum_contrast import MoCo
 from core.learning.ssl.reconstruction import DenoisingAutoencoder, Vime
 from core.learning.ssl.redundancy import BarlowTwins, VICReg
 from core.learning.ssl.self_distillation import Byol, SimSiam
+from core.learning.ssl.variational import VariationalAutoencoder
 from core.learning.ssl.views import FeatureLayout
 
 METHODS: dict[str, type[Objective]] = {cls.name: cls for cls in (
-    Scarf, Vime, DenoisingAutoencoder, SimCLR, Byol, SimSiam, VICReg, BarlowTwins, SwAV)}
+    Scarf, Vime, DenoisingAutoencoder, SimCLR, Byol, SimSiam, VICReg, BarlowTwins, SwAV, MoCo,
+    VariationalAutoencoder)}
 
 
 def method_names() -> list[str]:
