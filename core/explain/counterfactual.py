@@ -22,6 +22,10 @@ with the share per target group next to it, and the shares of decisions that tur
 and negative. Vectorised: one encoded copy of the test rows per target group, shared by all
 models.
 
+Attribute flip explained (`explain_flip`): the row and its flipped twin (`flipped_readable`, the
+same changes in the readable columns) explained by LIME and/or SHAP with the same seed and
+settings, so a reviewer sees which attributions move with the group.
+
 Nearest real counterfactual: the closest test row (Euclidean distance in the model's
 embedding space, `model.embed`) that belongs to another group of the attribute; reported per
 other group, with whether its decision differs and the raw features in which it differs.
@@ -34,7 +38,10 @@ import pandas as pd
 
 from core.data.spec import MISSING_GROUP
 from core.errors import InputError
+from core.explain.agreement import LIME, SHAP, explainers_of
 from core.explain.context import THRESHOLD, RunContext, display_value
+from core.explain.lime_tabular import NUM_SAMPLES, lime_weights
+from core.explain.shap_tabular import shap_values
 
 
 def check_attribute(ctx: RunContext, attribute: str) -> str:
@@ -260,3 +267,97 @@ def _same(a: object, b: object) -> bool:
 def _label(ctx: RunContext, row: int) -> int | None:
     y = ctx.study.data.y[row]
     return None if np.isnan(y) else int(y)
+
+
+def flipped_readable(ctx: RunContext, row: int, attribute: str, group: str, with_proxies: bool = False) -> np.ndarray:
+    """Row `row` in LIME's matrix form with the attribute (and proxies) set for `group`: the
+    readable twin of `_flipped`, the person LIME and SHAP explain after the flip."""
+    frame = ctx.frame.iloc[[row]].copy()
+    for column, value in _changes(ctx, attribute, group, with_proxies).items():
+        if column in frame.columns:  # a withheld column is never explained
+            frame[column] = _repeat(value, 1, _is_numeric(ctx, column))
+    return ctx.codec.to_lime(frame)[0]
+
+
+def _attributions(ctx: RunContext, model_name: str, row: int, z: np.ndarray, names: tuple[str, ...],
+                  num_samples: int, seed: int) -> dict:
+    """{"lime": weights (columns,), "shap": {"values", "base_value", "output"}} of the readable row `z`."""
+    out: dict = {}
+    if LIME in names:
+        out[LIME] = lime_weights(ctx, model_name, row, num_samples, seed, z=z)["weights"]
+    if SHAP in names:
+        out[SHAP] = shap_values(ctx, model_name, row, seed, z=z)
+    return out
+
+
+def flipped_attributions(ctx: RunContext, row_id: int, model_name: str | None, attribute: str, to: str, *,
+                         explainer: str = "both", with_proxies: bool = False, num_samples: int = NUM_SAMPLES,
+                         seed: int = 0) -> dict:
+    """The flipped row only, explained: {"weights": [{"feature", "weight"}] (LIME, if it ran),
+    "shap": {"values": [{"feature", "value"}], "base_value"} (if SHAP ran)}."""
+    row = ctx.check_row(row_id)
+    names = explainers_of(explainer)
+    _check_target(ctx, attribute, to)
+    model_name = model_name or ctx.default_model
+    ctx.model(model_name)
+    found = _attributions(ctx, model_name, row, flipped_readable(ctx, row, attribute, to, with_proxies), names,
+                          num_samples, seed)
+    return _as_lists(ctx, found)
+
+
+def _check_target(ctx: RunContext, attribute: str, to: str) -> None:
+    check_attribute(ctx, attribute)
+    if to not in flip_values(ctx, attribute):
+        raise InputError(f"'{to}' is not a group of '{attribute}' to flip to",
+                         f"Groups are: {', '.join(flip_values(ctx, attribute))}")
+
+
+def _as_lists(ctx: RunContext, found: dict) -> dict:
+    columns = ctx.codec.columns
+    out: dict = {}
+    if LIME in found:
+        out["weights"] = [{"feature": c, "weight": float(w)} for c, w in zip(columns, found[LIME])]
+    if SHAP in found:
+        out["shap"] = {"values": [{"feature": c, "value": float(v)} for c, v in zip(columns, found[SHAP]["values"])],
+                       "base_value": found[SHAP]["base_value"]}
+    return out
+
+
+def explain_flip(ctx: RunContext, row_id: int, model_name: str | None, attribute: str, to: str, *,
+                 explainer: str = "both", with_proxies: bool = False, num_samples: int = NUM_SAMPLES,
+                 seed: int = 0) -> dict:
+    """The row and its flip to group `to` of `attribute`, explained by LIME and/or SHAP (same seed,
+    same settings), per feature side by side.
+
+    Returns {"attribute", "from", "to", "explainers", "with_proxies", "probability_before",
+    "probability", "original": {"weights"?, "shap"?}, "flipped": {...} (as `flipped_attributions`),
+    "table": [{"feature", "value", "flipped_value", "lime_original", "lime_flipped",
+    "shap_original", "shap_flipped"}]} (None where an explainer did not run), rows ordered by
+    the largest change of any explainer's attribution."""
+    row = ctx.check_row(row_id)
+    names = explainers_of(explainer)
+    _check_target(ctx, attribute, to)
+    model_name = model_name or ctx.default_model
+    model = ctx.model(model_name)
+    original, flipped = ctx.lime_matrix[row], flipped_readable(ctx, row, attribute, to, with_proxies)
+    sides = {"original": _attributions(ctx, model_name, row, original, names, num_samples, seed),
+             "flipped": _attributions(ctx, model_name, row, flipped, names, num_samples, seed)}
+    after = ctx.codec.to_frame(flipped[None, :])
+    table = []
+    for j, column in enumerate(ctx.codec.columns):
+        entry = {"feature": column, "value": display_value(ctx.frame[column].iloc[row]),
+                 "flipped_value": display_value(after[column].iloc[0]) if column in _changes(
+                     ctx, attribute, to, with_proxies) else display_value(ctx.frame[column].iloc[row])}
+        for name in (LIME, SHAP):
+            for side, found in sides.items():
+                value = found.get(name)
+                value = None if value is None else (value["values"] if name == SHAP else value)[j]
+                entry[f"{name}_{side}"] = None if value is None else float(value)
+        table.append(entry)
+    table.sort(key=lambda e: -max(abs(e[f"{n}_flipped"] - e[f"{n}_original"]) for n in names))
+    return {"attribute": attribute, "from": str(ctx.study.data.groups[attribute].iloc[row]), "to": to,
+            "explainers": list(names), "with_proxies": with_proxies,
+            "probability_before": float(model.predict_proba(ctx.study.X[[row]])[0]),
+            "probability": float(model.predict_proba(_flipped(ctx, np.array([row]), attribute, to, with_proxies))[0]),
+            "original": _as_lists(ctx, sides["original"]), "flipped": _as_lists(ctx, sides["flipped"]),
+            "table": table}

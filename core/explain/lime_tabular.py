@@ -129,22 +129,36 @@ def _reseed(lime_explainer, seed: int) -> None:
         lime_explainer.discretizer.random_state = state
 
 
-def predict_function(ctx: RunContext, model_name: str, row: int):
-    """LIME's classifier_fn: perturbed raw rows (n, columns) -> (n, 2) [P(negative), P(positive)]."""
+def positive_probability(ctx: RunContext, model_name: str, row: int):
+    """Readable rows (n, columns) in LIME's matrix form -> (n,) the model's P(positive); the one
+    bridge LIME and SHAP both ask (`row`: the explained row, for any withheld column a model reads)."""
     model = ctx.model(model_name)
     base_row = ctx.study.X[row]
 
+    def probability(Z: np.ndarray) -> np.ndarray:
+        return model.predict_proba(ctx.codec.encode(Z, base_row))
+
+    return probability
+
+
+def predict_function(ctx: RunContext, model_name: str, row: int):
+    """LIME's classifier_fn: perturbed raw rows (n, columns) -> (n, 2) [P(negative), P(positive)]."""
+    probability = positive_probability(ctx, model_name, row)
+
     def predict(Z: np.ndarray) -> np.ndarray:
-        p = model.predict_proba(ctx.codec.encode(Z, base_row))
+        p = probability(Z)
         return np.column_stack([1.0 - p, p])
 
     return predict
 
 
-def lime_weights(ctx: RunContext, model_name: str, row: int, num_samples: int, seed: int) -> dict:
-    """One LIME run: weight per column (in codec column order), condition names, intercept, R^2."""
+def lime_weights(ctx: RunContext, model_name: str, row: int, num_samples: int, seed: int,
+                 z: np.ndarray | None = None) -> dict:
+    """One LIME run: weight per column (in codec column order), condition names, intercept, R^2.
+    `z`: the row to explain in LIME's matrix form (default: row `row`; the attribute flip passes
+    the flipped row)."""
     lime_explainer = explainer(ctx)
-    z = ctx.lime_matrix[row]
+    z = ctx.lime_matrix[row] if z is None else np.asarray(z, dtype=np.float64)
     predict = predict_function(ctx, model_name, row)
     n_columns = len(ctx.codec.columns)
     # The explainer's random state is shared: one explanation at a time per run. BLAS gets one

@@ -1,11 +1,12 @@
-"""What a model leans on, per group: LIME weights averaged over rows of each group.
+"""What a model leans on, per group: LIME weights (or SHAP values) averaged over rows of each group.
 
 For attribute A and each of its groups g, up to `rows_per_group` test rows of g are drawn
 without replacement (`numpy.random.default_rng(seed)`, groups in the report's order) and each is
-explained once by LIME (`core.explain.lime_tabular.lime_weights`, same `num_samples` and
-`seed` for every row). Per feature f:
+explained once, by LIME (`core.explain.lime_tabular.lime_weights`, same `num_samples` and
+`seed` for every row) or by SHAP (`core.explain.shap_tabular.shap_values`, same `seed`):
+`explainer` is a parameter, everything below is shared. Per feature f:
 
-    importance_g(f) = mean over the group's rows of |w_row(f)|
+    importance_g(f) = mean over the group's rows of |w_row(f)|     (w: LIME weight or SHAP value)
 
 with a percentile bootstrap interval over rows (`n_boot` resamples of the group's rows with
 replacement; each group resampled on its own). Between two groups a and b:
@@ -16,12 +17,12 @@ with the interval of the replicate differences (the groups' replicates paired by
 which are independent draws). Its two-sided p-value is the normal one of the bootstrap,
 ``2 Phi(-|difference| / sd(replicate differences))`` (continuous, unlike a count of
 replicates, so that it can survive the adjustment), and `clear` is decided on that p-value
-Holm-adjusted over every (pair, feature) difference of the run, one family
-(core.audit.multiplicity); the interval stays as a description. Differences are listed for
+Holm-adjusted over every (pair, feature) difference of the run, one family per explainer
+(core.audit.multiplicity; `FAMILIES`); the interval stays as a description. Differences are listed for
 every pair of groups, largest |difference| first. Groups with fewer than 2 sampled rows get
 no interval.
 
-It is slow by nature (one LIME run per row): `on_progress(done, total)` is called after every
+It is slow by nature (one explanation per row): `on_progress(done, total)` is called after every
 row, and `should_stop()` is checked between rows. The dashboard runs it as a background job
 of kind "explain-subgroup" (`subgroup_job`).
 """
@@ -37,9 +38,11 @@ import numpy as np
 
 from core.audit.multiplicity import holm
 from core.errors import InputError
+from core.explain.agreement import LIME, SHAP
 from core.explain.context import RunContext, load_run
 from core.explain.counterfactual import check_attribute
 from core.explain.lime_tabular import NUM_SAMPLES, lime_weights
+from core.explain.shap_tabular import shap_values
 
 ROWS_PER_GROUP = 100
 N_BOOT = 1000
@@ -77,17 +80,19 @@ def _interval(replicates: np.ndarray | None, confidence: float) -> np.ndarray | 
 
 def subgroup_importance(ctx: RunContext, attribute: str, model_name: str | None = None, *,
                         rows_per_group: int = ROWS_PER_GROUP, num_samples: int = NUM_SAMPLES, seed: int = 0,
-                        n_boot: int = N_BOOT, confidence: float = 0.95,
+                        n_boot: int = N_BOOT, confidence: float = 0.95, explainer: str = LIME,
                         on_progress: Callable[[int, int], None] | None = None,
                         should_stop: Callable[[], bool] | None = None) -> dict:
-    """Mean |LIME weight| per feature and group, with bootstrap intervals and group differences.
+    """Mean |LIME weight| (or |SHAP value|, `explainer="shap"`) per feature and group, with bootstrap
+    intervals and group differences.
 
-    Returns {"attribute", "model", "num_samples", "seed", "rows_per_group", "confidence",
+    Returns {"attribute", "model", "explainer", "num_samples", "seed", "rows_per_group", "confidence",
     "features", "groups": [{"group", "n_rows", "row_ids", "importance": [{"feature", "mean_abs_weight",
     "ci"}]}], "differences": [{"feature", "group_a", "group_b", "difference", "ci", "p_value", "p_adjusted",
     "family", "family_size", "clear"}],
     "stopped"} (see the module docstring for the formulas)."""
     check_attribute(ctx, attribute)
+    attribution = row_attribution(explainer, num_samples)
     model_name = model_name or ctx.default_model
     ctx.model(model_name)
     if rows_per_group < 1:
@@ -106,7 +111,7 @@ def subgroup_importance(ctx: RunContext, attribute: str, model_name: str | None 
             if should_stop is not None and should_stop():
                 stopped = True
                 break
-            weights[group].append(np.abs(lime_weights(ctx, model_name, int(row), num_samples, seed)["weights"]))
+            weights[group].append(np.abs(attribution(ctx, model_name, int(row), seed)))
             done += 1
             if on_progress is not None:
                 on_progress(done, total)
@@ -138,15 +143,26 @@ def subgroup_importance(ctx: RunContext, attribute: str, model_name: str | None 
             interval = None if ci is None else [float(ci[0, j]), float(ci[1, j])]
             differences.append({"feature": feature, "group_a": a, "group_b": b, "difference": float(difference),
                                 "ci": interval, "p_value": None if sd is None else _normal_p(difference, sd[j])})
-    _decide(differences, confidence)
+    _decide(differences, confidence, FAMILIES[explainer])
     differences.sort(key=lambda d: -abs(d["difference"]))
-    return {"attribute": attribute, "model": model_name, "num_samples": num_samples, "seed": seed,
+    return {"attribute": attribute, "model": model_name, "explainer": explainer, "num_samples": num_samples,
+            "seed": seed,
             "rows_per_group": rows_per_group, "confidence": confidence, "n_boot": n_boot, "features": list(columns),
             "groups": summary, "differences": differences, "stopped": stopped}
 
 
-#: The family of the per-group LIME differences (core.audit.multiplicity's word for it).
+#: The family of the per-group differences of each explainer (core.audit.multiplicity's word for it).
 FAMILY = "lime_group_differences"
+FAMILIES = {LIME: FAMILY, SHAP: "shap_group_differences"}
+
+
+def row_attribution(explainer: str, num_samples: int) -> Callable[[RunContext, str, int, int], np.ndarray]:
+    """(ctx, model, row, seed) -> one attribution per column, for the named explainer."""
+    if explainer == LIME:
+        return lambda ctx, model, row, seed: lime_weights(ctx, model, row, num_samples, seed)["weights"]
+    if explainer == SHAP:
+        return lambda ctx, model, row, seed: shap_values(ctx, model, row, seed)["values"]
+    raise InputError(f"Unknown explainer '{explainer}'", f"Use one of: {LIME}, {SHAP}")
 
 
 def _normal_p(difference: float, sd: float) -> float:
@@ -156,12 +172,12 @@ def _normal_p(difference: float, sd: float) -> float:
     return float(math.erfc(abs(difference) / sd / math.sqrt(2)))
 
 
-def _decide(differences: list[dict], confidence: float) -> None:
+def _decide(differences: list[dict], confidence: float, family: str = FAMILY) -> None:
     """`clear` from the Holm-adjusted p-values of all differences (one family), in place."""
     adjusted = holm([d["p_value"] for d in differences])
     size = sum(p is not None for p in adjusted)
     for d, p in zip(differences, adjusted):
-        d.update(p_adjusted=p, family=FAMILY if p is not None else None, family_size=size if p is not None else None,
+        d.update(p_adjusted=p, family=family if p is not None else None, family_size=size if p is not None else None,
                  clear=bool(p is not None and p < 1 - confidence))
 
 
@@ -173,7 +189,7 @@ def subgroup_job(context) -> dict:
     """Job entry point (core.workspace.jobs kind "explain-subgroup").
 
     config: {"audit_run_id" or "run_dir", "attribute", "model", "rows_per_group",
-    "num_samples", "seed"}; writes the result to `<job run>/subgroup.json` and reports
+    "num_samples", "seed", "explainer" (default "lime")}; writes the result to `<job run>/subgroup.json` and reports
     progress events ({"stage": "explain", "step", "total_steps", "fraction", "message"})."""
     from core.errors import Cancelled
     from core.files import atomic_write
@@ -199,7 +215,8 @@ def subgroup_job(context) -> dict:
     result = subgroup_importance(ctx, config["attribute"], config.get("model"),
                                  rows_per_group=int(config.get("rows_per_group", ROWS_PER_GROUP)),
                                  num_samples=int(config.get("num_samples", NUM_SAMPLES)),
-                                 seed=int(config.get("seed", 0)), on_progress=progress,
+                                 seed=int(config.get("seed", 0)), explainer=str(config.get("explainer", LIME)),
+                                 on_progress=progress,
                                  should_stop=context.should_stop)
     if result["stopped"]:
         raise Cancelled()

@@ -76,3 +76,38 @@ def test_missing_or_incomplete_run_folder_exits_2(run_dir, tmp_path, capsys):
     assert "not a finished audit run (report.json missing)" in capsys.readouterr().err
     assert cli.main(["explain", "--row", "1"]) == 2
     assert "--run" in capsys.readouterr().err
+
+
+def test_explainer_both_adds_shap_and_agreement_beside_lime(run_dir, capsys):
+    row = _test_row(run_dir)
+    code = cli.main(["explain", "--run", str(run_dir), "--row", str(row), "--model", "supervised",
+                     "--num-samples", "300", "--repeats", "1", "--explainer", "both"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert CONTRACT <= set(out) and {"shap", "agreement"} <= set(out)
+    values = out["shap"]["values"]
+    assert {v["feature"] for v in values} == {"sex", "age", "region", "signal", "noise"}
+    assert out["shap"]["base_value"] + sum(v["value"] for v in values) == pytest.approx(out["probability"], abs=1e-5)
+    assert set(out["agreement"]) >= {"k", "spearman", "disagreements", "top_lime", "top_shap"}
+    assert all({"shap", "weights"} <= set(flip) for flip in out["flip"])
+    assert "example.org" not in json.dumps(out)
+
+
+def test_explainer_shap_alone_and_lime_by_default(run_dir, capsys):
+    row = _test_row(run_dir)
+    assert cli.main(["explain", "--run", str(run_dir), "--row", str(row), "--explainer", "shap"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "shap" in out and "weights" not in out and "agreement" not in out
+    assert out["row_id"] == row and out["model"] == "scarf+linear" and out["shap"]["values"][0]["feature"] == "signal"
+    assert all("shap" in flip and "weights" not in flip for flip in out["flip"])
+    assert cli.main(["explain", "--run", str(run_dir), "--row", str(row), "--num-samples", "200",
+                     "--repeats", "1"]) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert "weights" in default and "shap" not in default and "agreement" not in default
+
+
+def test_bad_explainer_exits_2_with_one_line(run_dir, capsys):
+    code = cli.main(["explain", "--run", str(run_dir), "--row", "0", "--explainer", "kernel"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Unknown explainer 'kernel'" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
