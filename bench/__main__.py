@@ -38,6 +38,7 @@ BENCHES: dict[str, str] = {
     "audit": "bench.bench_audit",
     "replicates": "bench.bench_replicates",
     "lime": "bench.bench_lime",
+    "shap": "bench.bench_shap",
 }
 DOC = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
