@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--positive", help="the target value that counts as positive")
     parser.add_argument("--method", required=True,
                         help="self-supervised objective: scarf, vime, dae, simclr, byol, simsiam, vicreg, barlow, swav, "
-                             "moco, vae")
+                             "moco, vae, deepcluster")
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"maximum pretraining epochs (default {PRETRAIN_DEFAULTS['epochs']})")
     parser.add_argument("--batch-size", type=int, default=None,

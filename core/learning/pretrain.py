@@ -181,14 +181,21 @@ def pretrain(X_train: np.ndarray | ChunkSource, X_val: np.ndarray | None,
         val_rows = _validation_rows(X_val, device)
         resumed = resume and checkpoint_dir is not None and state.restore(
             checkpoint_dir, config=config, n_features=plan.n_features)
-        if not resumed and val_rows is not None:
-            state.initial_val = _validation_loss(state.objective, val_rows, batch_size=plan.batch, seed=config.seed,
-                                                 precision=precision)
+        prepared = False  # whether the objective's before_epoch already ran for the coming epoch
+        if not resumed:
+            _before_epoch(state, train_rows)
+            prepared = True
+            if val_rows is not None:
+                state.initial_val = _validation_loss(state.objective, val_rows, batch_size=plan.batch,
+                                                     seed=config.seed, precision=precision)
 
         clock, cancelled = Clock(), False
         state.objective.train()
         while state.epoch < config.epochs and not state.stopped_early and not cancelled:
             epoch = state.epoch + 1
+            if not prepared:
+                _before_epoch(state, train_rows)
+            prepared = False
             epoch_start = time.perf_counter()
             loss_sum = torch.zeros((), device=device)
             for xb in _epoch_batches(train_rows, epoch=state.epoch, batch_size=plan.batch,
@@ -265,6 +272,20 @@ def _step(state: TrainingState, xb: torch.Tensor, *, lr: float, shard: slice | N
     state.objective.after_step(state.step, total_steps)
     state.step += 1
     return loss
+
+
+def _before_epoch(state: TrainingState, rows: torch.Tensor | ChunkSource) -> None:
+    """The objective's epoch-start hook (core.learning.ssl.base), given the training rows'
+    embeddings on demand; the parameters it re-initialised start with fresh optimizer state."""
+    def embed_rows() -> torch.Tensor:
+        if isinstance(rows, ChunkSource):
+            device = next(state.objective.encoder.parameters()).device
+            return torch.cat([embed(state.objective.encoder, torch.as_tensor(np.asarray(chunk, np.float32)).to(device))
+                              for chunk in rows.chunks(0)])
+        return embed(state.objective.encoder, rows)
+
+    for parameter in state.objective.before_epoch(embed_rows):
+        state.optimizer.state.pop(parameter, None)
 
 
 def _lr_at(step: int, total: int, config: PretrainConfig) -> float:

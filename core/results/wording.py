@@ -33,7 +33,8 @@ OUTCOME_EFFECT_WORDS = {"helps": "helps the person (for example a loan granted, 
 
 METHOD_LABELS = {"scarf": "SCARF", "simclr": "SimCLR", "byol": "BYOL", "simsiam": "SimSiam", "vicreg": "VICReg",
                  "barlow_twins": "Barlow Twins", "barlow": "Barlow Twins", "vime": "VIME", "dae": "denoising",
-                 "swav": "SwAV", "moco": "MoCo", "vae": "variational autoencoder"}
+                 "swav": "SwAV", "moco": "MoCo", "vae": "variational autoencoder",
+                 "deepcluster": "DeepCluster"}
 STRATEGY_LABELS = {"linear": "output layer only", "bn-stats": "output layer and normalisation statistics",
                    "bn-affine": "output layer and normalisation layers", "gradual": "all layers, step by step",
                    "full": "all layers retrained"}

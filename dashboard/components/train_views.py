@@ -76,7 +76,8 @@ METHOD_WORDS = {"scarf": "SCARF: contrast each row with a copy whose columns are
                 "barlow": "Barlow Twins: make the views' features agree and decorrelate",
                 "swav": "SwAV: assign views to the same learned clusters",
                 "moco": "MoCo: contrast each row with a queue of earlier rows, seen by a slowly moving copy",
-                "vae": "Variational autoencoder: squeeze each row into a small random code that rebuilds it"}
+                "vae": "Variational autoencoder: squeeze each row into a small random code that rebuilds it",
+                "deepcluster": "DeepCluster: group the rows into clusters, then learn to tell the clusters apart"}
 # Plain words first (core.results.wording's labels, as on the result pages); the code names (bn-stats, ...)
 # are in the picker's help, as the downloads and `equiscope audit --strategies` use them.
 STRATEGY_WORDS = {"linear": "output layer only: train a final layer on the frozen pretrained encoder",

@@ -1,4 +1,4 @@
-"""DDP under torchrun (2 CPU processes, gloo) reproduces the single-process run (SCARF, VAE, MoCo).
+"""DDP under torchrun (2 CPU processes, gloo) reproduces the single-process run (SCARF, VAE, DeepCluster, MoCo).
 
 Both runs use the same global batch (64 rows; 32 per rank under DDP), seed and views;
 BatchNorm statistics are synchronised and SCARF's negatives are all-gathered, so the only
@@ -76,7 +76,7 @@ def _run_ddp(method, synthetic_table, tmp_path, worker: list[str]):
     return ddp, train, val, layout, config
 
 
-@pytest.mark.parametrize("method", ["scarf", "vae"])
+@pytest.mark.parametrize("method", ["scarf", "vae", "deepcluster"])
 def test_two_process_run_matches_one_process(method, synthetic_table, tmp_path):
     ddp, train, val, layout, config = _run_ddp(method, synthetic_table, tmp_path,
                                                ["-m", "core.learning.pretrain_ddp"])

@@ -60,9 +60,9 @@ def test_objective_learns_the_structure(method, table, random_probe):
     assert not result.collapse["collapsed"]
 
 
-def test_registry_holds_eleven_methods_with_published_defaults():
+def test_registry_holds_twelve_methods_with_published_defaults():
     assert method_names() == ["scarf", "vime", "dae", "simclr", "byol", "simsiam", "vicreg",
-                              "barlow", "swav", "moco", "vae"]
+                              "barlow", "swav", "moco", "vae", "deepcluster"]
     d = {name: method_defaults(name) for name in METHODS}
     assert (d["scarf"]["corruption_rate"], d["scarf"]["temperature"]) == (0.6, 1.0)
     assert (d["vime"]["p_m"], d["vime"]["alpha"]) == (0.3, 2.0)
@@ -74,6 +74,7 @@ def test_registry_holds_eleven_methods_with_published_defaults():
     assert (d["swav"]["sinkhorn_iters"], d["swav"]["epsilon"], d["swav"]["temperature"]) == (3, 0.05, 0.1)
     assert (d["moco"]["temperature"], d["moco"]["momentum"], d["moco"]["queue_size"]) == (0.2, 0.99, 512)
     assert d["vae"]["beta"] == 1.0
+    assert d["deepcluster"]["n_clusters"] == 32
 
 
 def test_unknown_method_or_parameter_is_an_input_error():

@@ -28,8 +28,9 @@ Events: pretrain's events, one per replicate, with {"replicate": r, "replicates"
 
 Where the batched model cannot reproduce the solo runs, the replicates are pretrained one after
 another by `pretrain` itself: R == 1, a streamed (ChunkSource) training table, DDP (torchrun),
-or an encoder with dropout (dropout draws from the global RNG inside the forward pass, which a
-vmapped forward cannot split into the solo runs' streams). After a cancel the list then ends
+an encoder with dropout (dropout draws from the global RNG inside the forward pass, which a
+vmapped forward cannot split into the solo runs' streams), or an objective with an epoch-start
+hook (DeepCluster: k-means per replicate, and a head re-initialised with fresh AdamW state). After a cancel the list then ends
 with the cancelled replicate. No epoch checkpoints are written: a batched run restarts.
 A replicate whose training loss is not finite raises pretrain's InputError for the whole
 batch (its solo run would have raised; the others' results are not returned half-done).
@@ -54,6 +55,8 @@ from core.learning.pretrain import (COLLAPSE_ROWS, Clock, PretrainResult, _batch
                                     _validation_rows, embed, pretrain, resolve_device)
 from core.learning.pretrain_config import PretrainConfig
 from core.learning.pretrain_state import TrainingState
+from core.learning.ssl import get_method
+from core.learning.ssl.base import Objective
 from core.learning.ssl.collapse import collapse_report
 from core.learning.ssl.views import FeatureLayout
 from core.learning.streaming import ChunkSource, array_batches
@@ -79,7 +82,13 @@ def batchable(X_train: np.ndarray | ChunkSource, configs: Sequence[PretrainConfi
     """True where the batched model reproduces the solo runs (see the module docstring)."""
     encoder = configs[0].encoder_config(1)
     return (len(configs) > 1 and not isinstance(X_train, ChunkSource) and encoder.dropout == 0
-            and int(os.environ.get("WORLD_SIZE", "1")) <= 1)
+            and int(os.environ.get("WORLD_SIZE", "1")) <= 1 and not _has_epoch_hook(configs[0].method))
+
+
+def _has_epoch_hook(method: str) -> bool:
+    """An objective with a `before_epoch` (DeepCluster's k-means): the batched loop has no such
+    step, and a re-initialised head's AdamW state cannot be restarted for one row of a stack."""
+    return get_method(method).before_epoch is not Objective.before_epoch
 
 
 def _one_after_another(X_train, X_val, layout, configs, *, on_event, should_stop) -> list[PretrainResult]:

@@ -7,7 +7,7 @@
 
 Each objective's formula and paper are in its module: contrastive (scarf, simclr),
 reconstruction (vime, dae), self_distillation (byol, simsiam), redundancy (vicreg, barlow),
-clustering (swav), momentum_contrast (moco), variational (vae). docs/ssl.md summarises them.
+clustering (swav), momentum_contrast (moco), variational (vae), deep_cluster (deepcluster). docs/ssl.md summarises them.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from core.learning.models import EncoderConfig
 from core.learning.ssl.base import Objective
 from core.learning.ssl.clustering import SwAV
 from core.learning.ssl.contrastive import Scarf, SimCLR
+from core.learning.ssl.deep_cluster import DeepCluster
 from core.learning.ssl.momentum_contrast import MoCo
 from core.learning.ssl.reconstruction import DenoisingAutoencoder, Vime
 from core.learning.ssl.redundancy import BarlowTwins, VICReg
@@ -28,7 +29,7 @@ from core.learning.ssl.views import FeatureLayout
 
 METHODS: dict[str, type[Objective]] = {cls.name: cls for cls in (
     Scarf, Vime, DenoisingAutoencoder, SimCLR, Byol, SimSiam, VICReg, BarlowTwins, SwAV, MoCo,
-    VariationalAutoencoder)}
+    VariationalAutoencoder, DeepCluster)}
 
 
 def method_names() -> list[str]:

@@ -7,6 +7,7 @@ reconstruction, prototypes) and, for BYOL, a target network. One training step i
     loss, logs = objective(*views)               # forward = compute_loss(views)
     loss.backward(); optimizer.step()
     objective.after_step(step, total_steps)      # e.g. BYOL's EMA update
+and `objective.before_epoch(embed_rows)` starts every epoch (DeepCluster's reassignment).
 
 Views are made on the whole (global) batch and every view has the batch on dim 0, so under
 DDP each rank makes identical views from the same generator and keeps its slice of rows;
@@ -19,6 +20,7 @@ views of each row (SimCLR, BYOL, SimSiam, VICReg, Barlow Twins, SwAV).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -76,6 +78,13 @@ class Objective(nn.Module):
 
     def after_step(self, step: int, total_steps: int) -> None:
         """Called after each optimizer step (step counts from 0)."""
+
+    def before_epoch(self, embed_rows: Callable[[], torch.Tensor]) -> list[nn.Parameter]:
+        """Called at the start of every epoch (a fresh run's first: before its initial validation);
+        `embed_rows()` gives the encoder's eval-mode embeddings of all training rows. Returns the
+        parameters it re-initialised, whose optimizer state the loop drops. DeepCluster's k-means;
+        the others do nothing."""
+        return []
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
