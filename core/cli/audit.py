@@ -16,7 +16,7 @@ from pathlib import Path
 
 from core.cli._format import text_table
 from core.cli._progress import ProgressBar
-from core.cli.pretrain import add_threads_argument
+from core.cli.pretrain import METHOD_NAMES, add_threads_argument
 from core.errors import InputError
 from core.processes import pid_alive
 from core.run.config import AuditConfig  # light: the defaults without torch (core.run.config's docstring)
@@ -50,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sensitive", required=True, help="comma-separated sensitive attributes, e.g. sex,race")
     parser.add_argument("--positive", help="the target value that counts as positive, or a threshold on a numeric "
                         "target: '>=10' (also '>', '<=', '<')")
-    parser.add_argument("--method", default=default["method"], help="SSL pretraining method (default %(default)s)")
+    parser.add_argument("--method", default=default["method"],
+                        help=f"SSL pretraining method: {METHOD_NAMES} (default %(default)s)")
     parser.add_argument("--strategies", default=strategies,
                         help="comma-separated fine-tuning strategies (default %(default)s); with --model, 'none' "
                              "audits the outside model alone, without training")

@@ -31,6 +31,11 @@ PRETRAIN_DEFAULTS = {f.name: f.default for f in fields(PretrainConfig)}
 ENCODER_DEFAULTS = {f.name: f.default for f in fields(EncoderConfig)}
 
 
+#: The registry's names (core.learning.ssl.method_names(), a test checks they agree), written out
+#: because the registry loads torch and the parser must not; `equiscope audit --method` shows them too.
+METHOD_NAMES = "scarf, vime, dae, simclr, byol, simsiam, vicreg, barlow, swav, moco, vae, deepcluster"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="a bundled dataset name or a CSV/Parquet/Excel path")
     parser.add_argument("--target", required=True, help="the outcome column")
@@ -38,8 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                             "(default: the dataset card's, or columns named like sex, race, age)")
     parser.add_argument("--positive", help="the target value that counts as positive")
     parser.add_argument("--method", required=True,
-                        help="self-supervised objective: scarf, vime, dae, simclr, byol, simsiam, vicreg, barlow, swav, "
-                             "moco, vae, deepcluster")
+                        help=f"self-supervised objective: {METHOD_NAMES}")
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"maximum pretraining epochs (default {PRETRAIN_DEFAULTS['epochs']})")
     parser.add_argument("--batch-size", type=int, default=None,

@@ -9,11 +9,14 @@ regression on 200 labelled rows, accuracy on 500 held-out rows. Measured on this
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from core.cli.pretrain import METHOD_NAMES, add_arguments
 from core.errors import InputError
 from core.learning.models import Encoder, EncoderConfig
 from core.learning.ssl import METHODS, make_objective, method_defaults, method_names
@@ -125,3 +128,11 @@ def test_pretraining_reports_collapse_loudly(table):
                           on_event=events.append)
     assert result.collapse["collapsed"]
     assert any(e["stage"] == "warning" and "collapsed" in e["message"] for e in events)
+
+
+def test_the_commands_name_every_method_in_their_help():
+    """`equiscope pretrain/audit --method`'s help is a literal (the CLI's parser must not load torch)."""
+    assert METHOD_NAMES.split(", ") == method_names()
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert METHOD_NAMES in next(a for a in parser._actions if a.dest == "method").help

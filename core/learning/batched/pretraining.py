@@ -30,8 +30,8 @@ Where the batched model cannot reproduce the solo runs, the replicates are pretr
 another by `pretrain` itself: R == 1, a streamed (ChunkSource) training table, DDP (torchrun),
 an encoder with dropout (dropout draws from the global RNG inside the forward pass, which a
 vmapped forward cannot split into the solo runs' streams), or an objective with an epoch-start
-hook (DeepCluster: k-means per replicate, and a head re-initialised with fresh AdamW state). After a cancel the list then ends
-with the cancelled replicate. No epoch checkpoints are written: a batched run restarts.
+hook (DeepCluster: k-means per replicate, and a head re-initialised with fresh AdamW state).
+After a cancel the list then ends with the cancelled replicate. No epoch checkpoints are written: a batched run restarts.
 A replicate whose training loss is not finite raises pretrain's InputError for the whole
 batch (its solo run would have raised; the others' results are not returned half-done).
 """

@@ -12,7 +12,8 @@ K random unit vectors, as in the paper.
 Validation (eval mode) contrasts each query with the keys of its own validation batch instead
 (InfoNCE with the batch as the queue, core.learning.ssl.contrastive.info_nce) and leaves the
 queue alone: the queue changes every step and starts random (easy negatives), so losses against
-it are not comparable between epochs, and early stopping compares epochs. Under DDP the keys of all ranks are gathered before enqueueing, so every rank holds
+it are not comparable between epochs, and early stopping compares epochs.
+Under DDP the keys of all ranks are gathered before enqueueing, so every rank holds
 the same queue (that of one process on the global batch).
 
 Defaults for tables (docs/ssl.md): momentum 0.99 rather than the paper's 0.999, since a table
