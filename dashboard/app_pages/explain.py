@@ -8,6 +8,8 @@ import streamlit as st
 
 from core.errors import InputError
 from core.explain import RunContext
+from core.explain.agreement import CHOICES as EXPLAINER_CHOICES
+from core.explain.agreement import LIME, SHAP, explainers_of
 from core.data.proxies import MODERATE
 from core.explain.lime_tabular import NUM_SAMPLES
 from core.results.export import csv_bytes
@@ -25,7 +27,8 @@ from dashboard.components.redraw import redraw_page
 
 SAMPLE_CHOICES = [1000, 2000, 5000, 10000]
 ROWS_CHOICES = [25, 50, 100, 200]
-SECONDS_PER_ROW = 0.15  # one LIME run at 5,000 samples on the Adult default model (bench/bench_lime.py)
+SECONDS_PER_ROW = {LIME: 0.15,  # one LIME run at 5,000 samples on the Adult default model (bench/bench_lime.py)
+                   SHAP: 0.3}  # one SHAP run, 100 background rows (bench/bench_shap.py: 0.24 s, 0.79 s at load 3)
 
 
 def model_label(ctx: RunContext, name: str) -> str:
@@ -39,7 +42,18 @@ def code_names(ctx: RunContext) -> str:
         f"{model_label(ctx, name)} = {name}" for name in ctx.model_names) + "."
 
 
-def explanation_section(ctx: RunContext, root: str, run_id: str, model: str, row: int) -> tuple[int, int]:
+def explainer_choice() -> str:
+    """LIME, SHAP or both (kept across pages); every section below follows it."""
+    state.keep_option("explain_explainer", list(EXPLAINER_CHOICES), LIME)
+    return st.radio("Explain with", list(EXPLAINER_CHOICES), key="explain_explainer", horizontal=True,
+                    format_func=views.EXPLAINER_WORDS.get,
+                    help="LIME fits a simple local model around the person; SHAP shares out the difference between "
+                         "this person's probability and the average person's among the features. Both: see them "
+                         "side by side, and where they disagree.")
+
+
+def explanation_section(ctx: RunContext, root: str, run_id: str, model: str, row: int,
+                        explainer: str) -> tuple[int, int]:
     left, right = st.columns(2)
     state.keep_option("explain_num_samples", SAMPLE_CHOICES, NUM_SAMPLES)
     num_samples = left.selectbox("LIME samples", SAMPLE_CHOICES, key="explain_num_samples",
@@ -49,13 +63,46 @@ def explanation_section(ctx: RunContext, root: str, run_id: str, model: str, row
     seed = int(right.number_input("Seed", min_value=0, step=1, key="explain_seed",
                                   help="Same seed, same explanation. Repeats for the stability check use the next "
                                        "seeds."))
-    result = views.explanation(root, run_id, model, row, num_samples, seed)
+    names = explainers_of(explainer)
+    lime = views.explanation(root, run_id, model, row, num_samples, seed) if LIME in names else None
+    shap = views.shap_explanation(root, run_id, model, row, seed) if SHAP in names else None
+    result = lime or shap
     positive = ctx.positive_label
     y = ctx.study.data.y[row]
     cells = st.columns(3)
     cells[0].metric("Decision", views.decision_words(ctx, result["prediction"]))
     cells[1].metric(f"Probability of {positive}", fmt_pct(result["probability"]))
     cells[2].metric("True outcome", "unknown" if y != y else views.decision_words(ctx, int(y)))
+    if lime is not None:
+        _lime_explanation(lime, positive, num_samples)
+    if shap is not None:
+        _shap_explanation(shap, positive)
+    if lime is not None and shap is not None:
+        agreement = views.agreement_of(lime, shap)
+        lines = views.disagreement_lines(agreement)
+        (st.info if lines else st.success)(views.agreement_sentence(agreement)
+                                           + (" They disagree on:" if lines else " They disagree on no top feature."),
+                                           icon=":material/compare_arrows:")
+        if lines:
+            st.markdown("\n".join(lines))
+    return num_samples, seed
+
+
+def _shap_explanation(result: dict, positive: str) -> None:
+    st.plotly_chart(views.shap_chart(result["values"], positive,
+                                     title=f"SHAP: what pushed the probability of {positive} up (green) or down (red)"),
+                    key="explain_shap_chart", config=views.PLOTLY_CONFIG)
+    st.caption(f"SHAP starts from the model's average probability over {result['background_rows']} people of the "
+               f"training data ({fmt_pct(result['base_value'])}) and shares out the difference to this person's "
+               f"probability among the features: the values add up to {fmt_pct(result['probability'])} exactly. "
+               "A feature counts as unknown by taking those people's values instead of this person's.")
+    for note in result["notes"]:
+        st.caption(md(note))
+    with st.expander("Every feature's SHAP value", icon=":material/table_rows:"):
+        st.dataframe(views.shap_table(result["values"]), hide_index=True, key="explain_shap_table")
+
+
+def _lime_explanation(result: dict, positive: str, num_samples: int) -> None:
     st.plotly_chart(views.weight_chart(result["weights"], positive,
                                        title=f"What pushed the probability of {positive} up (green) or down (red)"),
                     key="explain_weights_chart", config=views.PLOTLY_CONFIG)
@@ -69,7 +116,6 @@ def explanation_section(ctx: RunContext, root: str, run_id: str, model: str, row
         st.caption(md(note))
     with st.expander("Every feature's weight", icon=":material/table_rows:"):
         st.dataframe(views.weights_table(result["weights"]), hide_index=True, key="explain_weights_table")
-    return num_samples, seed
 
 
 def proxies_toggle(ctx: RunContext, label: str, key: str) -> bool:
@@ -87,7 +133,8 @@ def proxies_toggle(ctx: RunContext, label: str, key: str) -> bool:
     return with_proxies
 
 
-def flip_section(ctx: RunContext, root: str, run_id: str, model: str, row: int) -> None:
+def flip_section(ctx: RunContext, root: str, run_id: str, model: str, row: int, explainer: str, num_samples: int,
+                 seed: int) -> None:
     with_proxies = proxies_toggle(ctx, "Also change the attribute's proxies", "explain_with_proxies")
     flips = views.row_flips(root, run_id, model, row, with_proxies)
     if not flips:
@@ -104,6 +151,7 @@ def flip_section(ctx: RunContext, root: str, run_id: str, model: str, row: int) 
     st.caption("Everything else about the person stays the same. A categorical attribute takes the other group's "
                "value; a numeric attribute audited in bins (such as age) takes the median of the other bin in the "
                "training rows.")
+    flip_explained(root, run_id, model, row, flips, explainer, with_proxies, num_samples, seed)
     st.subheader("The nearest real person in another group")
     entries = views.nearest(root, run_id, model, row)
     lines = []
@@ -116,6 +164,19 @@ def flip_section(ctx: RunContext, root: str, run_id: str, model: str, row: int) 
                      f"({fmt_pct(entry['probability'])}); differs in {differs or 'nothing else'}"
                      + (f" and {more} more" if more > 0 else "") + ".")
     st.markdown("\n".join(lines) or "No test row of another group.")
+
+
+def flip_explained(root: str, run_id: str, model: str, row: int, flips: list[dict], explainer: str,
+                   with_proxies: bool, num_samples: int, seed: int) -> None:
+    """One flip, explained before and after by the chosen explainer(s), per feature."""
+    labels = {f"{f['attribute']}: {f['from']} → {f['to']}": f for f in flips}
+    state.keep_option("explain_flip_explained", list(labels), next(iter(labels)))
+    picked = labels[st.selectbox("Explain one flip, before and after", list(labels), key="explain_flip_explained")]
+    result = views.flip_explanation(root, run_id, model, row, picked["attribute"], picked["to"], explainer,
+                                    with_proxies, num_samples, seed)
+    st.dataframe(views.flip_explanation_table(result), hide_index=True, key="explain_flip_explanation_table")
+    st.caption("The same person before and after the flip, explained with the same settings: a feature whose "
+               "weight or value moves a lot is one the model reads differently for the other group.")
 
 
 def comparison_section(ctx: RunContext, root: str, run_id: str, model: str, row: int, num_samples: int,
@@ -138,43 +199,56 @@ def comparison_section(ctx: RunContext, root: str, run_id: str, model: str, row:
 
 
 def subgroup_section(ws: Workspace, study: StudyRecord, ctx: RunContext, run_id: str, model: str,
-                     seed: int) -> None:
+                     seed: int, explainer: str) -> None:
     left, right = st.columns(2)
     state.keep_option("explain_subgroup_attribute", ctx.sensitive, ctx.sensitive[0])
     attribute = left.selectbox("Groups of", ctx.sensitive, key="explain_subgroup_attribute")
     state.keep_option("explain_subgroup_rows", ROWS_CHOICES, 100)
     rows = right.selectbox("Rows per group (at most)", ROWS_CHOICES, key="explain_subgroup_rows")
-    config = {"audit_run_id": run_id, "attribute": attribute, "model": model, "rows_per_group": int(rows),
-              "num_samples": NUM_SAMPLES, "seed": int(seed)}
+    names = explainers_of(explainer)
+    for name in names:
+        if len(names) > 1:
+            st.subheader(views.EXPLAINER_WORDS[name])
+        config = {"audit_run_id": run_id, "attribute": attribute, "model": model, "rows_per_group": int(rows),
+                  "num_samples": NUM_SAMPLES, "seed": int(seed)}
+        if name != LIME:  # LIME's jobs keep the configuration they always had, so earlier results stay found
+            config["explainer"] = name
+        _subgroup_of(ws, study, ctx, model, attribute, int(rows), config, name)
+
+
+def _subgroup_of(ws: Workspace, study: StudyRecord, ctx: RunContext, model: str, attribute: str, rows: int,
+                 config: dict, explainer: str) -> None:
+    suffix = "" if explainer == LIME else f"_{explainer}"  # LIME's widgets keep their keys
     earlier = views.subgroup_runs(ws, study["id"], config)
     latest = earlier[0] if earlier else None
     if latest is not None and latest["status"] in ("queued", "running"):
-        st.fragment(_subgroup_progress, run_every=1.0)(ws, latest["id"])
+        st.fragment(_subgroup_progress, run_every=1.0)(ws, latest["id"], suffix)
         return
     if latest is not None and latest["status"] == "succeeded":
         result = views.subgroup_result(ws, latest["id"])
         if result is not None:
-            _subgroup_result(result)
+            _subgroup_result(result, suffix)
             return
     if latest is not None and latest["status"] in ("failed", "cancelled", "interrupted"):
         st.warning(f"The last computation was {latest['status']}" + (f": {md(latest['error'])}" if latest.get("error")
                                                                      else "."), icon=":material/warning:")
     groups = ctx.study.data.groups[attribute].iloc[ctx.test_rows].nunique()
-    estimate = SECONDS_PER_ROW * rows * groups
-    st.markdown(f"Explains up to {rows} test rows of each of the {groups} groups of **{md(attribute)}** with LIME "
-                f"and averages the size of each feature's weight per group. It runs in the background "
+    estimate = SECONDS_PER_ROW[explainer] * rows * groups
+    word, what = views.EXPLAINER_WORDS[explainer], "weight" if explainer == LIME else "SHAP value"
+    st.markdown(f"Explains up to {rows} test rows of each of the {groups} groups of **{md(attribute)}** with {word} "
+                f"and averages the size of each feature's {what} per group. It runs in the background "
                 f"(about {max(estimate, 1):.0f} s or more on a busy machine); you can keep working meanwhile.")
-    if st.button("Compute per-group averages", key="explain_subgroup_start", icon=":material/play_arrow:"):
+    if st.button("Compute per-group averages", key=f"explain_subgroup_start{suffix}", icon=":material/play_arrow:"):
         try:
-            jobs.submit(ws, views.SUBGROUP_KIND, f"Explain {model} by {attribute}", config, study_id=study["id"],
-                        actor=access.reviewer())
+            jobs.submit(ws, views.SUBGROUP_KIND, f"Explain {model} by {attribute} ({word})", config,
+                        study_id=study["id"], actor=access.reviewer())
         except InputError as error:
             show_input_error(error)
             return
         st.rerun()
 
 
-def _subgroup_progress(ws: Workspace, job_id: str) -> None:
+def _subgroup_progress(ws: Workspace, job_id: str, suffix: str = "") -> None:
     run = ws.get_run(job_id)
     if run["status"] not in ("queued", "running"):
         redraw_page()  # finished: redraw the page with the result
@@ -185,15 +259,15 @@ def _subgroup_progress(ws: Workspace, job_id: str) -> None:
         st.progress(float(progress.get("fraction") or 0.0),
                     text=f"Explaining rows in the background: {progress.get('step', 0)} of "
                          f"{progress.get('total_steps', '…')}")
-    if st.button("Cancel", key="explain_subgroup_cancel", icon=":material/stop:"):
+    if st.button("Cancel", key=f"explain_subgroup_cancel{suffix}", icon=":material/stop:"):
         try:
             ws.request_cancel(job_id, actor=access.reviewer())
         except InputError as error:
             show_input_error(error)
 
 
-def _subgroup_result(result: dict) -> None:
-    st.plotly_chart(views.subgroup_chart(result), key="explain_subgroup_chart", config=views.PLOTLY_CONFIG)
+def _subgroup_result(result: dict, suffix: str = "") -> None:
+    st.plotly_chart(views.subgroup_chart(result), key=f"explain_subgroup_chart{suffix}", config=views.PLOTLY_CONFIG)
     clear = [d for d in result["differences"] if d["clear"]]
     if clear:
         top = clear[0]
@@ -202,10 +276,13 @@ def _subgroup_result(result: dict) -> None:
                     f"(difference {abs(top['difference']):.3f} in its average weight, sign ignored).")
     else:
         st.markdown("No feature's average weight differs clearly between the groups (every 95% interval covers 0).")
-    st.dataframe(views.differences_table(result), hide_index=True, key="explain_differences_table")
-    st.caption(f"How strongly the model leans on each feature: the size of its LIME weight (whether it pushes up "
-               f"or down), averaged over up to {result['rows_per_group']} test rows per group "
-               f"({result['num_samples']:,} samples each), with 95% bootstrap intervals over rows.")
+    st.dataframe(views.differences_table(result), hide_index=True, key=f"explain_differences_table{suffix}")
+    if result.get("explainer", LIME) == LIME:
+        how = f"the size of its LIME weight ({result['num_samples']:,} samples each)"
+    else:
+        how = "the size of its SHAP value"
+    st.caption(f"How strongly the model leans on each feature: {how}, whether it pushes up or down, averaged over "
+               f"up to {result['rows_per_group']} test rows per group, with 95% bootstrap intervals over rows.")
 
 
 def rates_section(ctx: RunContext, root: str, run_id: str) -> None:
@@ -230,7 +307,8 @@ def _rates_frame(result: dict) -> pd.DataFrame:
 def render() -> None:
     st.title("Explain")
     st.markdown("Why did a model decide as it did for one person, and would the decision change for someone of "
-                "another group? Pick a person from the test rows, see which features pushed the decision (LIME), "
+                "another group? Pick a person from the test rows, see which features pushed the decision (LIME, SHAP "
+                "or both, and where they disagree), "
                 "flip the sensitive attribute, and compare what models lean on for each group.")
     ws = state.workspace()
     picked = runs.current_run(ws)
@@ -265,15 +343,16 @@ def render() -> None:
             row = st.selectbox("Row", list(records), key="explain_row",
                                format_func=lambda r: views.row_label(ctx, records[r]))
         num_samples, seed = NUM_SAMPLES, int(st.session_state.get("explain_seed", 0))
+        explainer = explainer_choice()
         if row is not None:
             st.header("2. Why this decision", divider="gray")
-            num_samples, seed = explanation_section(ctx, root, run_id, model, row)
+            num_samples, seed = explanation_section(ctx, root, run_id, model, row, explainer)
             st.header("3. Would it change in another group?", divider="gray")
-            flip_section(ctx, root, run_id, model, row)
+            flip_section(ctx, root, run_id, model, row, explainer, num_samples, seed)
             st.header("4. Two models side by side", divider="gray")
             comparison_section(ctx, root, run_id, model, row, num_samples, seed)
         st.header("5. What the model leans on, per group", divider="gray")
-        subgroup_section(ws, study, ctx, run_id, model, seed)
+        subgroup_section(ws, study, ctx, run_id, model, seed, explainer)
         st.header("6. Flip rate per group", divider="gray")
         rates_section(ctx, root, run_id)
     except InputError as error:

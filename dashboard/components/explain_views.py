@@ -4,8 +4,9 @@ The run is picked with the shared picker (`components/runs.pick_run`), so the ru
 another result page stays chosen here. Caching: a run opened for explanations
 (`core.explain.load_run`: study, models, LIME explainer) is shared by all sessions
 (`st.cache_resource`, keyed by workspace and run id); explanations are `st.cache_data`, keyed by
-run, model, row, num_samples and seed. InputError is never cached. The subgroup aggregate runs as
-a background job ("explain-subgroup") and this page polls its progress.
+run, model, row, num_samples and seed (SHAP's by run, model, row and seed). InputError is never
+cached. The subgroup aggregate runs as a background job ("explain-subgroup") and this page polls
+its progress.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.errors import InputError
-from core.explain import (RunContext, compare_models, explain_row, flip_rates, flip_row, load_run,
-                          nearest_counterfactuals, proxies)
+from core.explain import (RunContext, compare_models, explain_flip, explain_row, explain_row_shap,
+                          explanations_agreement, flip_rates, flip_row, load_run, nearest_counterfactuals, proxies)
+from core.explain.agreement import BOTH, LIME, SHAP
 from core.explain.subgroup import RESULT_FILE
-from core.results.formatting import fmt_pct
+from core.results.formatting import fmt_num, fmt_pct
 from core.vocabulary import NOT_AVAILABLE
 from core.workspace.store import RunRecord, Workspace
 from dashboard.components import state
@@ -33,6 +35,8 @@ GREEN, RED, GREY = "#2E7D32", "#C62828", "#6B7280"
 GROUP_COLOURS = ["#4C78A8", "#E8A33D", "#54A24B", "#B279A2", "#9D755D", "#72B7B2", "#FF9DA6", "#BAB0AC"]
 PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 ALL = "All"
+#: The explainer choice in plain words (the page's "explain_explainer").
+EXPLAINER_WORDS = {LIME: "LIME", SHAP: "SHAP", BOTH: "Both, side by side"}
 
 
 # ----------------------------------------------------------------------------- cached calls
@@ -52,6 +56,18 @@ def context(ws: Workspace, run_id: str) -> RunContext | None:
 @st.cache_data(show_spinner="Explaining the decision with LIME…", max_entries=256)
 def explanation(root: str, run_id: str, model: str, row: int, num_samples: int, seed: int) -> dict:
     return explain_row(_context(root, run_id), row, model, num_samples=num_samples, seed=seed).to_dict()
+
+
+@st.cache_data(show_spinner="Explaining the decision with SHAP…", max_entries=256)
+def shap_explanation(root: str, run_id: str, model: str, row: int, seed: int) -> dict:
+    return explain_row_shap(_context(root, run_id), row, model, seed=seed).to_dict()
+
+
+@st.cache_data(show_spinner="Explaining the flipped row…", max_entries=128)
+def flip_explanation(root: str, run_id: str, model: str, row: int, attribute: str, to: str, explainer: str,
+                     with_proxies: bool, num_samples: int, seed: int) -> dict:
+    return explain_flip(_context(root, run_id), row, model, attribute, to, explainer=explainer,
+                        with_proxies=with_proxies, num_samples=num_samples, seed=seed)
 
 
 @st.cache_data(show_spinner="Flipping the sensitive attributes…", max_entries=256)
@@ -149,9 +165,10 @@ def row_label(ctx: RunContext, record: dict) -> str:
 
 
 # ----------------------------------------------------------------------------- charts
-def weight_chart(weights: list[dict], positive: str, top: int = 10, title: str = "") -> go.Figure:
+def weight_chart(weights: list[dict], positive: str, top: int = 10, title: str = "",
+                 name: str = "lime_weights") -> go.Figure:
     """Horizontal bars of LIME weights, green pushing towards `positive`, red away; error bars =
-    the spread over repeats."""
+    the spread over repeats. `name`: the chart's meta name (SHAP's values are drawn the same way)."""
     shown = weights[:top][::-1]
     labels = [w["condition"] for w in shown]
     figure = go.Figure(go.Bar(
@@ -162,11 +179,19 @@ def weight_chart(weights: list[dict], positive: str, top: int = 10, title: str =
                    for w in shown], hoverinfo="text"))
     figure.update_layout(height=90 + 30 * len(shown), margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
                          title=title or None, plot_bgcolor="white", showlegend=False, font={"size": 13},
-                         xaxis_title=f"change in the probability of {positive}", meta={"chart": "lime_weights"})
+                         xaxis_title=f"change in the probability of {positive}", meta={"chart": name})
     figure.add_vline(x=0, line_color=GREY)
     figure.update_xaxes(showgrid=True, gridcolor="#E5E7EB", zeroline=False)
     figure.update_yaxes(automargin=True)
     return figure
+
+
+def shap_chart(values: list[dict], positive: str, top: int = 10, title: str = "") -> go.Figure:
+    """SHAP values drawn as LIME's weights are (green up, red down); a bar reads "feature = its value"."""
+    shown = [{"feature": v["feature"], "value": v["feature_value"], "weight": v["value"], "std": 0.0,
+              "condition": f"{v['feature']} = {'missing' if v['feature_value'] is None else v['feature_value']}"}
+             for v in values]
+    return weight_chart(shown, positive, top, title, name="shap_values")
 
 
 def comparison_chart(table: list[dict], models: list[str], labels: list[str] | None = None,
@@ -239,6 +264,13 @@ def weights_table(weights: list[dict]) -> pd.DataFrame:
                          "Spread over repeats (std)": [round(w["std"], 4) for w in weights]})
 
 
+def shap_table(values: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame({"Feature": [v["feature"] for v in values],
+                         "This row's value": ["missing" if v["feature_value"] is None else str(v["feature_value"])
+                                              for v in values],
+                         "SHAP value": [round(v["value"], 4) for v in values]})
+
+
 def flip_table(ctx: RunContext, flips: list[dict]) -> pd.DataFrame:
     return pd.DataFrame({
         "Attribute": [f["attribute"] for f in flips],
@@ -284,3 +316,41 @@ def subgroup_runs(ws: Workspace, study_id: str, config: dict) -> list[RunRecord]
 def subgroup_result(ws: Workspace, run_id: str) -> dict | None:
     path = ws.run_dir(run_id) / RESULT_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+# ----------------------------------------------------------------------------- LIME and SHAP together
+REASON_WORDS = {"sign": "they push in opposite directions", "top_lime_only": "only LIME counts it among the top",
+                "top_shap_only": "only SHAP counts it among the top"}
+
+
+def agreement_of(lime_result: dict, shap_result: dict) -> dict:
+    return explanations_agreement(lime_result["weights"], shap_result["values"])
+
+
+def agreement_sentence(result: dict) -> str:
+    """The agreement of LIME and SHAP in one plain sentence (Spearman's rank correlation over the
+    features either counts among its top 5: 0.7 and above "largely agree", below 0.3 "disagree")."""
+    n, rho = len(result["features"]), result["spearman"]
+    if rho is None:
+        return (f"LIME and SHAP both single out {md(words(result['features']))}: there is no order to compare."
+                if n == 1 else "LIME and SHAP find no feature that clearly matters.")
+    verdict = ("largely agree on" if rho >= 0.7 else "partly agree on" if rho >= 0.3 else "disagree about")
+    return (f"LIME and SHAP {verdict} which features matter most for this decision (rank correlation "
+            f"{fmt_num(rho)} over the {n} features either counts among its top {result['k']}; 1 is the same order).")
+
+
+def disagreement_lines(result: dict) -> list[str]:
+    return [f"- **{md(d['feature'])}**: {REASON_WORDS[d['reason']]} (LIME {d['lime']:+.3f}, SHAP {d['shap']:+.3f})"
+            for d in result["disagreements"]]
+
+
+def flip_explanation_table(result: dict) -> pd.DataFrame:
+    """Per feature: the value before → after the flip and each explainer's attribution before and after."""
+    frame = {"Feature": [e["feature"] for e in result["table"]],
+             "Value (before → after)": [str(e["value"]) if e["value"] == e["flipped_value"]
+                                        else f"{e['value']} → {e['flipped_value']}" for e in result["table"]]}
+    for name in result["explainers"]:
+        word = EXPLAINER_WORDS[name]
+        frame[f"{word} before"] = [round(e[f"{name}_original"], 4) for e in result["table"]]
+        frame[f"{word} after"] = [round(e[f"{name}_flipped"], 4) for e in result["table"]]
+    return pd.DataFrame(frame)

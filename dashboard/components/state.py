@@ -56,7 +56,7 @@ KEPT_KEYS = [
     # Explain page (app_pages/explain.py, components/explain_views.py)
     "explain_model", "explain_row", "explain_row_search", "explain_num_samples", "explain_seed",
     "explain_with_proxies", "explain_other_model", "explain_subgroup_attribute", "explain_subgroup_rows",
-    "explain_rates_proxies",
+    "explain_rates_proxies", "explain_explainer", "explain_flip_explained",
 ]
 
 

@@ -11,6 +11,7 @@ import pytest
 from apphelpers import errors, values
 
 import explain_artifact
+from core.explain import explain_row, explain_row_shap, explanations_agreement, load_run
 from core.workspace import jobs
 from core.workspace.store import Workspace
 
@@ -151,3 +152,79 @@ def test_the_page_says_when_its_verdicts_cover_one_training_run(make_app, worksp
     app, _ = open_explain(make_app, workspace, artifact)
     assert json.loads((artifact / "report.json").read_text()).get("replicates", 1) == 1
     assert any("covers one training run only" in w.value for w in app.warning)
+
+
+def test_shap_beside_lime_with_their_agreement_and_the_flip_explained(make_app, workspace, artifact):
+    app, _ = open_explain(make_app, workspace, artifact)
+    assert app.radio(key="explain_explainer").value == "lime"  # today's page by default
+    assert not any(json.loads(c.proto.spec)["layout"].get("meta", {}).get("chart") == "shap_values"
+                   for c in app.get("plotly_chart"))
+    # "supervised" (logit 3 s + 4 [Female] - 2): its plain label is its own (the two SCARF models share one,
+    # which AppTest cannot tell apart on a rerun)
+    app.selectbox(key="explain_model").set_value("supervised").run()
+    app.radio(key="explain_explainer").set_value("shap").run()
+    assert not app.exception and not errors(app), errors(app)
+    assert app.selectbox(key="explain_model").value == "supervised"
+    bars = chart(app, "shap_values")["data"][0]
+    by_feature = {label.split(" = ")[0]: v for label, v in zip(bars["y"], values(bars["x"]))}
+    assert set(by_feature) == {"signal", "sex", "age", "region", "noise"}
+    assert by_feature["signal"] != 0 and by_feature["sex"] != 0  # what the model reads
+    assert by_feature["age"] == by_feature["region"] == by_feature["noise"] == 0  # what it does not
+    assert not any(json.loads(c.proto.spec)["layout"].get("meta", {}).get("chart") == "lime_weights"
+                   for c in app.get("plotly_chart"))
+    assert any("add up to" in c.value for c in app.caption)
+    flip = next(d.value for d in app.dataframe if "SHAP before" in d.value.columns)
+    assert set(flip.columns) == {"Feature", "Value (before → after)", "SHAP before", "SHAP after"}
+    sex = flip[flip["Feature"] == "sex"].iloc[0]
+    assert sex["SHAP before"] * sex["SHAP after"] < 0  # +4 on the logit for one group only: the sign turns
+
+    app.radio(key="explain_explainer").set_value("both").run()
+    assert not app.exception and not errors(app), errors(app)
+    chart(app, "lime_weights"), chart(app, "shap_values")
+    row = int(app.selectbox(key="explain_row").value)
+    ctx = load_run(artifact)
+    expected = explanations_agreement(explain_row(ctx, row, "supervised").to_dict()["weights"],
+                                      explain_row_shap(ctx, row, "supervised").to_dict()["values"])
+    sentence = next(m.value for m in [*app.info, *app.success] if "LIME and SHAP" in m.value)
+    assert ("rank correlation" in sentence) == (expected["spearman"] is not None)
+    listed = [m.value for m in app.markdown if "counts it among the top" in m.value or "opposite" in m.value]
+    shown = {line.split("**")[1] for text in listed for line in text.splitlines()}
+    assert shown == {d["feature"] for d in expected["disagreements"]}
+    assert ("They disagree on:" in sentence) == bool(expected["disagreements"])
+    flip = next(d.value for d in app.dataframe if "SHAP before" in d.value.columns)
+    assert {"LIME before", "LIME after", "SHAP before", "SHAP after"} <= set(flip.columns)
+    assert "email" not in page_text(app) and "example.org" not in page_text(app)
+
+
+def test_the_shap_subgroup_aggregate_runs_as_its_own_job(make_app, workspace, artifact, monkeypatch):
+    monkeypatch.setattr(jobs, "ensure_worker", lambda ws: True)
+    app, run_id = open_explain(make_app, workspace, artifact)
+    app.radio(key="explain_explainer").set_value("shap").run()
+    app.selectbox(key="explain_subgroup_rows").set_value(25).run()
+    app.button(key="explain_subgroup_start_shap").click().run()
+    assert not app.exception
+    ws = Workspace(workspace)
+    [job] = ws.list_runs(kind="explain-subgroup")
+    assert job["config"]["explainer"] == "shap" and job["config"]["audit_run_id"] == run_id
+    assert jobs.execute(ws, ws.claim_next_run()) == "succeeded"
+    app.run()
+    assert not app.exception
+    subgroup = chart(app, "subgroup")
+    assert {trace["name"].split(" (")[0] for trace in subgroup["data"]} == {"Female", "Male"}
+    assert any("the size of its SHAP value" in c.value for c in app.caption)
+
+
+def test_the_agreement_reads_in_plain_words():
+    from dashboard.components import explain_views as views
+
+    result = {"k": 5, "features": ["age", "sex", "hours"], "spearman": 0.5,
+              "disagreements": [{"feature": "age", "reason": "sign", "lime": 0.2, "shap": -0.1},
+                                {"feature": "hours", "reason": "top_shap_only", "lime": 0.0, "shap": 0.3}]}
+    assert views.agreement_sentence(result).startswith("LIME and SHAP partly agree on which features matter most")
+    assert "rank correlation 0.50 over the 3 features either counts among its top 5" in views.agreement_sentence(result)
+    assert views.disagreement_lines(result) == [
+        "- **age**: they push in opposite directions (LIME +0.200, SHAP -0.100)",
+        "- **hours**: only SHAP counts it among the top (LIME +0.000, SHAP +0.300)"]
+    assert "largely agree" in views.agreement_sentence({**result, "spearman": 0.9})
+    assert "disagree about" in views.agreement_sentence({**result, "spearman": -0.2})
+    assert "single out sex" in views.agreement_sentence({**result, "features": ["sex"], "spearman": None})
