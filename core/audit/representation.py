@@ -28,6 +28,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from core.audit.umap_cache import cache_umap_kernels
 from core.errors import InputError
 from core.vocabulary import INTERSECTION
 
@@ -216,6 +217,8 @@ def project_umap(
         row_index = np.arange(n, dtype=np.int64)
 
     import umap  # noqa: PLC0415 - costly numba import, see module docstring
+
+    cache_umap_kernels()
 
     sample = np.ascontiguousarray(x[row_index], dtype=np.float32)
     k = int(min(n_neighbors, len(row_index) - 1))

@@ -313,3 +313,39 @@ def test_umap_approximate_neighbours_path_runs():
     coords, index = project_umap(embeddings, neighbours="approximate")
     assert coords.shape == (120, 2) and np.all(np.isfinite(coords))
     assert np.array_equal(coords, project_umap(embeddings, neighbours="approximate")[0])
+
+
+UMAP_IN_A_FRESH_PROCESS = """
+import json, sys
+import numpy as np
+import umap.umap_ as umap_
+from core.audit.representation import project_umap
+x = np.random.default_rng(3).normal(size=(120, 16)).astype(np.float32)
+coords, _ = project_umap(x, random_state=0)
+np.save(sys.argv[1], coords)
+stats = umap_.smooth_knn_dist.stats
+print(json.dumps({"hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values())}))
+"""
+
+
+def test_umap_kernels_compiled_in_one_process_are_loaded_by_the_next_with_identical_coordinates(tmp_path):
+    """umap-learn's kernels declare no numba cache, so each audit worker compiled them again
+    (7-10 s a process); core.audit.umap_cache turns the cache on. A first process on an empty
+    cache compiles and stores them, a second one loads them and draws the very same map."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+
+    def fresh_process(name: str) -> dict:
+        out = subprocess.run([sys.executable, "-c", UMAP_IN_A_FRESH_PROCESS, str(tmp_path / name)], cwd=root,
+                             env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first, second = fresh_process("first.npy"), fresh_process("second.npy")
+    assert first == {"hits": 0, "misses": 1}  # an empty cache: compiled here, and stored
+    assert second == {"hits": 1, "misses": 0}  # loaded, not compiled
+    assert np.array_equal(np.load(tmp_path / "first.npy"), np.load(tmp_path / "second.npy"))
