@@ -26,7 +26,6 @@ import heapq
 import itertools
 import multiprocessing
 import os
-import queue
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -113,7 +112,11 @@ class Workers:
     def __enter__(self) -> Workers:
         if self.workers > 1:
             context = multiprocessing.get_context("spawn")
-            self._events, self._stop = context.Queue(), context.Event()
+            # A SimpleQueue, not a Queue: Queue.put hands the event to a feeder thread that writes it
+            # later, so a task's result could reach the caller before its last events, which the
+            # final drain then missed (seen: a task's two events lost, tests/unit/test_parallel.py).
+            # SimpleQueue.put writes to the pipe before it returns, so before the task's result.
+            self._events, self._stop = context.SimpleQueue(), context.Event()
             self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_start_worker,
                                              initargs=(self.warm_up, self._events, self._stop), mp_context=context)
         return self
@@ -216,11 +219,8 @@ class Workers:
 
     def _forward_events(self) -> None:
         """Hand the worker processes' events to on_event, in the order they were sent."""
-        while self._events is not None:
-            try:
-                event = self._events.get_nowait()
-            except queue.Empty:
-                return
+        while self._events is not None and not self._events.empty():
+            event = self._events.get()
             if self.on_event is not None:
                 self.on_event(event)
 
