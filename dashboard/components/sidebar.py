@@ -10,8 +10,19 @@ from dashboard.components import state, studies
 from dashboard.components.format import md
 
 
-def _on_pick() -> None:
-    state.set_current_study(st.session_state.get("study_picker"))
+def picker_key(study_id: str | None) -> str:
+    """The study switcher's widget key, named after the current study.
+
+    Why not one key? A page link clicked just after saving a study (before the browser had the
+    redrawn switcher) sent the switcher's old value with the click; with a single key that read as
+    a pick of the old study, and its on_change switched back (seen in the eight-reviewer test: a
+    reviewer's Train page showed the start-up Adult study). With the current study in the key, the
+    old value belongs to a switcher no longer drawn and changes nothing."""
+    return f"study_picker_{study_id}"
+
+
+def _on_pick(key: str) -> None:
+    state.set_current_study(st.session_state.get(key))
 
 
 def render(ws: Workspace) -> None:
@@ -35,7 +46,7 @@ def render(ws: Workspace) -> None:
     all_studies = ws.list_studies()
     if len(all_studies) > 1:
         names = {s["id"]: f"{s['name']} ({s['created_at'][:16].replace('T', ' ')})" for s in all_studies}
-        st.session_state["study_picker"] = study["id"] if study else None
-        st.selectbox("Switch to another study", list(names), format_func=names.get, key="study_picker",
-                     on_change=_on_pick)
+        ids, key = list(names), picker_key(study["id"] if study else None)
+        st.selectbox("Switch to another study", ids, format_func=names.get, key=key, on_change=_on_pick, args=(key,),
+                     index=ids.index(study["id"]) if study and study["id"] in ids else None)
     st.caption(f"Workspace: `{ws.root}`")

@@ -12,6 +12,7 @@ from apphelpers import errors, figure, people_csv, upload, values
 
 from core.workspace.store import Workspace
 from dashboard.components import tables
+from dashboard.components.sidebar import picker_key
 
 
 def test_bundled_dataset_shows_card_profile_group_charts_and_proxies(make_app):
@@ -237,11 +238,14 @@ def test_switching_study_in_the_sidebar_shows_its_set_up(make_app, workspace):
     app.selectbox(key="bundled_dataset").set_value("german").run()
     app.button(key="save_study").click().run()
     german = app.session_state["current_study_id"]
-    assert german != adult and app.selectbox(key="study_picker").value == german
+    assert german != adult and app.selectbox(key=picker_key(german)).value == german
 
-    app.selectbox(key="study_picker").set_value(adult).run()
+    app.selectbox(key=picker_key(german)).set_value(adult).run()
     assert not app.exception
     assert app.session_state["current_study_id"] == adult
+    # The switcher now belongs to the Adult study: a value of German's switcher is no longer a widget.
+    assert app.selectbox(key=picker_key(adult)).value == adult
+    assert not [box for box in app.selectbox if box.key == picker_key(german)]
     assert app.selectbox(key="bundled_dataset").value == "adult"
     assert app.multiselect(key="sensitive_attributes").value == ["sex", "race"]
     assert any("saved as the current study, **Adult" in box.value for box in app.success)
