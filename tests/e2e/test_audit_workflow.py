@@ -2,7 +2,8 @@
 study, start a short run on the Train page, wait for the background worker, then see the UMAP
 maps, the scorecard and the fairness table, the explanations, the comparison, write a review note
 and download the report. Every request the browser makes on the way is recorded: none may go to a
-host outside the loopback range (nothing leaves the machine, issue 17).
+host outside the loopback range (nothing leaves the machine, issue 17; the tab icon once came from
+a Google font server). This walk replaced a separate one that loaded each page by its address.
 
 Screenshots of each page go to docs/screenshots/<page>.png."""
 

@@ -330,22 +330,21 @@ print(json.dumps({"hits": sum(stats.cache_hits.values()), "misses": sum(stats.ca
 
 def test_umap_kernels_compiled_in_one_process_are_loaded_by_the_next_with_identical_coordinates(tmp_path):
     """umap-learn's kernels declare no numba cache, so each audit worker compiled them again
-    (7-10 s a process); core.audit.umap_cache turns the cache on. A first process on an empty
-    cache compiles and stores them, a second one loads them and draws the very same map."""
+    (7-10 s a process); core.audit.umap_cache turns the cache on. This process projects (compiling
+    the kernels and storing them, or loading what an earlier process stored); a fresh process then
+    loads them from the cache, compiles nothing, and draws the very same map."""
     import json
     import subprocess
     import sys
 
+    import numba
+
+    x = np.random.default_rng(3).normal(size=(120, 16)).astype(np.float32)
+    here, _ = project_umap(x, random_state=0)
     root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
-
-    def fresh_process(name: str) -> dict:
-        out = subprocess.run([sys.executable, "-c", UMAP_IN_A_FRESH_PROCESS, str(tmp_path / name)], cwd=root,
-                             env=env, capture_output=True, text=True, timeout=300)
-        assert out.returncode == 0, out.stderr
-        return json.loads(out.stdout.strip().splitlines()[-1])
-
-    first, second = fresh_process("first.npy"), fresh_process("second.npy")
-    assert first == {"hits": 0, "misses": 1}  # an empty cache: compiled here, and stored
-    assert second == {"hits": 1, "misses": 0}  # loaded, not compiled
-    assert np.array_equal(np.load(tmp_path / "first.npy"), np.load(tmp_path / "second.npy"))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(numba.config.CACHE_DIR))  # the cache this process used
+    out = subprocess.run([sys.executable, "-c", UMAP_IN_A_FRESH_PROCESS, str(tmp_path / "fresh.npy")], cwd=root,
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"hits": 1, "misses": 0}  # loaded, not compiled
+    assert np.array_equal(np.load(tmp_path / "fresh.npy"), here)
