@@ -100,12 +100,12 @@ def _below_baseline(model_entry: Mapping, baseline: Mapping | None) -> dict[str,
     base_auc = baseline["overall"]["roc_auc"]
     if not auc < base_auc - BASELINE_MARGIN:
         return None
-    name, base = model_entry.get("name", "This model"), baseline.get("name")
-    text = (f"{name} has a test ROC AUC of {fmt_num(auc)}, {fmt_num(base_auc - auc)} below {base} "
+    name, base = _who(model_entry), _who(baseline)  # plain labels: this sentence sits beside the numbers
+    text = (f"{name} has a test AUC of {fmt_num(auc)}, {fmt_num(base_auc - auc)} below {base} "
             f"({fmt_num(base_auc)}), a classical baseline fitted on the same rows: few teams would deploy it in "
             f"the baseline's place, so its gaps describe a weaker model than they could have.")
     return {"flag": "below-baseline", "text": text,
-            "badge": f"is {fmt_num(base_auc - auc)} below {base} in ROC AUC"}
+            "badge": f"is {fmt_num(base_auc - auc)} below {base} in AUC"}
 
 
 def model_quality(model_entry: Mapping, *, positive_label: Any = None, confidence: Any = None,

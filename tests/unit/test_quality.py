@@ -109,12 +109,13 @@ def with_baselines(lr_auc: float = 0.83, hgb_auc: float = 0.85) -> dict:
 @pytest.mark.parametrize("auc, flag", [(0.829, "below-baseline"), (0.831, None), (0.85, None), (0.78, "below-baseline")])
 def test_a_model_more_than_0_02_below_the_best_classical_auc_is_flagged(auc, flag):
     baseline = {"name": "gradient-boosting", "strategy": "classical", "overall": {"roc_auc": 0.85}}
-    model = entry(name="scarf+full") | {"overall": {**entry()["overall"], "roc_auc": auc}}
+    model = entry(name="scarf+full") | {"overall": {**entry()["overall"], "roc_auc": auc}, "pretraining": "scarf",
+                                         "strategy": "full"}
     quality = model_quality(model, baseline=baseline)
     assert quality["flag"] == flag
     if flag:
-        assert quality["badge"] == f"is {fmt_num(0.85 - auc)} below gradient-boosting in ROC AUC"
-        assert quality["text"].startswith(f"scarf+full has a test ROC AUC of {fmt_num(auc)}, ")
+        assert quality["badge"] == f"is {fmt_num(0.85 - auc)} below Gradient boosting in AUC"  # plain labels
+        assert quality["text"].startswith(f"Pretrained (SCARF), all layers retrained has a test AUC of {fmt_num(auc)}, ")
     assert model_quality(baseline, baseline=baseline)["flag"] is None  # never the baseline itself
     chance = model | {"overall": {**model["overall"], "balanced_accuracy": 0.5}}
     assert model_quality(chance, baseline=baseline)["flag"] == "near-chance"  # the chance flags come first
@@ -128,7 +129,7 @@ def test_the_best_classical_baseline_flags_every_weaker_model_of_a_report():
                                                          ("scarf+full", "below-baseline"),
                                                          ("supervised", "below-baseline")]
     assert flagged_models(with_baselines(lr_auc=0.81, hgb_auc=0.815)) == []
-    assert f'<span class="badge warn">is {fmt_num(0.05)} below gradient-boosting in ROC AUC</span>' in \
+    assert f'<span class="badge warn">is {fmt_num(0.05)} below Gradient boosting in AUC</span>' in \
         render_html(report)
 
 
