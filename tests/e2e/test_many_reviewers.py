@@ -52,7 +52,7 @@ PICK_TRIES, PICK_MS = 4, 20_000  # opening a dropdown again when a redraw closed
 # Without it the eight tabs switched pages non-stop (84 Train pages, each polling its progress
 # every second, in one run) and the one worker, sharing two cores with them, drained the queue of
 # eight one-epoch German runs in 154 s, where the same runs take 2-5 s each on their own.
-READ_S = 6.0
+READ_S = 10.0
 
 
 def words(items: list[str]) -> str:
