@@ -141,6 +141,20 @@ def positive_probability(ctx: RunContext, model_name: str, row: int):
     return probability
 
 
+def decision_of(ctx: RunContext, model_name: str, row: int) -> tuple[float, int]:
+    """(probability of the positive outcome, decision at THRESHOLD) of the model for one test row."""
+    probability = float(ctx.model(model_name).predict_proba(ctx.study.X[[row]])[0])
+    return probability, int(probability >= THRESHOLD)
+
+
+def missing_value_notes(ctx: RunContext, row: int, explainer_name: str) -> list[str]:
+    """One note per numeric column missing in the row: the explainer sees the training median there."""
+    raw = ctx.frame.iloc[row]
+    return [f"'{c}' is missing in this row; {explainer_name} treats it as the training median "
+            f"({display_value(ctx.study.encoder.medians_[c])})."
+            for j, c in enumerate(ctx.codec.columns) if ctx.codec.is_numeric[j] and display_value(raw[c]) is None]
+
+
 def predict_function(ctx: RunContext, model_name: str, row: int):
     """LIME's classifier_fn: perturbed raw rows (n, columns) -> (n, 2) [P(negative), P(positive)]."""
     probability = positive_probability(ctx, model_name, row)
@@ -223,11 +237,8 @@ def explain_row(ctx: RunContext, row_id: int, model_name: str | None = None, *, 
     order = np.argsort(-np.abs(main["weights"]), kind="stable")
     features = [FeatureWeight(feature=columns[j], value=display_value(raw[columns[j]]), condition=main["conditions"][j],
                               weight=float(main["weights"][j]), std=float(std[j])) for j in order]
-    probability = float(ctx.model(model_name).predict_proba(ctx.study.X[[row]])[0])
-    prediction = int(probability >= THRESHOLD)
-    notes = [f"'{c}' is missing in this row; LIME treats it as the training median "
-             f"({display_value(ctx.study.encoder.medians_[c])})."
-             for j, c in enumerate(columns) if ctx.codec.is_numeric[j] and display_value(raw[c]) is None]
+    probability, prediction = decision_of(ctx, model_name, row)
+    notes = missing_value_notes(ctx, row, "LIME")
     return RowExplanation(
         row_id=row, model=model_name, prediction=prediction, probability=probability,
         label=ctx.positive_label if prediction else ctx.negative_label, weights=features,

@@ -36,8 +36,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from core.errors import InputError
-from core.explain.context import THRESHOLD, RunContext, display_value
-from core.explain.lime_tabular import positive_probability
+from core.explain.context import RunContext, display_value
+from core.explain.lime_tabular import decision_of, missing_value_notes, positive_probability
 
 BACKGROUND_ROWS = 100
 MAX_EVALS = 500
@@ -131,11 +131,8 @@ def explain_row_shap(ctx: RunContext, row_id: int, model_name: str | None = None
     columns = ctx.codec.columns
     raw = ctx.frame.iloc[row]
     order = np.argsort(-np.abs(result["values"]), kind="stable")
-    probability = float(ctx.model(model_name).predict_proba(ctx.study.X[[row]])[0])
-    prediction = int(probability >= THRESHOLD)
-    notes = [f"'{c}' is missing in this row; SHAP treats it as the training median "
-             f"({display_value(ctx.study.encoder.medians_[c])})."
-             for j, c in enumerate(columns) if ctx.codec.is_numeric[j] and display_value(raw[c]) is None]
+    probability, prediction = decision_of(ctx, model_name, row)
+    notes = missing_value_notes(ctx, row, "SHAP")
     return ShapExplanation(
         row_id=row, model=model_name, prediction=prediction, probability=probability,
         label=ctx.positive_label if prediction else ctx.negative_label,
