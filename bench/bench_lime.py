@@ -87,6 +87,17 @@ def time_peer(ctx, model_name: str, rows: list[int], num_samples: int) -> list[f
     return times
 
 
+def timed_rows(run: Path, count: int):
+    """(RunContext, its default model, `count` evenly spaced test rows) of the Adult run at `run`, made
+    first if missing: the rows both explanation benchmarks time (this one and bench_shap)."""
+    from core.explain import load_run
+
+    if not run.exists():
+        make_run(run)
+    ctx = load_run(run)
+    return ctx, ctx.default_model, [int(r) for r in ctx.test_rows[:: max(1, len(ctx.test_rows) // count)][:count]]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default="/tmp/adult-run", help="an Adult audit run folder (made if missing)")
@@ -98,15 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.rows, args.skip_subgroup = 3, True
 
-    from core.explain import load_run, subgroup_importance
+    from core.explain import subgroup_importance
     from core.explain.subgroup import NUM_SAMPLES as SUBGROUP_SAMPLES
 
-    run = Path(args.run)
-    if not run.exists():
-        make_run(run)
-    ctx = load_run(run)
-    model = ctx.default_model
-    rows = [int(r) for r in ctx.test_rows[:: max(1, len(ctx.test_rows) // args.rows)][: args.rows]]
+    ctx, model, rows = timed_rows(Path(args.run), args.rows)
 
     ours = statistics.median(time_ours(ctx, model, rows, args.num_samples))
     peer = statistics.median(time_peer(ctx, model, rows, args.num_samples))

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: python bench/bench_shap.py
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_lime import make_run  # noqa: E402
+from bench.bench_lime import timed_rows  # noqa: E402
 from bench.common import machine_line, merge_result  # noqa: E402
 
 GOAL_S = 1.0
@@ -73,15 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.rows = 3
 
-    from core.explain import load_run
     from core.explain.shap_tabular import BACKGROUND_ROWS, MAX_EVALS
 
-    run = Path(args.run)
-    if not run.exists():
-        make_run(run)
-    ctx = load_run(run)
-    model = ctx.default_model
-    rows = [int(r) for r in ctx.test_rows[:: max(1, len(ctx.test_rows) // args.rows)][: args.rows]]
+    ctx, model, rows = timed_rows(Path(args.run), args.rows)
 
     ours_times, peer_times, algorithm = time_both(ctx, model, rows)
     ours, peer = statistics.median(ours_times), statistics.median(peer_times)
