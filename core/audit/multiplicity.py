@@ -42,6 +42,10 @@ FAMILIES = {
                          "(paired comparison of the gaps)",
     "ssl_vs_supervised" + OTHER: "every SSL model vs the supervised baseline on the other gaps and on the "
                                  "intersections of attributes",
+    "variant_vs_base": "every mitigated, private or federated model vs the model it changes, per sensitive "
+                       "attribute and headline gap (paired comparison of the gaps over replicates and test rows)",
+    "variant_vs_base" + OTHER: "every mitigated, private or federated model vs the model it changes, on the "
+                               "other gaps and on the intersections of attributes",
     "groups_differ": "is the gap larger than chance: every model, per sensitive attribute and headline gap "
                      "(permutation test of the group labels)",
     "groups_differ" + OTHER: "is the gap larger than chance: every model, on the other gaps and on the "
@@ -86,6 +90,11 @@ def _verdict_entries(report: dict) -> Iterator[tuple[str, dict, str, float | Non
                     headline = partition in attributes and gap in HEADLINE_GAPS
                     yield "ssl_vs_supervised" + ("" if headline else OTHER), entry, "compared", \
                         entry.get("difference")
+        for partition, gaps in (model.get("compared_with_base") or {}).items():
+            for gap, entry in gaps.items():
+                if isinstance(entry, dict) and "p_value" in entry:
+                    headline = partition in attributes and gap in HEADLINE_GAPS
+                    yield "variant_vs_base" + ("" if headline else OTHER), entry, "compared", entry.get("difference")
         for partition, gaps in (model.get("gaps") or {}).items():
             for gap, entry in ((gaps or {}).get("chance") or {}).items():
                 headline = partition in attributes and gap in HEADLINE_GAPS

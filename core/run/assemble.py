@@ -47,6 +47,12 @@ def model_entry(model, result: dict, raw_leakage: dict[str, dict], group_order: 
         entry["calibration"] = model.calibration
     if replicated["compared_with_supervised"] is not None:
         entry["compared_with_supervised"] = replicated["compared_with_supervised"]
+    if getattr(model, "base", None):  # a variant (core.run.variants): what it changes, and how it compares
+        entry["base"] = model.base
+        entry["compared_with_base"] = replicated.get("compared_with_base")
+        for key in ("mitigation", "privacy"):
+            if getattr(model, key, None) is not None:
+                entry[key] = getattr(model, key)
     entry["replicates"] = replicated["replicates"]
     entry["aggregate"] = replicated["aggregate"]
     return entry

@@ -49,6 +49,7 @@ from core.run.config import AuditConfig
 from core.run.parallel import Workers, default_workers
 from core.run.replicates import ReplicateTask, audit_replicates
 from core.run.training import train_replicates
+from core.run.variants import VariantContext, train_variants, variant_tasks
 from core.vocabulary import INTERSECTION, SUPERVISED
 
 Event = Callable[[dict], None]
@@ -157,6 +158,15 @@ def run_audit(config: AuditConfig, out_dir: Path, *, on_event: Event | None = No
         timings["training_s"] = time.perf_counter() - t0
         timings["pretrain_s"] = tracker.pretrained_at - t0
         timings["finetune_s"] = timings["training_s"] - timings["pretrain_s"]
+        # Variants (mitigations, private models) change a trained model: they start once every model exists.
+        t0 = time.perf_counter()
+        context = VariantContext(config, study, trained.pretrained, trained.models, trained.labelled,
+                                 device=str(device), precision=precision)
+        tasks = variant_tasks(context)
+        tracker.models_total += len(tasks)
+        for replicate, variants in enumerate(train_variants(workers, context, tasks, tracker.on_finished)):
+            trained.models[replicate].extend(variants)
+        timings["variants_s"] = time.perf_counter() - t0
         progress.finish("pretrain")
         progress.finish("finetune")
         for models in trained.models if outside is not None else []:
@@ -246,7 +256,10 @@ def audit_models(config: AuditConfig, study: Study, replicates: list[list], pret
         for m in models]
     futures += [workers.submit(audit_replicates, ReplicateTask(
         name=m.name, seeds=config.replicate_seeds, y_true=y_test, preds=preds[m.name], scores=scores[m.name],
-        groups=groups_test, supervised_preds=None if m.name == SUPERVISED else preds[SUPERVISED],
+        groups=groups_test, base_preds=preds[m.base] if getattr(m, "base", None) else None,
+        # A variant answers "what did the change do": compared with its base only, so adding
+        # mitigations never enlarges (and weakens) the SSL-vs-supervised family.
+        supervised_preds=None if m.name == SUPERVISED or getattr(m, "base", None) else preds[SUPERVISED],
         n_boot=config.n_boot, confidence=config.confidence, min_group_size=config.min_group_size, seed=config.seed))
         for m in models]
     names = list(groups_test.columns) + [m.name for m in models] + [f"{m.name}'s replicates" for m in models]

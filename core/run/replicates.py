@@ -10,6 +10,8 @@ test-row decisions of all R replicates:
                                core.audit.replicated.replicated_gaps (training and test rows)
     compared_with_supervised   replicated_paired_differences against the supervised baseline's
                                replicates (with one replicate: test-row resampling alone)
+    compared_with_base         the same against the model a variant changes (core.run.variants),
+                               replicate r against replicate r; None for every other model
 
 A picklable task: the pipeline runs one per model on its worker pool, seeded from the task alone.
 """
@@ -44,10 +46,12 @@ class ReplicateTask:
     confidence: float
     min_group_size: int
     seed: int
+    base_preds: Sequence[np.ndarray] | None = None  # a variant's base (core.run.variants); None otherwise
 
 
 def audit_replicates(task: ReplicateTask) -> dict:
-    """{"replicates": [...], "aggregate": {"overall", "gaps"}, "compared_with_supervised" or None}."""
+    """{"replicates": [...], "aggregate": {"overall", "gaps"}, "compared_with_supervised" and
+    "compared_with_base" (each None where it does not apply)}."""
     points = [audit_fairness(task.y_true, pred, score, task.groups, n_boot=0, confidence=task.confidence,
                              min_group_size=task.min_group_size, random_state=task.seed)
               for pred, score in zip(task.preds, task.scores)]
@@ -56,18 +60,22 @@ def audit_replicates(task: ReplicateTask) -> dict:
                   for seed, point in zip(task.seeds, points)]
     gaps = replicated_gaps(task.y_true, list(task.preds), task.groups, n_boot=task.n_boot,
                            confidence=task.confidence, random_state=task.seed, min_group_size=task.min_group_size)
-    compared = None
+    compared, compared_with_base = None, None
     if task.supervised_preds is not None:
         compared = replicated_paired_differences(task.y_true, list(task.preds), list(task.supervised_preds),
                                                  task.groups, n_boot=task.n_boot, confidence=task.confidence,
                                                  random_state=task.seed)
+    if task.base_preds is not None:
+        compared_with_base = replicated_paired_differences(task.y_true, list(task.preds), list(task.base_preds),
+                                                           task.groups, n_boot=task.n_boot,
+                                                           confidence=task.confidence, random_state=task.seed)
     overall = {metric: spread([r["overall"].get(metric) for r in replicates]) for metric in HEADLINE_METRICS}
     covered = replicated_overall(task.y_true, list(task.preds), n_boot=task.n_boot, confidence=task.confidence,
                                  random_state=task.seed)
     for metric, entry in covered.items():
         overall[metric]["ci"] = entry["ci"]
     return {"replicates": replicates, "aggregate": {"overall": overall, "gaps": gaps},
-            "compared_with_supervised": compared}
+            "compared_with_supervised": compared, "compared_with_base": compared_with_base}
 
 
 def points_only(values: dict) -> dict:

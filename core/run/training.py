@@ -5,6 +5,7 @@
     trained.models[r]              replicate r's models: config.strategies in order, then the baseline,
                                    then config.baselines (core.learning.classical)
     trained.work                   what each task computed (steps, rows), for the benchmark's floor
+    trained.labelled[r]            replicate r's labelled training rows
 
 Replicates are independent, so no core waits for another: each pretraining is a task, and a
 replicate's fine-tunings become tasks the moment its encoder is pretrained, while the other
@@ -62,6 +63,7 @@ class Trained:
     pretrained: list[PretrainResult]
     models: list[list[Any]]
     work: list[dict] = field(default_factory=list)
+    labelled: list[np.ndarray] = field(default_factory=list)  # replicate r's labelled training rows
 
 
 def train_replicates(workers: Workers, config: AuditConfig, study: Study, out_dir: Path, *,
@@ -149,7 +151,7 @@ def train_replicates(workers: Workers, config: AuditConfig, study: Study, out_di
     work = [pretrain_work(result, r, len(split.validation)) for r, result in enumerate(pretrained)]
     work += [finetune_work(model, r) for r, replicate in enumerate(models) for model in replicate
              if model.strategy != CLASSICAL]  # the floor counts the torch work only
-    return Trained(pretrained=pretrained, models=models, work=work)
+    return Trained(pretrained=pretrained, models=models, work=work, labelled=labelled)
 
 
 #: The replicate key of a task that trains every replicate at once (batched).
