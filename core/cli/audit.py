@@ -18,6 +18,7 @@ from core.cli._format import text_table
 from core.cli._progress import ProgressBar
 from core.cli.pretrain import METHOD_NAMES, add_threads_argument
 from core.errors import InputError
+from core.mitigation.catalog import parse_mitigations
 from core.processes import pid_alive
 from core.run.config import AuditConfig  # light: the defaults without torch (core.run.config's docstring)
 from core.vocabulary import BASELINES, STRATEGIES, SUPERVISED, model_name
@@ -58,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baselines", default=",".join(BASELINES),
                         help="comma-separated classical baselines fitted beside the MLPs on the same rows, or none "
                              "(default %(default)s)")
+    parser.add_argument("--mitigations", default="none",
+                        help="comma-separated mitigations added as variants of the trained models, all, or none "
+                             "(default %(default)s; 'equiscope mitigations' lists them)")
     parser.add_argument("--label-fraction", type=float, default=default["label_fraction"],
                         help="share of training labels used (0, 1]")
     parser.add_argument("--epochs", type=int, default=default["epochs"], help="pretraining epochs (default %(default)s)")
@@ -120,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
                          unaware=args.unaware, threads=args.threads, device=args.device, precision=args.precision,
                          outcome_effect=args.outcome_effect,
                          model=str(Path(args.model).expanduser().resolve()) if args.model else None,
-                         trust_types=_names(args.trust_types))
+                         trust_types=_names(args.trust_types), mitigations=parse_mitigations(args.mitigations))
     config.validate()
     _check_outside_name(config)
     if args.n_boot < 0:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
 from core.learning.pretrain_config import PRECISIONS
+from core.mitigation.catalog import check_mitigations
 from core.vocabulary import BASELINES, STRATEGIES
 
 if TYPE_CHECKING:
@@ -71,6 +72,8 @@ class AuditConfig:
     # issue 16), and the skops types its reviewer accepted by name.
     model: str | None = None
     trust_types: list[str] = field(default_factory=list)
+    # Mitigations added as variants of the trained models (core.mitigation.catalog, issue 18); [] for none.
+    mitigations: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         # Imported here: the SSL registry loads torch, and this module must stay light (docstring).
@@ -106,6 +109,7 @@ class AuditConfig:
             raise InputError(f"Unknown batch_replicates '{self.batch_replicates}'", "Use auto, on or off")
         if self.precision not in PRECISIONS:
             raise InputError(f"Unknown precision '{self.precision}'", f"Choose from: {', '.join(PRECISIONS)}")
+        check_mitigations(list(self.mitigations))
         if not self.sensitive:
             raise InputError("No sensitive attribute chosen", "Give --sensitive, e.g. --sensitive sex,race")
 

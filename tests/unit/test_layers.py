@@ -4,7 +4,7 @@ functions included:
 - nothing under core/ imports streamlit or dashboard;
 - learning code (core/learning: SSL, pretraining, fine-tuning) and audit/explanation code
   (core/audit, core/explain) never import the workspace (core/workspace: the store, jobs);
-- the lower floors never import the upper ones (data < learning < audit < results < explain
+- the lower floors never import the upper ones (data < learning < mitigation < audit < results < explain
   < run < workspace < cli), and the ground floor (errors, vocabulary, files, processes)
   imports no other core module but itself;
 - no import cycle among core modules.
@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 GROUND = {"core", "core.errors", "core.vocabulary", "core.files", "core.processes"}
-FLOORS = ["data", "learning", "audit", "results", "explain", "run", "workspace", "cli"]
+FLOORS = ["data", "learning", "mitigation", "audit", "results", "explain", "run", "workspace", "cli"]
 NO_WORKSPACE = ("core.learning", "core.audit", "core.explain")
 
 
