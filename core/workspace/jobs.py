@@ -53,6 +53,7 @@ CANCEL_CHECK_S = 0.5
 JOB_KINDS: dict[str, str] = {
     "audit": "core.run.uploaded:audit_job",  # a training audit (core.run.pipeline), or one of uploaded models
     "explain-subgroup": "core.explain.subgroup:subgroup_job",
+    "grid": "core.run.grid:grid_job",  # a study grid on Ray (core.run.grid)
 }
 WORKER_MODULE = "core.workspace.jobs"
 """The module `ensure_worker` runs with `python -m` (tests run tests/jobkinds.py instead)."""
