@@ -37,6 +37,7 @@ from core.vocabulary import HEADLINE_GAPS
 #: Differences of rates (and gaps) below this are never a finding, whatever their interval says.
 PRACTICAL_FLOOR = 0.01
 OTHER = " (other gaps and intersections)"
+ACCURACY_COST = "variant_vs_base (accuracy)"
 FAMILIES = {
     "ssl_vs_supervised": "every SSL model vs the supervised baseline, per sensitive attribute and headline gap "
                          "(paired comparison of the gaps)",
@@ -46,6 +47,8 @@ FAMILIES = {
                        "attribute and headline gap (paired comparison of the gaps over replicates and test rows)",
     "variant_vs_base" + OTHER: "every mitigated, private or federated model vs the model it changes, on the "
                                "other gaps and on the intersections of attributes",
+    ACCURACY_COST: "every mitigated, private or federated model vs the model it changes: accuracy and balanced "
+                   "accuracy, overall and in every group of every attribute (paired, over replicates and test rows)",
     "groups_differ": "is the gap larger than chance: every model, per sensitive attribute and headline gap "
                      "(permutation test of the group labels)",
     "groups_differ" + OTHER: "is the gap larger than chance: every model, on the other gaps and on the "
@@ -95,6 +98,13 @@ def _verdict_entries(report: dict) -> Iterator[tuple[str, dict, str, float | Non
                 if isinstance(entry, dict) and "p_value" in entry:
                     headline = partition in attributes and gap in HEADLINE_GAPS
                     yield "variant_vs_base" + ("" if headline else OTHER), entry, "compared", entry.get("difference")
+        costs = model.get("compared_with_base_metrics") or {}
+        scopes = [costs.get("overall") or {}] + [rates for groups in (costs.get("groups") or {}).values()
+                                                  for rates in groups.values()]
+        for rates in scopes:
+            for entry in rates.values():
+                if isinstance(entry, dict) and "p_value" in entry:
+                    yield ACCURACY_COST, entry, "compared", entry.get("difference")
         for partition, gaps in (model.get("gaps") or {}).items():
             for gap, entry in ((gaps or {}).get("chance") or {}).items():
                 headline = partition in attributes and gap in HEADLINE_GAPS

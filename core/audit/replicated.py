@@ -296,3 +296,78 @@ def replicated_paired_differences(y_true: Any, preds_a: Sequence[Any], preds_b: 
                         "ci_excluded": excluded, "n_replicates": [Ra, Rb]}
         result[part.key] = entry
     return result
+
+
+#: The rates `replicated_paired_rates` compares, from the confusion counts (TP, FP, TN, FN).
+PAIRED_RATES = ("accuracy", "balanced_accuracy")
+
+
+def _rates(counts: np.ndarray) -> dict[str, np.ndarray]:
+    """accuracy = (TP + TN) / n and balanced accuracy = (TP / (TP + FN) + TN / (TN + FP)) / 2
+    over the last axis of `counts` (..., 4) in the order (TP, FP, TN, FN); NaN where undefined."""
+    tp, fp, tn, fn = (counts[..., i].astype(np.float64) for i in range(4))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = (tp + tn) / (tp + fp + tn + fn)
+        balanced = (tp / (tp + fn) + tn / (tn + fp)) / 2
+    return {"accuracy": accuracy, "balanced_accuracy": balanced}
+
+
+def _paired_entry(a: np.ndarray, b: np.ndarray, boot_a: np.ndarray | None, boot_b: np.ndarray | None,
+                  confidence: float) -> dict[str, Any]:
+    """The entry of one rate: mean of A's replicates minus mean of B's, its interval and p."""
+    ci, p, excluded = None, None, 0
+    if boot_a is not None and len(a) == len(b):
+        ci, p, excluded = _one_side(a - b, boot_a - boot_b, confidence)
+    elif boot_a is not None:
+        ci, p, excluded = _two_sides(a, b, boot_a, boot_b, confidence)
+    return {"model_a": num(np.mean(a)), "model_b": num(np.mean(b)), "difference": num(np.mean(a) - np.mean(b)),
+            "ci": ci, "p_value": p, "excludes_zero": None if p is None else bool(p < 1 - confidence),
+            "ci_excluded": excluded, "n_replicates": [len(a), len(b)]}
+
+
+def replicated_paired_rates(y_true: Any, preds_a: Sequence[Any], preds_b: Sequence[Any], groups: pd.DataFrame, *,
+                            n_boot: int = 1000, confidence: float = 0.95,
+                            random_state: int | None = 0) -> dict[str, Any]:
+    """Recipe A's mean accuracy (and balanced accuracy) minus recipe B's, overall and in every
+    group of every single attribute, over their replicates on the same test rows: what a
+    change to a model (a mitigation, a privacy guarantee) costs, and whom.
+
+    The same machinery as `replicated_paired_differences` (replicate r of A paired with
+    replicate r of B; the test rows resampled within the groups of each attribute, the same
+    resample for every replicate of both sides; with one replicate per side the paired test-row
+    bootstrap). Returns ``{"overall": {rate: entry}, "groups": {attribute: {group: {rate:
+    entry}}}}`` with entry as in `replicated_paired_differences`; the overall rates are
+    resampled within the first attribute's groups.
+    """
+    y = check_predictions(y_true, np.zeros_like(np.asarray(y_true)), None)[0]
+    dec_a, dec_b = _decisions(y, preds_a, "model A"), _decisions(y, preds_b, "model B")
+    frame = check_sensitive(groups, len(y))
+    check_settings(n_boot, confidence)
+    Ra, Rb = dec_a.shape[0], dec_b.shape[0]
+    result: dict[str, Any] = {"overall": {}, "groups": {}}
+    for index, part in enumerate(p for p in partitions(frame) if len(p.attributes) == 1):
+        G = part.n_groups
+        obs_a, obs_b = _observed_counts(y, dec_a, part.codes, G), _observed_counts(y, dec_b, part.codes, G)
+        counts = None
+        if n_boot:
+            draw = _joint_resampled_counts if Ra == Rb == 1 else _resampled_counts
+            counts = draw(y, np.vstack([dec_a, dec_b]), part.codes, G, n_boot, stream(random_state, part.key))
+        scopes = [(label, (slice(None), g)) for g, label in enumerate(part.labels)]
+        if index == 0:  # overall: every group summed (each attribute's groups cover every row)
+            scopes.append((None, None))
+        for label, pick in scopes:
+            point_a = _rates(obs_a.sum(axis=1) if pick is None else obs_a[pick])       # (R,)
+            point_b = _rates(obs_b.sum(axis=1) if pick is None else obs_b[pick])
+            boots = None
+            if counts is not None:
+                boot = counts.sum(axis=2) if pick is None else counts[:, :, pick[1]]  # (B, Ra + Rb, 4)
+                boots = _rates(boot)
+            entry = {rate: _paired_entry(point_a[rate], point_b[rate],
+                                         None if boots is None else boots[rate][:, :Ra],
+                                         None if boots is None else boots[rate][:, Ra:], confidence)
+                     for rate in PAIRED_RATES}
+            if label is None:
+                result["overall"] = entry
+            else:
+                result["groups"].setdefault(part.key, {})[label] = entry
+    return result

@@ -50,6 +50,7 @@ def model_entry(model, result: dict, raw_leakage: dict[str, dict], group_order: 
     if getattr(model, "base", None):  # a variant (core.run.variants): what it changes, and how it compares
         entry["base"] = model.base
         entry["compared_with_base"] = replicated.get("compared_with_base")
+        entry["compared_with_base_metrics"] = replicated.get("compared_with_base_metrics")
         for key in ("mitigation", "privacy"):
             if getattr(model, key, None) is not None:
                 entry[key] = getattr(model, key)

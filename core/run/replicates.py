@@ -12,6 +12,8 @@ test-row decisions of all R replicates:
                                replicates (with one replicate: test-row resampling alone)
     compared_with_base         the same against the model a variant changes (core.run.variants),
                                replicate r against replicate r; None for every other model
+    compared_with_base_metrics a variant's accuracy and balanced accuracy against its base's,
+                               overall and per group (replicated_paired_rates): what the change costs
 
 A picklable task: the pipeline runs one per model on its worker pool, seeded from the task alone.
 """
@@ -25,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from core.audit.fairness import audit_fairness
-from core.audit.replicated import replicated_gaps, replicated_overall, replicated_paired_differences
+from core.audit.replicated import (replicated_gaps, replicated_overall, replicated_paired_differences,
+                                   replicated_paired_rates)
 
 #: The overall metrics whose spread over replicates the aggregate reports.
 HEADLINE_METRICS = ("accuracy", "balanced_accuracy", "roc_auc")
@@ -65,17 +68,21 @@ def audit_replicates(task: ReplicateTask) -> dict:
         compared = replicated_paired_differences(task.y_true, list(task.preds), list(task.supervised_preds),
                                                  task.groups, n_boot=task.n_boot, confidence=task.confidence,
                                                  random_state=task.seed)
+    base_metrics = None
     if task.base_preds is not None:
         compared_with_base = replicated_paired_differences(task.y_true, list(task.preds), list(task.base_preds),
                                                            task.groups, n_boot=task.n_boot,
                                                            confidence=task.confidence, random_state=task.seed)
+        base_metrics = replicated_paired_rates(task.y_true, list(task.preds), list(task.base_preds), task.groups,
+                                               n_boot=task.n_boot, confidence=task.confidence, random_state=task.seed)
     overall = {metric: spread([r["overall"].get(metric) for r in replicates]) for metric in HEADLINE_METRICS}
     covered = replicated_overall(task.y_true, list(task.preds), n_boot=task.n_boot, confidence=task.confidence,
                                  random_state=task.seed)
     for metric, entry in covered.items():
         overall[metric]["ci"] = entry["ci"]
     return {"replicates": replicates, "aggregate": {"overall": overall, "gaps": gaps},
-            "compared_with_supervised": compared, "compared_with_base": compared_with_base}
+            "compared_with_supervised": compared, "compared_with_base": compared_with_base,
+            "compared_with_base_metrics": base_metrics}
 
 
 def points_only(values: dict) -> dict:

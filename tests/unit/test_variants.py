@@ -64,6 +64,13 @@ def test_a_variant_is_audited_and_compared_with_its_base(tmp_path, monkeypatch):
     assert report["multiplicity"]["ssl_vs_supervised"]["size"] == 4
     assert "compared_with_base" not in models["scarf+linear"] and "compared_with_supervised" not in same
     assert (tmp_path / "models" / "logistic-regression+shifted3" / "model.json").exists()
+    # The accuracy cost, overall and per group, in its own family: 2 variants x 2 rates x (overall + 2 groups).
+    cost = shifted["compared_with_base_metrics"]
+    assert cost["overall"]["accuracy"]["difference"] == pytest.approx(
+        shifted["overall"]["accuracy"] - models["logistic-regression"]["overall"]["accuracy"], abs=1e-9)
+    assert set(cost["groups"]["sex"]) == {g["values"]["sex"] for g in shifted["groups"]["sex"]}
+    assert same["compared_with_base_metrics"]["groups"]["sex"]["female"]["accuracy"]["difference"] == 0
+    assert report["multiplicity"]["variant_vs_base (accuracy)"]["size"] == 12
 
 
 def test_a_builder_must_give_every_replicate(monkeypatch):
