@@ -16,13 +16,14 @@ from core.cli import audit
 from core.cli._format import text_table
 from core.cli._progress import ProgressBar
 from core.errors import InputError
+from core.mitigation.catalog import parse_mitigations
 from core.run.config import AuditConfig  # light: the defaults without torch
 from core.run.grid_config import ALL_METHODS, GridConfig, parse_fractions, parse_methods
 
 #: The `equiscope audit` options a grid shares, taken from audit.add_arguments rather than copied.
 SHARED_OPTIONS = ("data", "target", "sensitive", "positive", "baselines", "epochs", "finetune_epochs",
                   "finetune_patience", "pretrain_patience", "n_boot", "replicates", "seed", "threads", "device",
-                  "precision", "no_umap", "include_pii", "unaware", "outcome_effect")
+                  "precision", "no_umap", "include_pii", "unaware", "outcome_effect", "mitigations")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +58,8 @@ def grid_config(args: argparse.Namespace) -> GridConfig:
                        finetune_patience=args.finetune_patience, pretrain_patience=args.pretrain_patience,
                        n_boot=args.n_boot, seed=args.seed, replicates=args.replicates, umap=not args.no_umap,
                        include_pii=args.include_pii, unaware=args.unaware, threads=args.threads, device=args.device,
-                       precision=args.precision, outcome_effect=args.outcome_effect)
+                       precision=args.precision, outcome_effect=args.outcome_effect,
+                       mitigations=parse_mitigations(args.mitigations))
     if args.n_boot < 0:
         raise InputError(f"--n-boot must be 0 or more, got {args.n_boot}", "Use 1000 for reporting, 0 to skip CIs")
     grid = GridConfig(base=base, methods=parse_methods(args.methods),

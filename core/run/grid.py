@@ -103,7 +103,8 @@ def connect(address: str | None = None) -> bool:
                              "Check --address (host:port of the head node, or ray://host:10001) and that "
                              "`ray start --head` runs there") from None
     else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+        # "local": a new Ray of our own, never a cluster some earlier `ray start` left in /tmp/ray
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
                  runtime_env=worker_runtime_env())
     return True
 

@@ -7,7 +7,7 @@ import streamlit as st
 from core.errors import InputError
 from core.results.quality import flagged_models
 from core.vocabulary import GAP_NAMES
-from dashboard.components import compare_views, runs, scorecard_view, state
+from dashboard.components import compare_views, grid_views, runs, scorecard_view, state
 from dashboard.components.format import md
 from dashboard.components.messages import show_input_error
 from dashboard.components.result_words import GAP_CHOICES, partition_label
@@ -25,6 +25,7 @@ def render() -> None:
     finished = runs.finished_runs(ws, study["id"])
     if not finished:
         runs.pick_run(ws, study)  # says why there is nothing to compare yet
+        grid_views.grid_section(ws, study)  # a grid needs no earlier run
         return
     try:
         loaded = {run["id"]: runs.results(ws, run["id"]) for run in finished}
@@ -68,6 +69,7 @@ def render() -> None:
         compare_views.paired_section(finished, loaded, root, attribute, gap)
     with st.expander("4. Across label fractions", icon=":material/stacked_line_chart:"):
         compare_views.fractions_section(pairs, root, run_ids, attribute, gap)
+    grid_views.grid_section(ws, study)
 
 
 render()
