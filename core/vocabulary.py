@@ -21,6 +21,8 @@ BASELINES: tuple[str, ...] = (LOGISTIC_REGRESSION, GRADIENT_BOOSTING)
 CLASSICAL = "classical"
 #: The strategy of a model Equiscope did not train (uploaded predictions, an outside model file).
 UPLOADED = "uploaded"
+#: The strategy of a fairlearn mitigation of another model (core.mitigation.fairlearn_models).
+MITIGATION = "mitigation"
 #: report["study"]["kind"]: an audit of models Equiscope trained, or of uploaded predictions only.
 TRAINING_STUDY, PREDICTIONS_STUDY = "training", "predictions"
 

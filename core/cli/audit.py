@@ -62,6 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mitigations", default="none",
                         help="comma-separated mitigations added as variants of the trained models, all, or none "
                              "(default %(default)s; 'equiscope mitigations' lists them)")
+    parser.add_argument("--mitigation-sweep", action="store_true",
+                        help="fit each fairlearn reduction at several constraint bounds (a curve) instead of one")
     parser.add_argument("--label-fraction", type=float, default=default["label_fraction"],
                         help="share of training labels used (0, 1]")
     parser.add_argument("--epochs", type=int, default=default["epochs"], help="pretraining epochs (default %(default)s)")
@@ -124,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
                          unaware=args.unaware, threads=args.threads, device=args.device, precision=args.precision,
                          outcome_effect=args.outcome_effect,
                          model=str(Path(args.model).expanduser().resolve()) if args.model else None,
-                         trust_types=_names(args.trust_types), mitigations=parse_mitigations(args.mitigations))
+                         trust_types=_names(args.trust_types), mitigations=parse_mitigations(args.mitigations),
+                         mitigation_sweep=args.mitigation_sweep)
     config.validate()
     _check_outside_name(config)
     if args.n_boot < 0:

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "finetune": "fine-tune a pretrained encoder with each strategy, next to a supervised baseline",
     "audit": "run the whole audit: pretrain, fine-tune every strategy and a supervised baseline, audit",
     "explain": "explain one row's decision (LIME over the original columns) and flip its sensitive attributes",
+    "mitigations": "list the mitigations an audit can add (--mitigations), each with one line and its cost",
     "grid": "a study grid on Ray: every SSL method x strategy x label fraction, each an audit, verdicts over the grid",
 }
 

@@ -34,8 +34,9 @@ from core.data.study import STUDY_FILE, Study
 from core.learning.classical import ClassicalModel
 from core.learning.finetune.classifier import TrainedClassifier
 from core.learning.outside import OnStudy, load_outside_model
+from core.mitigation.fairlearn_models import MitigatedModel
 from core.results import folder
-from core.vocabulary import CLASSICAL, PREDICTIONS_STUDY, UPLOADED
+from core.vocabulary import CLASSICAL, MITIGATION, PREDICTIONS_STUDY, UPLOADED
 
 UNSEEN = "(unseen)"
 THRESHOLD = 0.5  # the audit's decision threshold: decision = probability >= 0.5
@@ -222,6 +223,8 @@ class RunContext:
         directory = folder.model_dir(self.run_dir, name)
         if self.view.model(name).strategy == CLASSICAL:
             return ClassicalModel.load(directory)
+        if self.view.model(name).strategy == MITIGATION:  # a fairlearn mitigation (core.mitigation)
+            return MitigatedModel.load(directory)
         if self.view.model(name).strategy != UPLOADED:
             return TrainedClassifier.load(directory)
         files = sorted(directory.glob("*")) if directory.is_dir() else []

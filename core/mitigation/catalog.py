@@ -43,7 +43,8 @@ CATALOG: tuple[Mitigation, ...] = (
                "attribute before a logistic regression", "one fit of its base model"),
     Mitigation("threshold-optimizer", FAIRLEARN,
                "fairlearn ThresholdOptimizer: group-specific thresholds on a model's scores for equalized odds, "
-               "fitted on the validation rows (it reads the sensitive attribute when deciding)", "seconds"),
+               "fitted on the validation rows; it reads each person's sensitive attribute when deciding, which some "
+               "laws forbid (ask before deploying it)", "seconds"),
     Mitigation("fairness-penalty", TRAINING,
                "fine-tuning with a penalty on the between-group difference of the chosen gap, weight lambda",
                "one fine-tuning per lambda"),

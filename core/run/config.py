@@ -74,6 +74,8 @@ class AuditConfig:
     trust_types: list[str] = field(default_factory=list)
     # Mitigations added as variants of the trained models (core.mitigation.catalog, issue 18); [] for none.
     mitigations: list[str] = field(default_factory=list)
+    # Each fairlearn reduction at several constraint bounds (core.run.mitigation_models.SWEEP_EPS), drawn as curves.
+    mitigation_sweep: bool = False
 
     def validate(self) -> None:
         # Imported here: the SSL registry loads torch, and this module must stay light (docstring).

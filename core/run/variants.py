@@ -37,7 +37,9 @@ from core.run.config import AuditConfig
 from core.run.parallel import Task, Workers
 
 #: Every variant builder, "module:function", in the order their variants join the audit.
-BUILDERS: tuple[str, ...] = ()
+BUILDERS: tuple[str, ...] = (
+    "core.run.mitigation_models:variant_tasks",
+)
 
 #: Task priority of a variant: after every pretraining and strategy (core.run.training's 0-2).
 VARIANT = 3
