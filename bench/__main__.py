@@ -39,6 +39,7 @@ BENCHES: dict[str, str] = {
     "replicates": "bench.bench_replicates",
     "lime": "bench.bench_lime",
     "shap": "bench.bench_shap",
+    "grid": "bench.bench_grid",
 }
 DOC = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
