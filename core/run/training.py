@@ -74,8 +74,6 @@ def train_replicates(workers: Workers, config: AuditConfig, study: Study, out_di
     task ends (kind "pretrain", or the strategy's name). Raises core.errors.Cancelled when the
     workers' should_stop turns True."""
     X, split, seeds = study.X, study.split, config.replicate_seeds
-    sized = table_size_defaults(len(split.labelled_train))  # gentler fine-tuning on small tables (docs/finetuning.md)
-    finetune_batch = min(config.batch_size, sized.get("batch_size", config.batch_size))
     pretrain_config = PretrainConfig(method=config.method, method_params=dict(config.method_params),
                                      encoder=dict(config.encoder), epochs=config.epochs,
                                      batch_size=config.batch_size, patience=config.pretrain_patience,
@@ -86,8 +84,7 @@ def train_replicates(workers: Workers, config: AuditConfig, study: Study, out_di
     checkpoints = out_dir / folder.CHECKPOINTS
 
     def finetune_config_of(strategy: str, seed: int) -> FinetuneConfig:
-        return FinetuneConfig(**{**sized, "strategy": strategy, "epochs": config.finetune_epochs,
-                                 "patience": config.finetune_patience, "seed": seed, "batch_size": finetune_batch})
+        return finetune_config_for(config, len(split.labelled_train), strategy, seed)
 
     def finetune_task(strategy: str, replicate: int, encoder) -> Task:
         finetune_config = finetune_config_of(strategy, seeds[replicate])
@@ -158,6 +155,14 @@ def train_replicates(workers: Workers, config: AuditConfig, study: Study, out_di
 ALL = "all"
 
 
+def finetune_config_for(config: AuditConfig, n_labelled: int, strategy: str, seed: int) -> FinetuneConfig:
+    """The FinetuneConfig of one strategy in one replicate (`seed`); the variants' fine-tunings use it too."""
+    sized = table_size_defaults(n_labelled)  # gentler fine-tuning on small tables (docs/finetuning.md)
+    return FinetuneConfig(**{**sized, "strategy": strategy, "epochs": config.finetune_epochs,
+                             "patience": config.finetune_patience, "seed": seed,
+                             "batch_size": min(config.batch_size, sized.get("batch_size", config.batch_size))})
+
+
 def batched_training(config: AuditConfig, device: str) -> bool:
     """Whether the replicates of each recipe train as one batched model: config.batch_replicates
     "on" or "off", or "auto": on CUDA with more than one replicate (module docstring)."""
@@ -218,14 +223,16 @@ def pretrain_one(X_train: np.ndarray, X_val: np.ndarray, layout: FeatureLayout, 
 
 def finetune_one(finetune_config: FinetuneConfig, encoder, encoder_config, X_train: np.ndarray, y_train: np.ndarray,
                  X_val: np.ndarray, y_val: np.ndarray, method: str, threads: int, replicate: int = 0,
-                 device: str = "cpu", precision: str = "fp32"):
-    """One fine-tuning task (a worker process may run it): a strategy, or the supervised baseline."""
+                 device: str = "cpu", precision: str = "fp32", **finetune_options):
+    """One fine-tuning task (a worker process may run it): a strategy, or the supervised baseline;
+    `finetune_options` (a debiasing `hook`, a variant's `name`) go to the fine-tuning as they are."""
     torch.set_num_threads(threads)
 
     def on_event(event: dict) -> None:
         send_event({**event, "replicate": replicate})
 
-    options = {"on_event": on_event, "should_stop": stop_requested, "device": device, "precision": precision}
+    options = {"on_event": on_event, "should_stop": stop_requested, "device": device, "precision": precision,
+               **finetune_options}
     if finetune_config.strategy == SUPERVISED:
         return train_supervised(X_train, y_train, X_val, y_val, finetune_config, encoder_config, **options)
     return finetune(encoder, X_train, y_train, X_val, y_val, finetune_config, pretraining=method, **options)

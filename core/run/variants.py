@@ -39,6 +39,7 @@ from core.run.parallel import Task, Workers
 #: Every variant builder, "module:function", in the order their variants join the audit.
 BUILDERS: tuple[str, ...] = (
     "core.run.mitigation_models:variant_tasks",
+    "core.run.debias_models:variant_tasks",
 )
 
 #: Task priority of a variant: after every pretraining and strategy (core.run.training's 0-2).

@@ -25,6 +25,13 @@ while they train (the returned classifier is on the CPU); with precision "bf16" 
 passes run under bfloat16 autocast (core.learning.precision), parameters stay fp32.
 Cancel: `should_stop()` is polled before every step; True raises core.errors.Cancelled
 (a half-trained classifier is never returned).
+Debiasing (core.learning.debias): an optional `hook` (TrainingHook) adds its trainable parameters
+(AdamW, lr and weight decay of the head), a term to every batch's loss,
+    L_batch = BCE + hook.loss(embedding, logits, rows),
+and work after every step (pruning keeps its zeros). Early stopping still reads the validation
+BCE alone: the hook's term measures the training rows' groups, and the epoch kept is the best
+predictor among epochs that were all trained with it. The mini-batch strategies only: a hook
+with `linear` or `bn-stats` (a frozen encoder and an L-BFGS head) is refused.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from torch import nn
 
 from core.errors import Cancelled, InputError
 from core.learning.calibration import calibration_summary
+from core.learning.debias.hook import TrainingHook
 from core.learning.finetune.classifier import TrainedClassifier
 from core.learning.finetune.config import FinetuneConfig
 from core.learning.finetune.probe import fit_probe
@@ -59,15 +67,20 @@ def finetune(encoder: Encoder | None, X_train: np.ndarray, y_train: np.ndarray, 
              y_val: np.ndarray, config: FinetuneConfig, *, pretraining: str | None,
              encoder_config: EncoderConfig | None = None, on_event: Event | None = None,
              should_stop: Callable[[], bool] | None = None, device: str = "cpu",
-             precision: str = "fp32") -> TrainedClassifier:
+             precision: str = "fp32", hook: TrainingHook | None = None,
+             name: str | None = None) -> TrainedClassifier:
     """Fine-tune a copy of `encoder` with `config.strategy` (or, with strategy "supervised",
     train a fresh encoder of shape `encoder_config` from scratch) and return the calibrated
     classifier. `encoder` itself is never modified. `pretraining` names the SSL method that
     made the encoder ("scarf"; "random" for an untrained control) and is None for the
     supervised baseline. `should_stop()` is polled every step; when it returns True the run
-    raises core.errors.Cancelled."""
+    raises core.errors.Cancelled. `hook` adds a debiasing method to the loop (module
+    docstring); `name` replaces the model's name ("scarf+full") for a variant."""
     config.validate()
     strategy = config.strategy
+    if hook is not None and strategy in HEAD_ONLY:
+        raise ValueError(f"strategy '{strategy}' fits its head by L-BFGS on a frozen encoder: a training hook "
+                         "needs a mini-batch strategy (bn-affine, gradual, full, supervised)")
     X_train, y_train = _check_xy(X_train, y_train, "training")
     X_val, y_val = _check_xy(X_val, y_val, "validation")
     if X_val.shape[1] != X_train.shape[1]:
@@ -83,18 +96,18 @@ def finetune(encoder: Encoder | None, X_train: np.ndarray, y_train: np.ndarray, 
                 raise ValueError("the supervised baseline starts from scratch: pass encoder=None, pretraining=None "
                                  "and the shape as encoder_config")
             encoder = Encoder(encoder_config or EncoderConfig(input_dim=X_train.shape[1]))
-            name = SUPERVISED
+            name = name or SUPERVISED
         else:
             if encoder is None or not pretraining:
                 raise ValueError(f"strategy '{strategy}' needs a pretrained encoder and the name of its pretraining")
             encoder = copy.deepcopy(encoder).cpu()
-            name = model_name(pretraining, strategy)
+            name = name or model_name(pretraining, strategy)
         if encoder.config.input_dim != X_train.shape[1]:
             raise InputError(f"The encoder expects {encoder.config.input_dim} features but the rows have "
                              f"{X_train.shape[1]}", "Fine-tune with the study the encoder was pretrained on")
         head = ClassifierHead(encoder.embed_dim)
         return _Run(name, pretraining, encoder, head, config, on_event, should_stop,
-                    torch.device(device), precision).fit(X_train, y_train, X_val, y_val)
+                    torch.device(device), precision, hook or TrainingHook()).fit(X_train, y_train, X_val, y_val)
 
 
 def train_supervised(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
@@ -117,8 +130,8 @@ class _Run:
 
     def __init__(self, name: str, pretraining: str | None, encoder: Encoder, head: ClassifierHead,
                  config: FinetuneConfig, on_event: Event | None, should_stop: Callable[[], bool] | None,
-                 device: torch.device, precision: str) -> None:
-        self.device, self.precision = device, precision
+                 device: torch.device, precision: str, hook: TrainingHook) -> None:
+        self.device, self.precision, self.hook = device, precision, hook
         self.name, self.pretraining = name, pretraining
         self.encoder, self.head = encoder.to(device), head.to(device)
         self.config, self.on_event, self.should_stop = config, on_event, should_stop
@@ -154,6 +167,9 @@ class _Run:
             loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32, device=self.device))
             history, n_trainable, epochs = self._train(x_tr, y_tr, x_va, y_va, loss_fn)
             extra |= epochs
+            self.hook.finish(encoder)
+            if self.hook.summary():
+                extra["debias"] = self.hook.summary()
         encoder, head = encoder.eval().cpu(), head.eval().cpu()
         for parameter in encoder.parameters():
             parameter.requires_grad_(False)
@@ -172,8 +188,11 @@ class _Run:
         """The mini-batch AdamW loop with early stopping. Returns (history, number of parameters
         that were trainable in at least one epoch, {"best_epoch", "epochs_run"})."""
         cfg, encoder, head = self.config, self.encoder, self.head
-        optimizer = torch.optim.AdamW(parameter_groups(encoder, head, self.strategy, cfg.lr, cfg.encoder_lr_scale,
-                                                       cfg.weight_decay))
+        groups = parameter_groups(encoder, head, self.strategy, cfg.lr, cfg.encoder_lr_scale, cfg.weight_decay)
+        hook_parameters = self.hook.attach(encoder, head, self.device)
+        if hook_parameters:  # an adversary's head learns at the head's pace
+            groups.append({"params": hook_parameters, "lr": cfg.lr, "weight_decay": cfg.weight_decay})
+        optimizer = torch.optim.AdamW(groups)
         steps_per_epoch = len(batches(np.arange(len(x_tr)), cfg.batch_size))
         total_steps = cfg.epochs * steps_per_epoch
         trained: dict[int, int] = {id(p): p.numel() for p in head.parameters()}
@@ -187,16 +206,22 @@ class _Run:
                 stage, bad_epochs = n_unfrozen, 0
             head.train()
             self.dropout.train()
-            epoch_start, loss_sum, rows_seen = time.perf_counter(), 0.0, 0
+            epoch_start, loss_sum, hook_sum, rows_seen = time.perf_counter(), 0.0, 0.0, 0
             for step, rows in enumerate(batches(self.rng.permutation(len(x_tr)), cfg.batch_size)):
                 self._check_cancel()
                 index = torch.from_numpy(rows).to(self.device)
                 with autocast(self.precision, self.device):
-                    logits = head(self.dropout(encoder(x_tr[index])))
+                    embedding = encoder(x_tr[index])
+                    logits = head(self.dropout(embedding))
                 loss = loss_fn(logits.float(), y_tr[index])
+                added = self.hook.loss(embedding.float(), logits.float(), index)
+                if added is not None:
+                    loss = loss + added
+                    hook_sum += added.item() * len(rows)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                self.hook.after_step()
                 loss_sum += loss.item() * len(rows)
                 rows_seen += len(rows)
                 self._emit_step(epoch, step, steps_per_epoch, total_steps, loss.item(), rows_seen, epoch_start)
@@ -206,6 +231,8 @@ class _Run:
                       "seconds": seconds, "rows_per_second": rows_seen / seconds if seconds > 0 else None}
             if self.strategy == "gradual":
                 record["unfrozen_blocks"] = list(range(self.depth - n_unfrozen, self.depth))
+            if hook_sum:
+                record["hook_loss"] = hook_sum / rows_seen  # the hook's share of train_loss
             history.append(record)
             if val_loss < best_loss - cfg.min_delta:
                 best_loss, best_epoch, bad_epochs = val_loss, epoch + 1, 0
