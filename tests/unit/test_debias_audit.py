@@ -27,6 +27,8 @@ def test_penalty_and_pruning_variants_are_audited_against_scarf_full(tmp_path):
         assert entry["mitigation"]["base"] == "scarf+full" and len(entry["replicates"]) == 2
         compared = entry["compared_with_base"]["sex"]["equalized_odds_difference"]
         assert compared["family"] == "variant_vs_base" and compared["p_adjusted"] is not None
+        cost = entry["compared_with_base_metrics"]["overall"]["accuracy"]
+        assert cost["family"] == "variant_vs_base (accuracy)" and len(cost["ci"]) == 2
     penalty = models["scarf+full+penalty-l2"]["mitigation"]
     assert penalty["name"] == "fairness-penalty"
     assert penalty["params"] == {"lambda": 2.0, "gap": "equalized_odds_difference", "attribute": "sex",
