@@ -23,19 +23,26 @@ COMPARE = "app_pages/compare.py"
 
 @pytest.fixture(scope="module")
 def grid_artifact(tmp_path_factory):
-    """A finished two-cell grid (scarf at 20% and 100% of the labels) listed by the real grid.json
-    writer (GridManifest, verdicts included). Its cells are the session's small real German audit
-    (tests/results_artifact.py, shared with the other result pages), the 20% one relabelled as
-    results_artifact.install does: the page is under test here, not the training."""
+    """A finished four-cell grid (scarf and vime at 20% and 100% of the labels) listed by the real
+    grid.json writer (GridManifest, verdicts included). Its cells are the session's small real
+    German audit (tests/results_artifact.py, shared with the other result pages), relabelled as
+    results_artifact.install does (the share of labels; the vime cells' SSL models renamed): the
+    page is under test here, not the training."""
     artifact = results_artifact.build(tmp_path_factory)
-    report = json.loads((artifact / "report.json").read_text())
-    grid = GridConfig(base=AuditConfig.from_dict(report["config"]), methods=["scarf"], label_fractions=[0.2, 1.0])
+    original = json.loads((artifact / "report.json").read_text())
+    grid = GridConfig(base=AuditConfig.from_dict(original["config"]), methods=["scarf", "vime"],
+                      label_fractions=[0.2, 1.0])
     out = tmp_path_factory.mktemp("grid")
     manifest = GridManifest(out, grid)
     for cell in grid.cells():
         folder = cell_dir(out, cell)
         shutil.copytree(artifact, folder, ignore=shutil.ignore_patterns("checkpoints", "models", "encoder"))
+        report = json.loads(json.dumps(original))
         report["study"]["label_fraction"] = report["config"]["label_fraction"] = cell.label_fraction
+        report["config"]["method"] = cell.method
+        for model in report["models"]:
+            if model["pretraining"] is not None:
+                model["name"], model["pretraining"] = model["name"].replace("scarf+", f"{cell.method}+"), cell.method
         (folder / "report.json").write_text(json.dumps(report))
         manifest.set(cell.name, "succeeded")
     manifest.compute_verdicts()
@@ -90,13 +97,14 @@ def test_a_finished_grid_flows_into_the_frontier_curves_and_verdicts(make_app, w
     assert {"pareto_gap", "fractions"} <= set(charts)
     markers = [t for t in charts["pareto_gap"]["data"] if t.get("mode") == "markers"]
     models = json.loads((grid_artifact / "cells" / "scarf-lf1" / "report.json").read_text())["models"]
-    assert len(markers) == len(models)  # one colour per recipe, the baselines once
-    assert all(len(values(t["x"])) == 2 for t in markers)  # one marker per share of labels
+    ssl = [m for m in models if m["pretraining"] is not None]
+    assert len(markers) == len(models) + len(ssl)  # one colour per recipe of both methods, the baselines once
+    assert all(len(values(t["x"])) == 2 for t in markers)  # one marker per share of labels, never one per cell
     assert sorted(values(charts["fractions"]["data"][0]["x"])) == [20.0, 100.0]
     verdicts = app.dataframe[-1].value
     attribute = app.selectbox(key="grid_attribute").value
-    assert len(verdicts) == 2 * 2 * 2  # 2 cells x 2 strategies x 2 headline gaps for the chosen attribute
-    assert set(verdicts["Labels"]) == {"20%", "100%"} and set(verdicts["Method"]) == {"scarf"}
+    assert len(verdicts) == 4 * 2 * 2  # 4 cells x 2 strategies x 2 headline gaps for the chosen attribute
+    assert set(verdicts["Labels"]) == {"20%", "100%"} and set(verdicts["Method"]) == {"scarf", "vime"}
     grid = json.loads((grid_artifact / "grid.json").read_text())
     assert "Holm-adjusted" in " ".join(c.value for c in app.caption)
-    assert grid["verdicts"]["size"] == 2 * 2 * 2 * len(load_card("german").sensitive) and attribute
+    assert grid["verdicts"]["size"] == 4 * 2 * 2 * len(load_card("german").sensitive) and attribute
