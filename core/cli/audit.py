@@ -59,6 +59,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baselines", default=",".join(BASELINES),
                         help="comma-separated classical baselines fitted beside the MLPs on the same rows, or none "
                              "(default %(default)s)")
+    parser.add_argument("--federated-by", default=None, metavar="COLUMN",
+                        help="also pretrain federated: the pretraining rows split into sites by COLUMN (a region, a "
+                             "hospital), each site training on its own rows and only model updates averaged "
+                             "(Flower, FedAvg); its models '{method}-fed+{strategy}' are compared with the central ones")
+    parser.add_argument("--federated-rounds", type=int, default=default["federated_rounds"],
+                        help="with --federated-by: rounds of local training and averaging (default %(default)s)")
+    parser.add_argument("--federated-local-epochs", type=int, default=default["federated_local_epochs"],
+                        help="with --federated-by: passes over its own rows each site makes per round "
+                             "(default %(default)s)")
+    parser.add_argument("--federated-strategy", default=default["federated_strategy"],
+                        help="with --federated-by: the server's aggregation (default %(default)s)")
     parser.add_argument("--mitigations", default="none",
                         help="comma-separated mitigations added as variants of the trained models, all, or none "
                              "(default %(default)s; 'equiscope mitigations' lists them)")
@@ -127,7 +138,9 @@ def run(args: argparse.Namespace) -> int:
                          outcome_effect=args.outcome_effect,
                          model=str(Path(args.model).expanduser().resolve()) if args.model else None,
                          trust_types=_names(args.trust_types), mitigations=parse_mitigations(args.mitigations),
-                         mitigation_sweep=args.mitigation_sweep)
+                         mitigation_sweep=args.mitigation_sweep, federated_by=args.federated_by,
+                         federated_rounds=args.federated_rounds, federated_local_epochs=args.federated_local_epochs,
+                         federated_strategy=args.federated_strategy)
     config.validate()
     _check_outside_name(config)
     if args.n_boot < 0:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
+from core.learning.federated_config import check_federated_settings
 from core.learning.pretrain_config import PRECISIONS
 from core.mitigation.catalog import check_mitigations
 from core.vocabulary import BASELINES, STRATEGIES
@@ -74,6 +75,12 @@ class AuditConfig:
     trust_types: list[str] = field(default_factory=list)
     # Mitigations added as variants of the trained models (core.mitigation.catalog, issue 18); [] for none.
     mitigations: list[str] = field(default_factory=list)
+    # Federated SSL pretraining by a column's sites (core.learning.federated, issue 19): "{method}-fed+{strategy}"
+    # variants beside the central models; None for none. Rounds x local epochs are each site's passes.
+    federated_by: str | None = None
+    federated_rounds: int = 5
+    federated_local_epochs: int = 1
+    federated_strategy: str = "fedavg"
     # Each fairlearn reduction at several constraint bounds (core.run.mitigation_models.SWEEP_EPS), drawn as curves.
     mitigation_sweep: bool = False
 
@@ -112,6 +119,8 @@ class AuditConfig:
         if self.precision not in PRECISIONS:
             raise InputError(f"Unknown precision '{self.precision}'", f"Choose from: {', '.join(PRECISIONS)}")
         check_mitigations(list(self.mitigations))
+        if self.federated_by:  # the column itself is checked against the table (core.run.federated_models)
+            check_federated_settings(self.federated_rounds, self.federated_local_epochs, self.federated_strategy)
         if not self.sensitive:
             raise InputError("No sensitive attribute chosen", "Give --sensitive, e.g. --sensitive sex,race")
 

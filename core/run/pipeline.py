@@ -46,6 +46,7 @@ from core.results.report import write_html_report
 from core.results import folder
 from core.run.assemble import assemble_report, model_entry
 from core.run.config import AuditConfig
+from core.run.federated_models import check_federated
 from core.run.parallel import Workers, default_workers
 from core.run.replicates import ReplicateTask, audit_replicates
 from core.run.training import train_replicates
@@ -138,6 +139,7 @@ def run_audit(config: AuditConfig, out_dir: Path, *, on_event: Event | None = No
     progress.stage("study", 0.0, message="Preparing the data and the split")
     source = source or open_source(config.data)
     study = Study.create(source, config.spec(), label_fraction=config.label_fraction, seed=config.seed)
+    check_federated(config, study)  # a bad --federated-by column stops before any training
     study.save(out_dir)
     # An outside model joins the trained ones on the same rows; loaded first: a refused file stops before training.
     outside = (OnStudy(load_outside_model(config.model, config.trust_types), study, config.model)

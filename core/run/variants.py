@@ -40,6 +40,7 @@ from core.run.parallel import Task, Workers
 BUILDERS: tuple[str, ...] = (
     "core.run.mitigation_models:variant_tasks",
     "core.run.debias_models:variant_tasks",
+    "core.run.federated_models:variant_tasks",
 )
 
 #: Task priority of a variant: after every pretraining and strategy (core.run.training's 0-2).
