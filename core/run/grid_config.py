@@ -118,13 +118,16 @@ def parse_fractions(text: str) -> list[float]:
 
 # ------------------------------------------------------------------------------ expected cost
 
-#: The per-cell time model, measured on this project's 2-core server (bench/bench_grid.py, German
-#: credit, the default encoder, one cell per core): a cell costs a fixed part (the study, the audit's
-#: intervals and probes, the worker's imports) plus, per replicate, one pretraining and the
-#: fine-tunings, each in proportion to its epochs and to the table's rows.
-CELL_FIXED_S = 6.0
-PRETRAIN_S_PER_EPOCH_PER_1K_ROWS = 0.35
-FINETUNE_S_PER_EPOCH_PER_1K_ROWS = 0.12
+#: The per-cell time model: a cell costs a fixed part (the worker's imports, the study, the audit's
+#: intervals and probes) plus, per replicate, one pretraining and the fine-tunings, each in proportion
+#: to its epochs and to the table's rows. Fitted to bench/bench_grid.py on this project's shared 2-core
+#: server (German credit, 1,000 rows, the default encoder, 3 replicates x (2 pretraining + 2 x 2
+#: fine-tuning epochs), 1,000 resamples): 9 cells one after another took 186 s, about 20 s a cell,
+#: at a load of 15. Cells run one per core when the cores are free; on a machine other work keeps
+#: busy, Ray's cells gained nothing there (277 s), so the estimate is a floor, not a promise.
+CELL_FIXED_S = 8.0
+PRETRAIN_S_PER_EPOCH_PER_1K_ROWS = 1.0
+FINETUNE_S_PER_EPOCH_PER_1K_ROWS = 0.33
 
 
 @dataclass(frozen=True)

@@ -108,3 +108,19 @@ def test_a_finished_grid_flows_into_the_frontier_curves_and_verdicts(make_app, w
     grid = json.loads((grid_artifact / "grid.json").read_text())
     assert "Holm-adjusted" in " ".join(c.value for c in app.caption)
     assert grid["verdicts"]["size"] == 4 * 2 * 2 * len(load_card("german").sensitive) and attribute
+
+
+def test_a_running_grid_shows_which_cell_is_where_and_can_be_cancelled(make_app, workspace):
+    app = make_app(dataset="german")
+    app.run()
+    ws = Workspace(workspace)
+    run_id = ws.create_run("grid", "Grid: 2 methods x 1 strategies x 2 shares of labels", {"grid": {}},
+                           study_id=ws.list_studies()[0]["id"])
+    ws.start_run(run_id)
+    ws.add_event(run_id, {"stage": "pretrain", "fraction": 0.3, "cell": "vime-lf1",
+                          "message": "vime-lf1: Pretraining vime"})
+    app.switch_page(COMPARE).run()
+    assert not app.exception, app.exception
+    assert any("vime-lf1: Pretraining vime" in p.proto.text for p in app.get("progress"))
+    app.button(key=f"cancel_{run_id}").click().run()
+    assert ws.get_run(run_id)["cancel_requested"]
