@@ -41,6 +41,7 @@ from core.results.compare import audit_changes
 from core.results.model_card import model_card
 from core.results.scorecard import scorecard
 from core.results.summary import summarize
+from core.results.tradeoff_figures import report_section as mitigation_section
 from core.results.wording import comparison_verdict
 from core.results.folder import HTML_REPORT, ModelView, ReportView, load_embeddings, section
 from core.vocabulary import METRIC_NAMES, NOT_AVAILABLE, UNDEFINED_WHY
@@ -289,6 +290,8 @@ def render_html(report: dict, *, embeddings: pd.DataFrame | None = None, notes: 
         "min_group_size": view.min_group_size, "min_class_rows": view.config.get("min_class_rows", 10),
         # a model no better than chance (core.results.quality) is flagged wherever its numbers are shown
         "flags": {m.name: quality_of(view, m)["badge"] for m in view.models},
+        # issue 18: what each mitigation bought and cost, on the first attribute's headline measure
+        "mitigations": mitigation_section(report, sensitive[0], measure) if sensitive else None,
     }
     return _environment().get_template("report.html.j2").render(**context)
 

@@ -50,6 +50,11 @@ MEASURE_LABELS = {"equalized_odds_difference": "errors in either direction",
 def model_label(entry: Mapping[str, Any]) -> str:
     """A model's plain name from its report.json entry (name, pretraining, strategy)."""
     name, pretraining, strategy = entry.get("name") or "", entry.get("pretraining"), entry.get("strategy")
+    base = str(entry.get("base") or "")
+    if entry.get("mitigation") and name.startswith(f"{base}+"):  # a mitigation: its base's label and the change
+        base_pretraining, _, base_strategy = base.rpartition("+")
+        return f"{model_label({'name': base, 'pretraining': base_pretraining or None, 'strategy': base_strategy})}" \
+               f" + {name[len(base) + 1:]}"
     if name == SUPERVISED:
         return "Ordinary model (no pretraining)"
     if strategy == "classical" or name in CLASSICAL_LABELS:

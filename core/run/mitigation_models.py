@@ -28,6 +28,7 @@ baseline, no linear strategy, an unaware study) is skipped with a warning that s
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import numpy as np
@@ -147,34 +148,41 @@ def _mitigation(name: str, base: str, **params) -> dict:
     return {"name": name, "kind": FAIRLEARN, "base": base, "params": params}
 
 
-def _starting(name: str) -> None:
+def _starting(name: str) -> float:
     if stop_requested():
         raise Cancelled()
     send_event({"stage": "finetune", "model": name, "message": f"Fitting {name}"})
+    return time.perf_counter()
+
+
+def _timed(model: MitigatedModel, started: float) -> MitigatedModel:
+    """The fit's wall time in the model's history (model.json; report.json stays free of timings)."""
+    model.history[0]["fit_s"] = round(time.perf_counter() - started, 3)
+    return model
 
 
 def _fit_reduction_task(arguments: dict) -> MitigatedModel:
     """A worker's task: the embedding (when there is an inner model), then fit_reduction."""
-    _starting(arguments["name"])
+    started = _starting(arguments["name"])
     inner = arguments.get("inner")
     if inner is not None:
         width = arguments["X"].shape[1]
         arguments = {**arguments, "X": inner.embed(arguments["X"]), "n_features_in": width}
-    return fit_reduction(**arguments)
+    return _timed(fit_reduction(**arguments), started)
 
 
 def _fit_correlation_task(arguments: dict) -> MitigatedModel:
-    _starting(arguments["name"])
-    return fit_correlation_remover(**arguments)
+    started = _starting(arguments["name"])
+    return _timed(fit_correlation_remover(**arguments), started)
 
 
 def _fit_threshold_task(name: str, base: str, inner, decoder: GroupDecoder, X_val: np.ndarray, y_val: np.ndarray,
                         seed: int, mitigation: dict) -> MitigatedModel:
     """ThresholdOptimizer on the base's validation scores, with the groups decoded from X as at test time."""
-    _starting(name)
+    started = _starting(name)
     fitted = optimize_thresholds(THRESHOLD_CONSTRAINT, fit_on=(inner.predict_proba(X_val), y_val, decoder.decode(X_val)),
                                  objective=THRESHOLD_OBJECTIVE, random_state=seed)
     history = [{"validation_accuracy": fitted["accuracy"], "randomized": fitted["randomized"], "n_fit": fitted["n_fit"]}]
-    return MitigatedModel(name=name, base=base, mitigation=mitigation, shape=THRESHOLDS,
-                          state={"rules": fitted["rules"]}, n_features_in=X_val.shape[1], inner=inner,
-                          decoder=decoder, history=history)
+    return _timed(MitigatedModel(name=name, base=base, mitigation=mitigation, shape=THRESHOLDS,
+                                 state={"rules": fitted["rules"]}, n_features_in=X_val.shape[1], inner=inner,
+                                 decoder=decoder, history=history), started)

@@ -7,7 +7,7 @@ import streamlit as st
 from core.errors import InputError
 from core.results.quality import flagged_models
 from core.vocabulary import GAP_NAMES
-from dashboard.components import compare_views, grid_views, runs, scorecard_view, state
+from dashboard.components import compare_views, grid_views, mitigation_views, runs, scorecard_view, state
 from dashboard.components.format import md
 from dashboard.components.messages import show_input_error
 from dashboard.components.result_words import GAP_CHOICES, partition_label
@@ -69,6 +69,10 @@ def render() -> None:
         compare_views.paired_section(finished, loaded, root, attribute, gap)
     with st.expander("4. Across label fractions", icon=":material/stacked_line_chart:"):
         compare_views.fractions_section(pairs, root, run_ids, attribute, gap)
+    mitigated = mitigation_views.newest_with_mitigations(finished, loaded)
+    if mitigated is not None:
+        with st.expander("5. What the mitigations bought and cost", icon=":material/balance:"):
+            mitigation_views.tradeoff_section(loaded[mitigated["id"]].report, attribute, gap, mitigated["name"])
     grid_views.grid_section(ws, study)
 
 
