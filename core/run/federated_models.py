@@ -87,7 +87,8 @@ def variant_tasks(context: VariantContext) -> list[Task]:
     results = pretrain_federated_replicates(
         X[split.pretrain], sites[split.pretrain], X[split.validation], FeatureLayout.from_encoder(study.encoder),
         configs, config.federated_rounds, config.federated_local_epochs, config.federated_strategy,
-        by=config.federated_by, row_ids=split.pretrain, num_cpus=default_workers())
+        by=config.federated_by, row_ids=split.pretrain,
+        num_cpus=int(config.workers) or default_workers())  # the audit's process limit caps Ray's CPUs too
     tasks: list[Task] = []
     for r, (seed, result) in enumerate(zip(config.replicate_seeds, results)):
         privacy = {"federated": {**result.federated,  # with each client's digest of the row ids it held
