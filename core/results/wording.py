@@ -62,13 +62,14 @@ def model_label(entry: Mapping[str, Any]) -> str:
     if strategy == "uploaded":
         return f"{name} (uploaded predictions)"
     if pretraining:
-        method = METHOD_LABELS.get(str(pretraining), str(pretraining))
+        central = str(pretraining).removesuffix("-fed")  # "scarf-fed": pretrained federated (issue 19)
+        method = METHOD_LABELS.get(central, central) + (", federated" if central != str(pretraining) else "")
         return f"Pretrained ({method}), {STRATEGY_LABELS.get(str(strategy), str(strategy))}"
     return name
 
 
 #: A model's code name inside a sentence: "scarf+bn-affine" (pretraining + strategy) or "supervised".
-_CODE_NAME = re.compile(r"\b([a-z_]+)\+([a-z-]+)\b|\bsupervised\b")
+_CODE_NAME = re.compile(r"\b([a-z_]+(?:-fed)?)\+([a-z-]+)\b|\bsupervised\b")
 
 
 def plain_names(text: str) -> str:

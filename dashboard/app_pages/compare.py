@@ -7,7 +7,8 @@ import streamlit as st
 from core.errors import InputError
 from core.results.quality import flagged_models
 from core.vocabulary import GAP_NAMES
-from dashboard.components import compare_views, grid_views, mitigation_views, runs, scorecard_view, state
+from dashboard.components import (compare_views, federated_views, grid_views, mitigation_views, runs,
+                                  scorecard_view, state)
 from dashboard.components.format import md
 from dashboard.components.messages import show_input_error
 from dashboard.components.result_words import GAP_CHOICES, partition_label
@@ -73,6 +74,10 @@ def render() -> None:
     if mitigated is not None:
         with st.expander("5. What the mitigations bought and cost", icon=":material/balance:"):
             mitigation_views.tradeoff_section(loaded[mitigated["id"]].report, attribute, gap, mitigated["name"])
+    federated = federated_views.newest_with_federated(finished, loaded)
+    if federated is not None:
+        with st.expander("6. What federated pretraining cost each site and group", icon=":material/hub:"):
+            federated_views.federated_section(loaded[federated["id"]], federated["name"])
     grid_views.grid_section(ws, study)
 
 
