@@ -267,10 +267,22 @@ def test_progress_events_reach_fraction_one(encoder, data):
     ({"batch_size": 1}, "Batch size must be an integer >= 2"),
     ({"class_weight": "auto"}, "Unknown class weight"),
     ({"dropout": 1.0}, "Dropout must be in [0, 1)"),
+    ({"encoder_dropout": -0.1}, "Encoder dropout must be in [0, 1)"),
 ])
 def test_bad_config_is_an_input_error(overrides, fragment):
     with pytest.raises(InputError, match=fragment.replace("[", r"\[").replace(")", r"\)")):
         FinetuneConfig(**overrides)
+
+
+def test_encoder_dropout_acts_only_where_the_encoder_trains(encoder, data):
+    """encoder_dropout (small tables' fine-tuning) regularises the blocks that train, leaves the
+    caller's encoder as it was, and cannot reach bn-affine, whose encoder stays in eval mode."""
+    plain, dropped = run(encoder, data, "full"), run(encoder, data, "full", encoder_dropout=0.5)
+    assert changed(snapshot(plain.encoder), dropped.encoder), "dropout in the blocks must change the training"
+    assert all(isinstance(block.drop, torch.nn.Identity) for block in encoder.blocks)
+    assert np.array_equal(dropped.predict_proba(data["X_test"]), dropped.predict_proba(data["X_test"]))
+    bn_plain, bn_dropped = run(encoder, data, "bn-affine"), run(encoder, data, "bn-affine", encoder_dropout=0.5)
+    assert np.array_equal(bn_plain.predict_proba(data["X_test"]), bn_dropped.predict_proba(data["X_test"]))
 
 
 def test_one_class_training_labels_are_refused(encoder, data):

@@ -104,7 +104,8 @@ def _groups(X_train: Sequence[np.ndarray], config: FinetuneConfig, encoders: lis
     their first member; every replicate alone where batching cannot reproduce `finetune`
     (module docstring)."""
     shapes = [e.config for e in encoders if e is not None] + ([encoder_config] if encoder_config else [])
-    if config.strategy in HEAD_ONLY or config.dropout > 0 or any(shape.dropout > 0 for shape in shapes):
+    if (config.strategy in HEAD_ONLY or config.dropout > 0 or config.encoder_dropout > 0
+            or any(shape.dropout > 0 for shape in shapes)):
         return [[r] for r in range(len(X_train))]
     groups: dict[int, list[int]] = {}
     for r, X in enumerate(X_train):

@@ -105,6 +105,9 @@ def finetune(encoder: Encoder | None, X_train: np.ndarray, y_train: np.ndarray, 
         if encoder.config.input_dim != X_train.shape[1]:
             raise InputError(f"The encoder expects {encoder.config.input_dim} features but the rows have "
                              f"{X_train.shape[1]}", "Fine-tune with the study the encoder was pretrained on")
+        if config.encoder_dropout > 0:  # fine-tuning only (small tables: FinetuneConfig.encoder_dropout)
+            for block in encoder.blocks:
+                block.drop = nn.Dropout(config.encoder_dropout)
         head = ClassifierHead(encoder.embed_dim)
         return _Run(name, pretraining, encoder, head, config, on_event, should_stop,
                     torch.device(device), precision, hook or TrainingHook()).fit(X_train, y_train, X_val, y_val)
