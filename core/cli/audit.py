@@ -70,6 +70,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default %(default)s)")
     parser.add_argument("--federated-strategy", default=default["federated_strategy"],
                         help="with --federated-by: the server's aggregation (default %(default)s)")
+    parser.add_argument("--dp-epsilon", default="",
+                        help="also train differentially private versions of the ordinary model and of the full "
+                             "fine-tuning, one per target epsilon, e.g. 1,3,8 (smaller: more private; docs/privacy.md)")
+    parser.add_argument("--dp-delta", type=float, default=None,
+                        help="with --dp-epsilon: the privacy delta (default 1 / the labelled training rows)")
+    parser.add_argument("--dp-max-grad-norm", type=float, default=default["dp_max_grad_norm"],
+                        help="with --dp-epsilon: each row's gradient is clipped to this norm (default %(default)s)")
     parser.add_argument("--mitigations", default="none",
                         help="comma-separated mitigations added as variants of the trained models, all, or none "
                              "(default %(default)s; 'equiscope mitigations' lists them)")
@@ -138,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
                          outcome_effect=args.outcome_effect,
                          model=str(Path(args.model).expanduser().resolve()) if args.model else None,
                          trust_types=_names(args.trust_types), mitigations=parse_mitigations(args.mitigations),
+                         dp_epsilon=_epsilons(args.dp_epsilon), dp_delta=args.dp_delta,
+                         dp_max_grad_norm=args.dp_max_grad_norm,
                          mitigation_sweep=args.mitigation_sweep, federated_by=args.federated_by,
                          federated_rounds=args.federated_rounds, federated_local_epochs=args.federated_local_epochs,
                          federated_strategy=args.federated_strategy)
@@ -191,6 +200,14 @@ def _check_outside_name(config: AuditConfig) -> None:
 
 def _names(text: str | None) -> list[str]:
     return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
+def _epsilons(text: str) -> list[float]:
+    """--dp-epsilon 1,3,8 -> [1.0, 3.0, 8.0]; a value that is not a number is bad input."""
+    try:
+        return [float(value) for value in _names(text)]
+    except ValueError:
+        raise InputError(f"--dp-epsilon takes numbers, got '{text}'", "Use e.g. --dp-epsilon 1,3,8") from None
 
 
 def _audit_into(args: argparse.Namespace, name: str, config: dict, audit, headline) -> int:

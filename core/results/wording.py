@@ -55,6 +55,10 @@ def model_label(entry: Mapping[str, Any]) -> str:
         base_pretraining, _, base_strategy = base.rpartition("+")
         return f"{model_label({'name': base, 'pretraining': base_pretraining or None, 'strategy': base_strategy})}" \
                f" + {name[len(base) + 1:]}"
+    privacy = entry.get("privacy") or {}
+    if base and is_number(privacy.get("epsilon")):  # a differentially private version (issue 19)
+        return f"{model_label({'name': base, 'pretraining': pretraining, 'strategy': strategy})}, " \
+               f"private ({epsilon_words(privacy)})"
     if name == SUPERVISED:
         return "Ordinary model (no pretraining)"
     if strategy == "classical" or name in CLASSICAL_LABELS:
@@ -66,6 +70,11 @@ def model_label(entry: Mapping[str, Any]) -> str:
         method = METHOD_LABELS.get(central, central) + (", federated" if central != str(pretraining) else "")
         return f"Pretrained ({method}), {STRATEGY_LABELS.get(str(strategy), str(strategy))}"
     return name
+
+
+def epsilon_words(privacy: Mapping[str, Any]) -> str:
+    """"epsilon 3": a private model's target epsilon (the accountant's spent one is at most it)."""
+    return f"epsilon {float(privacy.get('target_epsilon', privacy.get('epsilon'))):g}"
 
 
 #: A model's code name inside a sentence: "scarf+bn-affine" (pretraining + strategy) or "supervised".

@@ -75,6 +75,11 @@ class AuditConfig:
     trust_types: list[str] = field(default_factory=list)
     # Mitigations added as variants of the trained models (core.mitigation.catalog, issue 18); [] for none.
     mitigations: list[str] = field(default_factory=list)
+    # Differentially private versions of the supervised baseline and of the full fine-tuning, one per
+    # target epsilon (core.run.private_models, issue 19); delta None: 1 / the labelled training rows.
+    dp_epsilon: list[float] = field(default_factory=list)
+    dp_delta: float | None = None
+    dp_max_grad_norm: float = 1.0
     # Federated SSL pretraining by a column's sites (core.learning.federated, issue 19): "{method}-fed+{strategy}"
     # variants beside the central models; None for none. Rounds x local epochs are each site's passes.
     federated_by: str | None = None
@@ -119,6 +124,7 @@ class AuditConfig:
         if self.precision not in PRECISIONS:
             raise InputError(f"Unknown precision '{self.precision}'", f"Choose from: {', '.join(PRECISIONS)}")
         check_mitigations(list(self.mitigations))
+        check_privacy(self.dp_epsilon, self.dp_delta, self.dp_max_grad_norm)
         if self.federated_by:  # the column itself is checked against the table (core.run.federated_models)
             check_federated_settings(self.federated_rounds, self.federated_local_epochs, self.federated_strategy)
         if not self.sensitive:
@@ -147,6 +153,19 @@ class AuditConfig:
         values |= {k: v for k, v in data.items() if k not in RENAMED_KEYS}  # a new key wins over its old name
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def check_privacy(epsilons: list[float], delta: float | None, max_grad_norm: float) -> None:
+    """Every target epsilon > 0 (and no repeats), delta in (0, 1), clipping norm > 0 (issue 19)."""
+    bad = [e for e in epsilons if not isinstance(e, (int, float)) or not float(e) > 0]
+    if bad or len(set(map(float, epsilons))) != len(epsilons):
+        raise InputError(f"Privacy epsilon must be above 0 and not repeated, got {(bad or epsilons)[0]}",
+                         "Use values such as --dp-epsilon 1,3,8 (smaller is more private)")
+    if delta is not None and not 0 < float(delta) < 1:
+        raise InputError(f"Privacy delta must lie in (0, 1), got {delta}",
+                         "Leave --dp-delta out for 1 / (number of labelled training rows)")
+    if not float(max_grad_norm) > 0:
+        raise InputError(f"The clipping norm must be above 0, got {max_grad_norm}", "Use --dp-max-grad-norm 1.0")
 
 
 def replicate_seeds(seed: int, replicates: int) -> list[int]:

@@ -41,6 +41,7 @@ BUILDERS: tuple[str, ...] = (
     "core.run.mitigation_models:variant_tasks",
     "core.run.debias_models:variant_tasks",
     "core.run.federated_models:variant_tasks",
+    "core.run.private_models:variant_tasks",
 )
 
 #: Task priority of a variant: after every pretraining and strategy (core.run.training's 0-2).
