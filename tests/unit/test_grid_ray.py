@@ -54,9 +54,24 @@ def _report(folder: Path) -> dict:
     return json.loads((folder / "report.json").read_text())
 
 
+def _first_difference(a, b, path=""):
+    """Where two JSON values first differ (the assertion's message)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = _first_difference(a.get(key), b.get(key), f"{path}/{key}")
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return next((f for f in (_first_difference(x, y, f"{path}[{i}]") for i, (x, y) in enumerate(zip(a, b))) if f),
+                    None)
+    return None if a == b else f"{path}: {a!r} != {b!r}"
+
+
 def test_every_cell_on_two_nodes_equals_the_serial_run(grid_dir, tmp_path):
     out, result, events = grid_dir
-    assert result["counts"]["succeeded"] == 4 and len(result["cells"]) == 4  # one strategy: one row per cell
+    assert result["counts"]["succeeded"] == 4, [(r["cell"], r["status"], r["error"]) for r in result["cells"]]
+    assert len(result["cells"]) == 4  # one strategy: one row per cell
     assert {(r["method"], r["strategy"], r["label_fraction"]) for r in result["cells"]} == {
         (m, "linear", f) for m in ("scarf", "vime") for f in (0.5, 1.0)}
     assert all(r["report"] == f"cells/{r['cell']}/report.json" for r in result["cells"])
@@ -66,7 +81,8 @@ def test_every_cell_on_two_nodes_equals_the_serial_run(grid_dir, tmp_path):
         serial = tmp_path / cell.name
         with threadpool_limits(1):  # one BLAS thread, as Ray gives a 1-CPU task (docs/grid.md: the 16th digit)
             run_audit(cell.config, serial)  # the same cell, one after another in this process
-        assert _report(out / "cells" / cell.name) == _report(serial), cell.name
+        on_ray, one_after_another = _report(out / "cells" / cell.name), _report(serial)
+        assert on_ray == one_after_another, (cell.name, _first_difference(on_ray, one_after_another))
     # progress reached the driver from the cells, each event naming its cell
     assert {e.get("cell") for e in events if e.get("stage") == "pretrain"} >= {c.name for c in GRID.cells()}
     assert events[-1]["stage"] == "done" and events[-1]["fraction"] == 1.0
