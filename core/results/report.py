@@ -42,7 +42,8 @@ from core.results.model_card import model_card
 from core.results.scorecard import scorecard
 from core.results.summary import summarize
 from core.results.tradeoff_figures import report_section as mitigation_section
-from core.results.wording import comparison_verdict
+from core.results.federated_sites import federated_findings
+from core.results.wording import comparison_verdict, floor_words
 from core.results.folder import HTML_REPORT, ModelView, ReportView, load_embeddings, section
 from core.vocabulary import METRIC_NAMES, NOT_AVAILABLE, UNDEFINED_WHY
 
@@ -292,6 +293,8 @@ def render_html(report: dict, *, embeddings: pd.DataFrame | None = None, notes: 
         "flags": {m.name: quality_of(view, m)["badge"] for m in view.models},
         # issue 18: what each mitigation bought and cost, on the first attribute's headline measure
         "mitigations": mitigation_section(report, sensitive[0], measure) if sensitive else None,
+        # issue 19: what federated pretraining cost, overall and per group (Holm-adjusted verdicts)
+        "federated": federated_findings(report), "floor_words": floor_words(),
     }
     return _environment().get_template("report.html.j2").render(**context)
 

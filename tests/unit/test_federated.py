@@ -84,6 +84,8 @@ def test_a_tiny_federated_audit_compares_each_federated_model_with_its_central_b
     # Saved as a TrainedClassifier: the Explain page opens it like any fine-tuned model.
     loaded = TrainedClassifier.load(out / "models" / "scarf-fed+linear")
     assert loaded.name == "scarf-fed+linear" and loaded.extra["privacy"]["federated"]["by"] == "housing"
+    html = (out / "report.html").read_text(encoding="utf-8")  # the report's section, from the same verdicts
+    assert 'id="federated"' in html and "Pretrained (SCARF, federated), output layer only (3 sites by housing)" in html
 
 
 def test_per_site_accuracy_of_each_federated_model_and_its_base(federated_audit):
