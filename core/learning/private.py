@@ -167,7 +167,8 @@ def private_finetune(encoder: Encoder | None, X_train: np.ndarray, y_train: np.n
                                   config.lr, config.encoder_lr_scale, config.weight_decay)
         groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in groups]
         optimizer = torch.optim.AdamW([g for g in groups if g["params"]])
-        dataset = torch.utils.data.TensorDataset(torch.from_numpy(X_train), torch.from_numpy(y_train.astype(np.float32)))
+        dataset = torch.utils.data.TensorDataset(torch.from_numpy(X_train),
+                                                 torch.from_numpy(y_train.astype(np.float32)))
         batch_size = min(config.batch_size, n)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size,
                                              generator=torch.Generator().manual_seed(config.seed))
@@ -186,7 +187,8 @@ def private_finetune(encoder: Encoder | None, X_train: np.ndarray, y_train: np.n
     clean_encoder, clean_head = _detached(net)
     privacy = {"epsilon": spent, "delta": delta, "target_epsilon": float(target_epsilon),
                "max_grad_norm": float(max_grad_norm), "noise_multiplier": float(optimizer.noise_multiplier),
-               "sample_rate": float(batch_size / n), "epochs": int(config.epochs), "steps": int(len(loader) * config.epochs),
+               "sample_rate": float(batch_size / n), "epochs": int(config.epochs),
+               "steps": int(len(loader) * config.epochs),
                "accountant": ACCOUNTANT, "n_train": n,
                "normalisation": "BatchNorm frozen in eval mode (fixed statistics and scale/shift)",
                "model_selection": "none: the last epoch's weights, no early stopping",

@@ -43,6 +43,7 @@ from core.results.scorecard import scorecard
 from core.results.summary import summarize
 from core.results.tradeoff_figures import report_section as mitigation_section
 from core.results.federated_sites import federated_findings
+from core.results.privacy_figures import report_section as privacy_section
 from core.results.wording import comparison_verdict, floor_words
 from core.results.folder import HTML_REPORT, ModelView, ReportView, load_embeddings, section
 from core.vocabulary import METRIC_NAMES, NOT_AVAILABLE, UNDEFINED_WHY
@@ -295,6 +296,7 @@ def render_html(report: dict, *, embeddings: pd.DataFrame | None = None, notes: 
         "mitigations": mitigation_section(report, sensitive[0], measure) if sensitive else None,
         # issue 19: what federated pretraining cost, overall and per group (Holm-adjusted verdicts)
         "federated": federated_findings(report), "floor_words": floor_words(),
+        "privacy": privacy_section(report),  # issue 19: what each privacy guarantee cost, and whom
     }
     return _environment().get_template("report.html.j2").render(**context)
 

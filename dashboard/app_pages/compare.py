@@ -7,7 +7,7 @@ import streamlit as st
 from core.errors import InputError
 from core.results.quality import flagged_models
 from core.vocabulary import GAP_NAMES
-from dashboard.components import (compare_views, federated_views, grid_views, mitigation_views, runs,
+from dashboard.components import (compare_views, federated_views, grid_views, mitigation_views, privacy_views, runs,
                                   scorecard_view, state)
 from dashboard.components.format import md
 from dashboard.components.messages import show_input_error
@@ -78,6 +78,10 @@ def render() -> None:
     if federated is not None:
         with st.expander("6. What federated pretraining cost each site and group", icon=":material/hub:"):
             federated_views.federated_section(loaded[federated["id"]], federated["name"])
+    private = privacy_views.newest_with_private(finished, loaded)
+    if private is not None:
+        with st.expander("7. What each privacy guarantee cost, and whom", icon=":material/lock:"):
+            privacy_views.privacy_section(loaded[private["id"]].report, private["name"])
     grid_views.grid_section(ws, study)
 
 

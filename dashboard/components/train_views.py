@@ -20,7 +20,7 @@ from core.vocabulary import NOT_AVAILABLE, STRATEGIES
 from core.workspace import jobs
 from core.workspace.run_progress import loss_curves, queue_position, run_progress
 from core.workspace.store import RunRecord, StudyRecord, Workspace
-from dashboard.components import access, federated_views, mitigation_views, result_charts, runs
+from dashboard.components import access, federated_views, mitigation_views, privacy_views, result_charts, runs
 from dashboard.components.format import md
 from dashboard.components.messages import show_input_error
 from dashboard.components.redraw import redraw_page
@@ -164,6 +164,7 @@ def settings_form(ws: Workspace, study: StudyRecord) -> None:
                    "whether their representations still carry them through other columns.")
         mitigation_views.mitigation_options()
         federated_views.federated_option()
+        privacy_views.privacy_option()
     outside = outside_model_of(r["config"] for r in runs.audit_runs(ws, study["id"]))
     if outside:  # the study's outside model file, audited beside our models on the same test rows
         st.checkbox(f"Audit the outside model {Path(outside['model']).name} beside them", value=True,
@@ -237,6 +238,7 @@ def build_config(ws: Workspace, study: StudyRecord) -> AuditConfig:
         unaware=bool(state.get("train_unaware", False)))
     config.mitigations, config.mitigation_sweep = mitigation_views.chosen_mitigations()
     config.federated_by, config.federated_rounds = federated_views.chosen_federation()
+    config.dp_epsilon = privacy_views.chosen_epsilons()
     outside = outside_model_of(r["config"] for r in runs.audit_runs(ws, study["id"]))
     if outside and state.get("train_outside", True):
         config.model, config.trust_types = outside["model"], outside["trust_types"]
