@@ -123,15 +123,18 @@ class MitigatedModel:
         return int(sum(2 * len(rule["thresholds"]) + 2 for rule in self.state["rules"].values()))
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Probability of a positive decision, float64 (n,) (the formulas of the module docstring)."""
+        """Probability of a positive decision, float64 (n,) (the formulas of the module docstring),
+        clipped to [0, 1]: fairlearn's weights sum to 1 only up to rounding (Adult: 1 + 2e-16)."""
         X = self._check_input(X)
         if self.shape == MIXTURE:
             features = self.inner.embed(X) if self.inner is not None else X
             z = features.astype(np.float64) @ np.asarray(self.state["coef"]).T + np.asarray(self.state["intercept"])
-            return (z > 0).astype(np.float64) @ np.asarray(self.state["weights"], dtype=np.float64)
-        if self.shape == DECORRELATED:
-            return expit(decorrelate(X, self.state) @ np.asarray(self.state["coef"]) + self.state["intercept"])
-        return rule_probabilities(self.state["rules"], self.inner.predict_proba(X), self.decoder.decode(X))
+            p = (z > 0).astype(np.float64) @ np.asarray(self.state["weights"], dtype=np.float64)
+        elif self.shape == DECORRELATED:
+            p = expit(decorrelate(X, self.state) @ np.asarray(self.state["coef"]) + self.state["intercept"])
+        else:
+            p = rule_probabilities(self.state["rules"], self.inner.predict_proba(X), self.decoder.decode(X))
+        return np.clip(p, 0.0, 1.0)
 
     def embed(self, X: np.ndarray) -> None:
         """None: a mixture over the embedding has its base's representation, audited with its base."""

@@ -127,3 +127,11 @@ def test_an_ambiguous_or_unseen_group_is_refused():
     decoder = GroupDecoder("g", slice(0, 2)).fit(X, groups)
     with pytest.raises(InputError, match="never seen"):
         decoder.decode(np.zeros((1, 3), dtype=np.float32))
+
+
+def test_a_mixture_whose_weights_sum_past_1_by_rounding_still_scores_a_probability():
+    state = {"weights": [0.43251521772141427, 0.5637771777263075, 0.0037076045522782958], "coef": np.ones((3, 1)),
+             "intercept": np.zeros(3),
+             "input": "features"}
+    model = MitigatedModel(name="m", base="b", mitigation=MITIGATION, shape="mixture", state=state, n_features_in=1)
+    assert (np.ones((1, 3)) @ np.asarray(state["weights"]))[0] > 1 and model.predict_proba(np.ones((2, 1))).max() == 1.0
