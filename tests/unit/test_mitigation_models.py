@@ -74,16 +74,10 @@ def test_exponentiated_gradient_narrows_a_planted_selection_rate_gap():
         return abs(r["a"]["selection"] - r["b"]["selection"])
 
     assert selection_gap(plain) > 0.3 and selection_gap(mitigated) < 0.06
-
-
-def test_the_score_is_fairlearns_probability_of_a_positive_decision():
-    X, y, groups = planted(3000, 3, label_shift=2.0)
-    model = fit_reduction(name="lr+eg-dp", base="logistic-regression", mitigation=MITIGATION, X=X, y=y, groups=groups,
-                          constraint="demographic_parity", eps=0.01, C=1.0, random_state=0)
+    # The score is fairlearn's own probability of a positive decision, not a draw.
     reduction = ExponentiatedGradient(LogisticRegression(C=1.0, max_iter=5000, random_state=0),
                                       constraints=DemographicParity(), eps=0.01)
     reduction.fit(X.astype(np.float64), y, sensitive_features=groups)
-    fresh_X = planted(5000, 10)[0]
     np.testing.assert_allclose(model.predict_proba(fresh_X), reduction._pmf_predict(fresh_X.astype(np.float64))[:, 1],
                                atol=1e-9)
 
