@@ -9,8 +9,10 @@ Three shapes cover every fairlearn mitigation Equiscope offers (core.mitigation.
                        predict_proba(x) = sum_j w_j 1[z_j(f(x)) > 0]
                    f(x) = x (raw features) or the frozen SSL embedding of its base (`inner`).
                    fairlearn's own `predict` draws one h_j per row at random; this score is the
-                   probability of a positive decision (`_pmf_predict(X)[:, 1]`), and the audit's
-                   decision at 0.5 of it is the expected decision: deterministic, reproducible.
+                   probability of a positive decision (`_pmf_predict(X)[:, 1]`), and the audit
+                   draws each row's decision from it, seeded (`randomized`;
+                   core.results.folder.drawn_decisions): a decision at 0.5 of it would undo the
+                   constraint (Adult: an equalized-odds gap of 0.165 where the rule had 0.016).
     decorrelated   CorrelationRemover then a logistic regression: with s the sensitive columns,
                    u the others, x' = alpha (u - (s - mean_s) beta) + (1 - alpha) u, and
                        predict_proba(x) = sigmoid(c . x' + b)
@@ -112,6 +114,12 @@ class MitigatedModel:
         self.inner, self.decoder = inner, decoder
         self.history = list(history or [])
         self.pretraining = getattr(inner, "pretraining", None)
+
+    @property
+    def randomized(self) -> bool:
+        """Whether its decisions are drawn from predict_proba (a mixture or a threshold rule with
+        a coin), as fairlearn's own predict does, rather than taken at 0.5 of it."""
+        return self.shape in (MIXTURE, THRESHOLDS)
 
     @property
     def n_trainable_params(self) -> int:

@@ -68,6 +68,7 @@ def variant_tasks(context: VariantContext) -> list[Task]:
             tasks += _tasks_of(name, context)
         except _Skip as skip:
             warnings.warn(f"Mitigation '{name}' skipped: {skip}", MitigationSkipped, stacklevel=2)
+            context.notes.append(f"The mitigation '{name}' was asked for but does not apply here: {skip}")
     return tasks
 
 

@@ -181,6 +181,7 @@ def run_audit(config: AuditConfig, out_dir: Path, *, on_event: Event | None = No
                               workers)
     timings["audit_s"] = time.perf_counter() - t0
     report["training"] = {"device": str(device), "precision": precision}
+    report["warnings"] = list(report["warnings"]) + context.notes  # variants skipped or failed
     timings["work"] = trained.work
     folder.write_report(out_dir, report)
     _write_html(report, out_dir, on_event)
@@ -233,7 +234,10 @@ def audit_models(config: AuditConfig, study: Study, replicates: list[list], pret
     y_test = study.labels(test)
     groups_test = study.groups(test)
     scores = {m.name: [replicate[i].predict_proba(X[test]) for replicate in replicates] for i, m in enumerate(models)}
-    preds = {name: [folder.decisions(score) for score in runs] for name, runs in scores.items()}
+    # A randomized classifier (fairlearn's reductions and threshold rules) decides by a seeded draw.
+    randomized = {m.name for m in models if getattr(m, "randomized", False)}
+    preds = {name: [folder.drawn_decisions(score, config.seed, r, name) if name in randomized
+                    else folder.decisions(score) for r, score in enumerate(runs)] for name, runs in scores.items()}
     folder.write_predictions(out_dir / folder.PREDICTIONS, study.row_ids(test), groups_test, y_test,
                              {name: runs[0] for name, runs in scores.items()},
                              {name: runs[0] for name, runs in preds.items()},

@@ -25,8 +25,9 @@ Builders are imported only when an audit runs (each may load a heavy library).
 from __future__ import annotations
 
 import importlib
+import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ import numpy as np
 from core.data.study import Study
 from core.learning.pretrain import PretrainResult
 from core.run.config import AuditConfig
+from core.errors import Cancelled, InputError
 from core.run.parallel import Task, Workers
 
 #: Every variant builder, "module:function", in the order their variants join the audit.
@@ -61,6 +63,9 @@ class VariantContext:
     labelled: list[np.ndarray]
     device: str = "cpu"
     precision: str = "fp32"
+    # What the reviewer must hear about the variants (one asked for but not applicable, one that
+    # failed): builders append plain sentences; the pipeline puts them in report["warnings"].
+    notes: list[str] = field(default_factory=list)
 
     def model(self, replicate: int, name: str) -> Any:
         """Replicate `replicate`'s model called `name` (a base)."""
@@ -82,17 +87,48 @@ def variant_tasks(context: VariantContext, builders: tuple[str, ...] | None = No
     return tasks
 
 
+@dataclass(frozen=True)
+class Failed:
+    """What a variant task returns instead of its model when it failed: the reason, in one line."""
+
+    reason: str
+
+
+def guarded(function: Callable[..., Any], *args: Any) -> Any:
+    """`function(*args)`, or Failed(reason) if it raises: a variant that fails (a fairlearn fit
+    that does not converge, a bug in one mitigation) is left out and said so, and never throws
+    away the audit's own models, trained and waiting. Cancel still stops the audit."""
+    try:
+        return function(*args)
+    except Cancelled:
+        raise
+    except InputError as error:
+        return Failed(str(error))
+    except Exception as error:  # any other failure of one variant: recorded, the audit goes on
+        last = traceback.format_exception_only(type(error), error)[-1].strip()
+        return Failed(last[:300])
+
+
 def train_variants(workers: Workers, context: VariantContext, tasks: list[Task],
                    on_finished: Callable[[str, int, Any], None] | None = None) -> list[list[Any]]:
-    """Run the variant tasks on the workers; per replicate, its variants in the tasks' order."""
+    """Run the variant tasks on the workers; per replicate, its variants in the tasks' order.
+    A variant with a failed replicate is left out of every replicate (a variant's replicates
+    are compared with its base's, one for one), with a note in `context.notes`."""
     if not tasks:
         return [[] for _ in context.models]
 
     def on_done(task: Task, result: Any) -> list[Task]:
-        if on_finished is not None:
+        if on_finished is not None and not isinstance(result, Failed):
             on_finished(task.key[0], task.key[1], result)
         return []
 
-    results = workers.run(tasks, on_done=on_done)
+    results = workers.run([Task(t.priority, t.key, guarded, (t.function, *t.args)) for t in tasks], on_done=on_done)
     names = list(dict.fromkeys(name for name, _ in (task.key for task in tasks)))
-    return [[results[name, r] for name in names] for r in range(len(context.models))]
+    kept = []
+    for name in names:
+        failed = [results[name, r] for r in range(len(context.models)) if isinstance(results[name, r], Failed)]
+        if failed:
+            context.notes.append(f"The variant '{name}' failed and is left out of this audit: {failed[0].reason}")
+        else:
+            kept.append(name)
+    return [[results[name, r] for name in kept] for r in range(len(context.models))]
