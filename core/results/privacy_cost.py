@@ -25,7 +25,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.results.formatting import fmt_ci, fmt_num, is_number
+from core.results.quality import flagged_models
 from core.results.wording import epsilon_words, model_label
+
+#: Quality flags under which a model's numbers say little: its changes are never findings.
+BLOCKING_FLAGS = ("one-label", "near-chance")
 
 FELL, ROSE, UNCLEAR, TOO_SMALL = "fell", "rose", "no clear change", "no change that matters"
 
@@ -65,6 +69,7 @@ def privacy_costs(report: Mapping[str, Any]) -> list[dict]:
     where entry is the paired difference (private minus base) with its `verdict`."""
     models = {m["name"]: m for m in report.get("models") or []}
     attributes = list((report.get("study") or {}).get("sensitive") or [])
+    flags = {f["model"]: f["text"] for f in flagged_models(report) if f["flag"] in BLOCKING_FLAGS}
     costs = []
     for entry in models.values():
         if not is_private(entry):
@@ -81,7 +86,8 @@ def privacy_costs(report: Mapping[str, Any]) -> list[dict]:
                            for attribute in attributes},
                 "worst_group": {attribute: _with_verdict(((entry.get("compared_with_base") or {}).get(attribute) or {})
                                                          .get("worst_group_accuracy"))
-                                for attribute in attributes}}
+                                for attribute in attributes},
+                "flag": flags.get(entry["name"]) or flags.get(base["name"])}
         cost["sentences"] = cost_sentences(cost)
         costs.append(cost)
     return costs
@@ -107,6 +113,8 @@ def cost_sentences(cost: Mapping[str, Any]) -> list[str]:
     fell or rose (a finding), then the worst-off group per attribute."""
     guarantee = f"With the privacy guarantee ({epsilon_words(cost)})"
     against = f"against {cost['base_label']}"
+    if cost.get("flag"):  # a model no better than chance or with one label: its changes are never findings
+        return [f"{guarantee}, {cost['label']} is flagged, so its changes are not findings: {cost['flag']}"]
     sentences = []
     if cost["overall"] and cost["overall"]["verdict"]:
         sentences.append(f"{guarantee}, {_change('accuracy', cost['overall'])} ({against}).")

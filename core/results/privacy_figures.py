@@ -51,7 +51,9 @@ def epsilon_figure(curve: Mapping[str, Any], attributes: Sequence[str]) -> go.Fi
     figure.update_layout(**_layout(title={"text": f"{curve['base_label']}: what each guarantee costs "
                                                   "(dashed: without privacy)", "font": {"size": 13}},
                                    legend={"orientation": "h", "y": -0.25}))
-    figure.update_xaxes(**_axis(type="log", title="epsilon (smaller: stronger privacy)"))
+    epsilons = sorted({p["epsilon"] for p in curve["points"] if p["epsilon"] is not None})
+    figure.update_xaxes(**_axis(type="log", title="epsilon (smaller: stronger privacy)"),
+                        tickvals=epsilons, ticktext=[f"{e:g}" for e in epsilons])
     figure.update_yaxes(**_axis(title="accuracy on the test rows"))
     return figure
 

@@ -82,3 +82,18 @@ def test_a_difference_below_the_floor_is_no_change_that_matters():
     assert cost["overall"]["excludes_zero"] and cost["overall"]["below_floor"]
     assert cost["overall"]["verdict"] == "no change that matters"
     assert "accuracy: no change that matters" in cost["sentences"][0]
+
+
+def test_a_private_model_with_one_label_for_everyone_is_flagged_and_never_a_finding():
+    y, groups, base, _ = planted(2)
+    majority = [np.ones(N, dtype=int) for _ in range(R)]  # what DP on a small table can give
+    done = report([entry("supervised", y, groups, base),
+                   entry("supervised+dp-eps1", y, groups, majority, base, 1.0, "supervised")])
+    for model, preds in zip(done["models"], (base[0], majority[0])):  # the point values the flag reads
+        model["overall"] = {"accuracy": float((preds == y).mean()), "balanced_accuracy": 0.5 if model is
+                            done["models"][1] else 0.85, "roc_auc": 0.5 if model is done["models"][1] else 0.85,
+                            "selection_rate": float(preds.mean())}
+    (cost,) = privacy_costs(done)
+    assert cost["flag"] and cost["overall"]["verdict"] == FELL  # the statistics still say it fell...
+    (sentence,) = cost["sentences"]  # ...but the words say it is flagged, and claim nothing
+    assert "is flagged, so its changes are not findings" in sentence and " fell " not in sentence
