@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 _BUILT: dict[str, Path] = {}
@@ -32,22 +33,26 @@ def build(tmp_path_factory) -> Path:
 
 
 def install(ws, study_id: str, artifact: Path, name: str = "Quick run: scarf, 2 strategies + supervised",
-            label_fraction: float | None = None, replicates: int | None = None) -> str:
+            label_fraction: float | None = None, replicates: int | None = None,
+            edit: Callable[[dict], dict] | None = None) -> str:
     """A succeeded audit run of `study_id` whose folder holds a copy of `artifact`. With
     `label_fraction`, the copy's report says the run used that share of labels; with
-    `replicates`, that it trained each model that many times."""
+    `replicates`, that it trained each model that many times; `edit` rewrites the copy's report
+    (a test's planted models)."""
     config = json.loads((artifact / "report.json").read_text())["config"]
     run_id = ws.create_run("audit", name, config, study_id=study_id)
     ws.start_run(run_id)
     target = ws.run_dir(run_id)
     shutil.copytree(artifact, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints", "models",
                                                                                          "encoder"))
-    if label_fraction is not None or replicates is not None:
+    if label_fraction is not None or replicates is not None or edit is not None:
         report = json.loads((target / "report.json").read_text())
         if label_fraction is not None:
             report["study"]["label_fraction"] = report["config"]["label_fraction"] = label_fraction
         if replicates is not None:
             report["replicates"] = report["config"]["replicates"] = replicates
+        if edit is not None:
+            report = edit(report)
         (target / "report.json").write_text(json.dumps(report))
     ws.finish_run(run_id, "succeeded", metrics={})
     return run_id

@@ -48,9 +48,7 @@ def test_train_offers_the_mitigations_and_compare_says_what_one_bought_and_cost(
     app = make_app(dataset="german")
     app.run()
     ws = Workspace(workspace)
-    run_id = results_artifact.install(ws, ws.list_studies()[0]["id"], artifact)
-    path = ws.run_dir(run_id) / "report.json"
-    path.write_text(json.dumps(_with_a_mitigation(json.loads(path.read_text()))))
+    results_artifact.install(ws, ws.list_studies()[0]["id"], artifact, edit=_with_a_mitigation)
 
     app.switch_page(TRAIN).run()
     app.multiselect(key="train_mitigations").set_value(["eg-equalized-odds", "threshold-optimizer"]).run()
