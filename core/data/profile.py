@@ -12,21 +12,26 @@ import numpy as np
 import pandas as pd
 
 from core.data.kinds import infer_kinds
+from core.data.loading import Progress
 from core.data.pii import scan_pii
 from core.data.spec import PreparedData, parse_threshold
 
 
 def profile_columns(frame: pd.DataFrame, kinds: dict[str, str] | None = None,
-                    pii_columns: dict[str, str] | None = None) -> list[dict]:
+                    pii_columns: dict[str, str] | None = None, progress: Progress | None = None) -> list[dict]:
     """One dict per column: name, kind, dtype, n_missing, missing_rate, n_unique, summary, pii.
 
     `pii_columns` maps flagged columns to their PII kind; the summary of a flagged column
-    never shows its values.
+    never shows its values. `progress` hears "column k of n" before each column is profiled
+    (a 500,000-row table takes about a second).
     """
     kinds = kinds or infer_kinds(frame)
     pii_columns = {f.column: f.kind for f in scan_pii(frame)} if pii_columns is None else pii_columns
     rows = []
-    for column in frame.columns:
+    n_columns = frame.shape[1]
+    for position, column in enumerate(frame.columns):
+        if progress is not None:
+            progress(position / max(n_columns, 1), f"Profiling column {position + 1} of {n_columns}: '{column}'")
         series = frame[column]
         n_missing = int(series.isna().sum())
         row = {"column": column, "kind": kinds[column], "dtype": str(series.dtype),

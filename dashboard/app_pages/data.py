@@ -78,7 +78,7 @@ def render() -> None:
         predictions_setup.render(ws, table)
         return
     st.session_state[studies.UNSAVED_SETUP] = True  # until save_section finds it is the current study
-    facts = tables.column_facts(table.sha256, table.frame)
+    facts = data_source.column_facts(table)
 
     st.header("2. What to audit", divider="gray")
     spec = data_setup.choose_spec(table, facts)

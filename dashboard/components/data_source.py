@@ -4,9 +4,15 @@ An upload is kept in `st.session_state["uploaded_table"]` (name, bytes, sha256) 
 survives a visit to another page (Streamlit clears a file uploader that is not drawn). It
 reaches the workspace folder only when the reviewer saves a study (`core.workspace.uploads`), so a bad
 file leaves the workspace unchanged.
+
+Reading and profiling a table happen once per content (sha256, `tables`); while they run, a
+status box shows core's progress reports (rows read so far, column k of n). Nothing is drawn
+on a rerun that finds them done.
 """
 
 from __future__ import annotations
+
+import time
 
 import streamlit as st
 
@@ -21,6 +27,38 @@ SOURCE_LABELS = {"bundled": "A bundled example dataset", "upload": "My own file 
 PREDICTIONS = "predictions"
 UPLOAD_TYPES = ["csv", "tsv", "txt", "parquet", "pq", "xlsx", "xlsm"]
 STASH = "uploaded_table"
+
+
+class LiveProgress:
+    """core's `progress(fraction, message)` drawn as a status box with a bar, opened on the first
+    report only (a result kept from an earlier run reports nothing, so nothing is drawn)."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.started = time.perf_counter()
+        self.box = None
+        self.bar = None
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if self.box is None:
+            self.box = st.status(self.title, expanded=True)
+            self.bar = self.box.progress(0.0)
+        self.bar.progress(min(max(float(fraction), 0.0), 1.0), text=md(message))
+
+    def finish(self, done: str, failed: bool = False) -> None:
+        """Close the box (if one was opened) with what was done and how long it took."""
+        if self.box is not None:
+            self.bar.progress(1.0, text=md(done))
+            self.box.update(label=f"{md(done)} in {time.perf_counter() - self.started:.1f} s",
+                            state="error" if failed else "complete", expanded=False)
+
+
+def column_facts(table: tables.Table) -> tables.ColumnFacts:
+    """The table's kinds, personal data and column profile, with progress while they are computed."""
+    progress = LiveProgress(f"Profiling the {table.frame.shape[1]} columns of {md(table.name)}…")
+    facts = tables.column_facts(table.sha256, table.frame, progress=progress)
+    progress.finish(f"Profiled {table.frame.shape[1]} columns of {table.frame.shape[0]:,} rows")
+    return facts
 
 
 def upload_limit_mb() -> int:
@@ -91,11 +129,15 @@ def _upload() -> tables.Table | None:
         st.info("Upload a file to start. One row per person (or case), one column per attribute, and a column "
                 "with the outcome the model predicts.", icon=":material/upload_file:")
         return None
+    progress = LiveProgress(f"Reading {md(stash['name'])}…")
     try:
-        table = tables.uploaded_table(stash["sha256"], stash["name"], tables.UPLOAD_LIMIT_BYTES, stash["data"])
+        table = tables.uploaded_table(stash["sha256"], stash["name"], tables.UPLOAD_LIMIT_BYTES, stash["data"],
+                                      progress=progress)
     except InputError as error:
+        progress.finish("Could not read the file", failed=True)
         show_input_error(error)
         return None
+    progress.finish(f"Read {table.frame.shape[0]:,} rows × {table.frame.shape[1]} columns")
     st.caption(f"Using **{md(table.name)}**: {table.frame.shape[0]:,} rows × {table.frame.shape[1]} columns "
                f"({table.file_format}, sha256 {table.sha256[:12]}…)")
     return table
