@@ -17,12 +17,18 @@ def picker_key(study_id: str | None) -> str:
     redrawn switcher) sent the switcher's old value with the click; with a single key that read as
     a pick of the old study, and its on_change switched back (seen in the eight-reviewer test: a
     reviewer's Train page showed the start-up Adult study). With the current study in the key, the
-    old value belongs to a switcher no longer drawn and changes nothing."""
+    old value belongs to a switcher no longer drawn, and `_on_pick` ignores it."""
     return f"study_picker_{study_id}"
 
 
 def _on_pick(key: str) -> None:
-    state.set_current_study(st.session_state.get(key))
+    """Switch to the study picked in the switcher `key`, if that is the switcher now drawn.
+
+    Streamlit keeps a removed widget's callback and calls it when a request still carries that
+    widget's value (tests/dashboard/test_data_setup.py sends one): only the current study's
+    switcher may switch."""
+    if key == picker_key(state.current_study_id()) and key in st.session_state:
+        state.set_current_study(st.session_state[key])
 
 
 def render(ws: Workspace) -> None:
