@@ -15,7 +15,8 @@ import pandas as pd
 
 from core.audit.fairness import audit_fairness
 from core.audit.metrics import MIN_CLASS_ROWS
-from core.audit.representation import attribute_leakage, knn_accuracy_by_group, per_group_cka, project_umap
+from core.audit.knn import knn_accuracy_by_group
+from core.audit.representation import attribute_leakage, per_group_cka, project_umap
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""What an encoder's representation reveals, and whom it serves: UMAP, leakage, CKA, kNN.
+"""What an encoder's representation reveals, and whom it serves: UMAP, leakage, CKA (kNN: core.audit.knn).
 
 Every function takes plain arrays: `embeddings` (n, k) float, sensitive attributes as a 1-D
 array of group labels (one attribute, or an intersection joined with vocabulary.INTERSECTION),
@@ -22,8 +22,8 @@ import pandas as pd
 from scipy.stats import t as student_t
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
-from sklearn.model_selection import KFold, StratifiedKFold
-from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
+from sklearn.model_selection import StratifiedKFold
+from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
@@ -35,11 +35,17 @@ from core.vocabulary import INTERSECTION
 #: Above this many embedded rows `project_umap(neighbours="auto")` uses umap's NN-descent.
 EXACT_NEIGHBOURS_MAX_ROWS = 20_000
 
-#: `project_umap` embeds a display subsample of at most this many rows by default.
-UMAP_MAX_ROWS = 50_000
+#: `project_umap` embeds a display subsample of at most this many rows by default: as many as
+#: its exact neighbour graph takes, so the map's cost stops growing with the table (issue 22;
+#: 50,000 before, which on Adult x4's 36,178 test rows meant NN-descent over all of them).
+UMAP_MAX_ROWS = EXACT_NEIGHBOURS_MAX_ROWS
 
 #: Label of the pooled group that too-small groups are merged into for the leakage probe.
 OTHER_GROUP = "(other)"
+
+#: Rows a leakage probe is fitted and scored on (stratified by group): a linear probe of ~64 columns
+#: has learnt what it can by then, and its L-BFGS cost grows with the rows (issue 22).
+PROBE_MAX_ROWS = 10_000
 
 #: Confidence of the fold-based interval around a probe's balanced accuracy.
 PROBE_CONFIDENCE = 0.95
@@ -341,8 +347,14 @@ def attribute_leakage(
     random_state: int = 0,
     min_group_rows: int | None = None,
     confidence: float = PROBE_CONFIDENCE,
+    max_rows: int = PROBE_MAX_ROWS,
 ) -> dict[str, Any]:
     """How well a linear probe recovers a sensitive attribute from the embeddings.
+
+    Above `max_rows` rows the probe sees a subsample stratified by the attribute
+    (`stratified_subsample`, seeded by `random_state`; `n_total` and `sample_seed` say so):
+    its cost then stays bounded, and its error against the probe of every row is measured in
+    tests/unit/test_scale_subsamples.py and docs/performance.md.
 
     Probe: StandardScaler + LogisticRegression(class_weight='balanced', lbfgs; multinomial
     when there are more than two groups), fitted inside each of `n_splits` stratified,
@@ -359,7 +371,8 @@ def attribute_leakage(
 
     Returns {"balanced_accuracy", "chance", "std" (across folds, ddof 0), "interval" (the
     `fold_interval` at `confidence`), "interval_method", "readable" (`probe_reads_attribute`),
-    "n_splits", "n", "n_groups", "merged_groups", "excluded_groups", "n_excluded", "note"}.
+    "n_splits", "n" (rows probed), "n_total", "sample_seed" (None: every row), "n_groups",
+    "merged_groups", "excluded_groups", "n_excluded", "note"}.
     The folds depend on the attribute and the row count only, never on the matrix probed, so
     probes of different matrices on the same rows are paired.
     """
@@ -367,6 +380,9 @@ def attribute_leakage(
     attribute = _as_groups(attribute_values, "attribute_values", x.shape[0])
     if n_splits < 2:
         raise InputError(f"n_splits must be at least 2, got {n_splits}", "use 5")
+    n_total = x.shape[0]
+    sample = stratified_subsample(attribute, max_rows, random_state=random_state)
+    x, attribute = x[sample], attribute[sample]
     threshold = 2 * n_splits if min_group_rows is None else min_group_rows
     keep, target, merged, excluded = _probe_targets(attribute, threshold, n_splits)
     n_groups = len(np.unique(target))
@@ -379,6 +395,8 @@ def attribute_leakage(
         "readable": None,
         "n_splits": n_splits,
         "n": int(keep.sum()),
+        "n_total": n_total,
+        "sample_seed": random_state if n_total > max_rows else None,
         "n_groups": n_groups,
         "merged_groups": merged,
         "excluded_groups": excluded,
@@ -509,64 +527,3 @@ def per_group_cka(X: Any, Y: Any, groups: Any) -> dict[str, Any]:
         value = linear_cka(x[rows], y[rows]) if n >= 2 else float("nan")
         records.append({"group": str(group), "n": n, "cka": _or_none(value)})
     return {"overall": _or_none(linear_cka(x, y)), "groups": records}
-
-
-# ----------------------------------------------------------------------------- kNN
-
-
-def knn_accuracy_by_group(
-    embeddings: Any,
-    labels: Any,
-    groups: Any,
-    *,
-    k: int = 10,
-    n_splits: int = 5,
-    random_state: int = 0,
-) -> dict[str, Any]:
-    """Cross-validated k-nearest-neighbour accuracy of the label, overall and per group.
-
-    Each row's label is predicted by a majority vote of its k nearest neighbours (Euclidean,
-    on the embeddings as they are: the encoder's geometry is what is being judged) among the
-    training folds of `n_splits` shuffled folds stratified by label x group
-    (`random_state`), fitted and scored fold by fold. Accuracy_g = mean over rows of group g of 1[pred == label]; a low
-    value means the representation places that group's positives and negatives close
-    together. Strata too small for the folds fall back to stratifying by label alone.
-
-    Returns {"overall", "k", "n_splits", "groups": [{"group", "n", "accuracy"}]}.
-    """
-    x = _as_matrix(embeddings, "embeddings").astype(np.float32)
-    n = x.shape[0]
-    y = np.asarray(labels)
-    if y.shape != (n,):
-        raise InputError(f"labels must have shape ({n},), got {y.shape}", "one label per row")
-    labels_of_groups = _as_groups(groups, "groups", n)
-    if n < n_splits or n_splits < 2:
-        raise InputError(
-            f"kNN accuracy needs at least n_splits={n_splits} >= 2 rows, got {n}",
-            "embed more rows",
-        )
-    # Stratify by label x group so every fold holds each group's positives and negatives;
-    # fall back to the label alone, then to plain folds, when strata are too small.
-    strata = pd.Series(y.astype(str)).str.cat(pd.Series(labels_of_groups), sep="|").to_numpy()
-    if np.unique(strata, return_counts=True)[1].min() < n_splits:
-        strata = y.astype(str)
-    if np.unique(strata, return_counts=True)[1].min() < n_splits:
-        splits = KFold(n_splits=n_splits, shuffle=True, random_state=random_state).split(x)
-    else:
-        folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
-        splits = folds.split(x, strata)
-    predicted = np.empty_like(y)
-    for train, test in splits:
-        model = KNeighborsClassifier(n_neighbors=int(min(k, len(train))))
-        model.fit(x[train], y[train])
-        predicted[test] = model.predict(x[test])
-    correct = predicted == y
-    records = [
-        {
-            "group": str(group),
-            "n": int((labels_of_groups == group).sum()),
-            "accuracy": float(correct[labels_of_groups == group].mean()),
-        }
-        for group in np.unique(labels_of_groups)
-    ]
-    return {"overall": float(correct.mean()), "k": k, "n_splits": n_splits, "groups": records}

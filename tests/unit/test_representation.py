@@ -17,7 +17,6 @@ from core.audit.representation import (  # noqa: E402
     beside_raw_features,
     exact_neighbours,
     fold_interval,
-    knn_accuracy_by_group,
     linear_cka,
     per_group_cka,
     probe_reads_attribute,
@@ -25,6 +24,7 @@ from core.audit.representation import (  # noqa: E402
     raw_feature_leakage,
     stratified_subsample,
 )
+from core.audit.knn import knn_accuracy_by_group  # noqa: E402
 from core.data.features import TabularEncoder  # noqa: E402
 from core.errors import InputError  # noqa: E402
 
