@@ -82,6 +82,6 @@ def _prompt_passphrase() -> str:
 
 
 def _max_upload_bytes() -> int:
-    from core.data.loading import MAX_UPLOAD_BYTES  # core.data loads scikit-learn: only when serving
+    from core.data.loading import LARGEST_UPLOAD_BYTES  # core.data loads scikit-learn: only when serving
 
-    return MAX_UPLOAD_BYTES
+    return LARGEST_UPLOAD_BYTES

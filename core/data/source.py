@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.data.loading import MAX_UPLOAD_BYTES, read_table
+from core.data.loading import LARGEST_UPLOAD_BYTES, read_table
 from core.data.datasets import DatasetCard, list_datasets, load_bundled, load_card
 from core.errors import InputError
 
@@ -25,8 +25,9 @@ class DataSource:
     card: DatasetCard | None = None
 
 
-def open_source(name_or_path: str | Path, max_bytes: int = MAX_UPLOAD_BYTES) -> DataSource:
-    """Load a bundled dataset by name, or a CSV / Parquet / Excel file by path."""
+def open_source(name_or_path: str | Path, max_bytes: int = LARGEST_UPLOAD_BYTES) -> DataSource:
+    """Load a bundled dataset by name, or a CSV / Parquet / Excel file by path (each format within its
+    size limit, `core.data.loading.size_limit`)."""
     text = str(name_or_path)
     bundled = {card.name: card for card in list_datasets()}
     if text in bundled:

@@ -16,6 +16,7 @@ import time
 
 import streamlit as st
 
+from core.data.loading import size_limit
 from core.errors import InputError
 from dashboard.components import state, tables
 from dashboard.components.format import bullets, md
@@ -63,6 +64,12 @@ def column_facts(table: tables.Table) -> tables.ColumnFacts:
 
 def upload_limit_mb() -> int:
     return max(1, tables.UPLOAD_LIMIT_BYTES // 2**20)
+
+
+def limits_in_words() -> str:
+    """'CSV or Excel up to 200 MB, Parquet up to 500 MB': the loader's limits, as the uploader says them."""
+    csv_mb, parquet_mb = (size_limit(is_parquet, tables.UPLOAD_LIMIT_BYTES) / 2**20 for is_parquet in (False, True))
+    return f"CSV or Excel up to {csv_mb:,.0f} MB, Parquet up to {parquet_mb:,.0f} MB"
 
 
 def choose_table() -> tables.Table | None:
@@ -116,11 +123,13 @@ def _as_stash(uploaded) -> dict:
 
 
 def _upload() -> tables.Table | None:
-    st.file_uploader(f"Upload a table (CSV, Parquet or Excel .xlsx; at most {upload_limit_mb()} MB)",
+    st.file_uploader(f"Upload a table ({limits_in_words()})",
                      type=UPLOAD_TYPES, key="upload_file", on_change=_remember_upload,
                      max_upload_size=upload_limit_mb(),
                      help="The first row must hold the column names. The file is copied into the workspace "
-                          "folder only when you save a study.")
+                          "folder only when you save a study. Parquet may be larger than CSV: it is typed and "
+                          "compact, so it is read faster and in less memory. A larger table must be sampled "
+                          "first.")
     uploaded = st.session_state.get("upload_file")
     stash = st.session_state.get(STASH)
     if uploaded is not None and (stash is None or stash.get("file_id") != uploaded.file_id):

@@ -148,7 +148,7 @@ def test_loopback_needs_no_login_and_binds_127_0_0_1_by_default(serve_env):
     command, env = started[0]
     assert command[command.index("--server.address") + 1] == "127.0.0.1"
     assert env[auth.AUTH_ENV] == "none"
-    assert command[command.index("--server.maxUploadSize") + 1] == "200"
+    assert command[command.index("--server.maxUploadSize") + 1] == "500"  # Parquet's limit, the largest
 
 
 def test_a_passphrase_from_the_environment_is_hashed_and_not_passed_on(serve_env, monkeypatch, capsys):
