@@ -12,6 +12,9 @@ same L, eval mode: no dropout, BN running statistics). Early stopping keeps the 
 epochs without improvement; in `gradual` the patience count restarts at every stage and
 stopping waits for the last stage.
 After training, temperature scaling is fitted on the validation rows (core.learning.calibration).
+Large tables (issue 22): an epoch is at most `config.epoch_rows` rows of a running shuffled order,
+the probe is fitted on at most that many, and early stopping reads at most `validation_rows`
+validation rows, so fine-tuning's cost stops growing with the rows beyond those sizes.
 
 n_trainable_params counts the parameters that were trainable in at least one epoch
 (gradual: the blocks it reached); BN running statistics are buffers, not parameters.
@@ -150,9 +153,13 @@ class _Run:
         x_tr, x_va = torch.from_numpy(X_train).to(self.device), torch.from_numpy(X_val).to(self.device)
         y_tr = torch.from_numpy(y_train.astype(np.float32)).to(self.device)
         y_va = torch.from_numpy(y_val.astype(np.float32)).to(self.device)
+        # Early stopping (and the probe's choice of l2) read at most validation_rows rows.
+        stopping_rows = torch.from_numpy(bounded_rows(len(X_val), cfg.validation_rows, cfg.seed)).to(self.device)
+        x_stop, y_stop = x_va[stopping_rows], y_va[stopping_rows]
         n_pos = float(y_train.sum())
         pos_weight = (len(y_train) - n_pos) / n_pos if cfg.class_weight == "balanced" else 1.0
-        extra: dict = {"n_train": len(X_train), "n_val": len(X_val), "pos_weight": pos_weight}
+        extra: dict = {"n_train": len(X_train), "n_val": len(X_val), "n_val_stopping": len(stopping_rows),
+                       "pos_weight": pos_weight}
         if self.strategy in HEAD_ONLY:
             if self.strategy == "bn-stats":
                 extra["bn_stat_batches"] = reestimate_bn_stats(encoder, x_tr, cfg.batch_size, self.rng)
@@ -160,15 +167,19 @@ class _Run:
             for parameter in encoder.parameters():
                 parameter.requires_grad_(False)
             # The encoder is a fixed function now: embed once, fit the head on the embeddings.
-            h_tr, h_va = self._embed(x_tr).cpu(), self._embed(x_va).cpu()
+            # Full-batch L-BFGS costs (iterations x rows): it is fitted on at most epoch_rows rows.
+            probe_rows = torch.from_numpy(bounded_rows(len(X_train), cfg.epoch_rows, cfg.seed)).to(self.device)
+            h_tr, h_va = self._embed(x_tr[probe_rows]).cpu(), self._embed(x_stop).cpu()
             self._check_cancel()
             self._emit({"message": f"{self.name}: fitting the logistic head", "fraction": 0.0})
             head.cpu()  # the probe solves in float64 on the CPU (core.learning.finetune.probe)
-            history, extra["probe"] = fit_probe(head, h_tr, y_tr.cpu(), h_va, y_va.cpu(), pos_weight, cfg.probe_l2)
+            history, extra["probe"] = fit_probe(head, h_tr, y_tr[probe_rows].cpu(), h_va, y_stop.cpu(), pos_weight,
+                                                cfg.probe_l2)
+            extra["probe"]["n_train"] = len(probe_rows)
             n_trainable = count_parameters(head)
         else:
             loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32, device=self.device))
-            history, n_trainable, epochs = self._train(x_tr, y_tr, x_va, y_va, loss_fn)
+            history, n_trainable, epochs = self._train(x_tr, y_tr, x_stop, y_stop, loss_fn)
             extra |= epochs
             self.hook.finish(encoder)
             if self.hook.summary():
@@ -196,7 +207,8 @@ class _Run:
         if hook_parameters:  # an adversary's head learns at the head's pace
             groups.append({"params": hook_parameters, "lr": cfg.lr, "weight_decay": cfg.weight_decay})
         optimizer = torch.optim.AdamW(groups)
-        steps_per_epoch = len(batches(np.arange(len(x_tr)), cfg.batch_size))
+        order = _EpochOrder(len(x_tr), cfg.epoch_rows, self.rng)
+        steps_per_epoch = len(batches(np.arange(order.size), cfg.batch_size))
         total_steps = cfg.epochs * steps_per_epoch
         trained: dict[int, int] = {id(p): p.numel() for p in head.parameters()}
         history: list[dict] = []
@@ -210,7 +222,7 @@ class _Run:
             head.train()
             self.dropout.train()
             epoch_start, loss_sum, hook_sum, rows_seen = time.perf_counter(), 0.0, 0.0, 0
-            for step, rows in enumerate(batches(self.rng.permutation(len(x_tr)), cfg.batch_size)):
+            for step, rows in enumerate(batches(order.next_epoch(), cfg.batch_size)):
                 self._check_cancel()
                 index = torch.from_numpy(rows).to(self.device)
                 with autocast(self.precision, self.device):
@@ -284,6 +296,32 @@ class _Run:
             return
         self._last_event = time.perf_counter()
         self.on_event({"stage": "finetune", "model": self.name, "epochs": self.config.epochs, **event})
+
+
+def bounded_rows(n: int, limit: int, seed: int) -> np.ndarray:
+    """Every row position up to `limit` rows, else a sorted uniform draw of `limit` of them from
+    their own generator (seed, 1): the batches' stream (seed) is the same either way."""
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng([seed, 1]).choice(n, size=limit, replace=False))
+
+
+class _EpochOrder:
+    """The rows of each epoch: a fresh permutation of all n rows when n <= epoch_rows (the
+    classic epoch), else the next epoch_rows positions of a running shuffled order, reshuffled
+    when used up, so every row is seen once per ceil(n / epoch_rows) epochs."""
+
+    def __init__(self, n: int, epoch_rows: int, rng: np.random.Generator) -> None:
+        self.n, self.size, self.rng = n, min(n, epoch_rows), rng
+        self.pending = np.empty(0, dtype=np.int64)
+
+    def next_epoch(self) -> np.ndarray:
+        if self.size == self.n:
+            return self.rng.permutation(self.n)
+        if len(self.pending) < self.size:
+            self.pending = np.concatenate([self.pending, self.rng.permutation(self.n)])
+        rows, self.pending = self.pending[:self.size], self.pending[self.size:]
+        return rows
 
 
 def _forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
