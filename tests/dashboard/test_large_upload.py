@@ -1,0 +1,63 @@
+"""Large uploads on the Data page (issue 22): progress while the file is read and profiled, and a
+rerun that reads and profiles nothing again (both kept once per content, sha256)."""
+
+from __future__ import annotations
+
+from apphelpers import people_csv, upload
+
+from core.data import loading
+from dashboard.components import data_setup, data_source, tables
+
+
+def counting(monkeypatch, module, name: str, calls: list) -> None:
+    """Replace module.name by a wrapper that records each call's progress callback's reports."""
+    original = getattr(module, name)
+
+    def wrapper(*args, **kwargs):
+        reports = calls.append([]) or calls[-1]
+        listener = kwargs.get("progress")
+        kwargs["progress"] = lambda fraction, message: (reports.append(message),
+                                                       listener and listener(fraction, message))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, wrapper)
+
+
+def test_an_upload_shows_its_reading_and_profiling_progress(make_app, monkeypatch):
+    monkeypatch.setattr(loading, "CSV_CHUNK_ROWS", 100)
+    reads, profiles = [], []
+    counting(monkeypatch, tables, "read_table", reads)
+    counting(monkeypatch, tables, "profile_columns", profiles)
+    app = make_app(data_source="upload")
+    app.run()
+    upload(app, "loans.csv", people_csv(450, seed=2201))
+    assert not app.exception
+    assert [m for m in reads[0] if "rows so far" in m] == [f"Reading 'loans.csv': {n} rows so far"
+                                                           for n in (100, 200, 300, 400, 450)]
+    assert profiles[0][0] == "Profiling column 1 of 7: 'applicant'" and len(profiles[0]) == 7
+    labels = [box.label for box in app.status]
+    assert labels[0].startswith("Read 450 rows × 7 columns in ") and labels[0].endswith(" s")
+    assert labels[1].startswith("Profiled 7 columns of 450 rows in ")
+    assert [bar.value for bar in app.progress] == [100, 100]  # AppTest reads the bar in per cent
+    assert "CSV or Excel up to 200 MB, Parquet up to 500 MB" in app.get("file_uploader")[0].proto.label
+
+
+def test_a_rerun_does_not_read_profile_or_scan_the_target_again(make_app, monkeypatch):
+    reads, profiles, targets = [], [], []
+    counting(monkeypatch, tables, "read_table", reads)
+    counting(monkeypatch, tables, "profile_columns", profiles)
+    original_values = data_setup.target_values
+    monkeypatch.setattr(data_setup, "target_values", lambda series: targets.append(1) or original_values(series))
+    app = make_app(data_source="upload")
+    app.run()
+    upload(app, "loans.csv", people_csv(300, seed=2202))
+    assert (len(reads), len(profiles), len(targets)) == (1, 1, 1)
+    app.run()
+    app.multiselect(key="sensitive_attributes").set_value(["sex", "region"]).run()
+    app.text_input(key="study_name").input("Loans").run()
+    assert not app.exception
+    assert (len(reads), len(profiles), len(targets)) == (1, 1, 1)
+    assert not app.status  # nothing to report: no progress box is drawn
+    app.selectbox(key="target_column").set_value("region").run()  # a new target is scanned once
+    assert len(targets) == 2 and len(profiles) == 1
+    assert data_source.limits_in_words() in app.get("file_uploader")[0].proto.label
