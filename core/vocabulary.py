@@ -15,6 +15,9 @@ SUPERVISED = "supervised"
 STRATEGIES: tuple[str, ...] = ("linear", "bn-stats", "bn-affine", "gradual", "full")
 #: A model's decision: positive when its probability of the positive label is at least this.
 DECISION_THRESHOLD = 0.5
+#: report model entry "decisions" of a randomized classifier (fairlearn's reductions and threshold
+#: rules): each row's decision is a seeded draw from its probability (core.results.folder.drawn_decisions).
+DRAWN_DECISIONS = "drawn"
 #: The classical baselines fitted beside the MLPs (core.learning.classical): names and strategy.
 LOGISTIC_REGRESSION, GRADIENT_BOOSTING = "logistic-regression", "gradient-boosting"
 BASELINES: tuple[str, ...] = (LOGISTIC_REGRESSION, GRADIENT_BOOSTING)

@@ -23,7 +23,7 @@ from core.audit.thresholds import evaluate_thresholds, optimize_thresholds
 from core.errors import InputError
 from core.results.tables import number
 from core.results.folder import RunResults, partition_labels, score_column
-from core.vocabulary import PREDICTIONS_STUDY
+from core.vocabulary import DRAWN_DECISIONS, PREDICTIONS_STUDY
 
 #: The per-group rates a what-if table shows before and after.
 WHATIF_METRICS = ("accuracy", "tpr", "fpr", "selection_rate")
@@ -41,11 +41,23 @@ def threshold_rows(results: RunResults, model: str, partition: str,
                          "Run the audit again with this version of Equiscope")
     if score_column(model) not in frame.columns:
         raise InputError(f"No scores of model '{model}' in this run", "Choose another model")
+    check_decides_at_threshold(results, model)
     if frame[score_column(model)].isna().all():  # an uploaded decision column: nothing to threshold
         raise InputError(f"The model '{model}' was uploaded as decisions, without scores to set thresholds on",
                          "Choose a model uploaded with scores")
     return (frame[score_column(model)].to_numpy(np.float64), frame["y_true"].to_numpy(np.int64),
             partition_labels(frame, partition))
+
+
+def check_decides_at_threshold(results: RunResults, model: str) -> None:
+    """InputError for a model whose decisions are a seeded draw from its score (report entry
+    `decisions: "drawn"`, fairlearn's randomized rules): a threshold on that score is not how it
+    decides, so a what-if would describe a model that was not audited."""
+    if results.view.model(model).entry.get("decisions") == DRAWN_DECISIONS:
+        raise InputError(f"The model '{model}' does not decide at a threshold: each row's decision is drawn at "
+                         "random, with a fixed seed, from its score (a randomized rule of fairlearn), so a "
+                         "threshold on that score would describe a model that was not audited",
+                         "Choose its base model, or another model that decides at a threshold")
 
 
 def manual_whatif(results: RunResults, model: str, partition: str, thresholds: Mapping[str, float]) -> dict:

@@ -24,7 +24,7 @@ from core.data.proxies import find_proxies
 from core.data.study import Study
 from core.learning.pretrain import PretrainResult
 from core.run.config import AuditConfig
-from core.vocabulary import TRAINING_STUDY
+from core.vocabulary import DRAWN_DECISIONS, TRAINING_STUDY
 
 
 def model_entry(model, result: dict, raw_leakage: dict[str, dict], group_order: dict[str, list[str]],
@@ -54,6 +54,8 @@ def model_entry(model, result: dict, raw_leakage: dict[str, dict], group_order: 
         for key in ("mitigation", "privacy"):
             if getattr(model, key, None) is not None:
                 entry[key] = getattr(model, key)
+    if getattr(model, "randomized", False):  # its decisions are a seeded draw, not its score at 0.5
+        entry["decisions"] = DRAWN_DECISIONS
     entry["replicates"] = replicated["replicates"]
     entry["aggregate"] = replicated["aggregate"]
     return entry

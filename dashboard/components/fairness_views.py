@@ -139,6 +139,11 @@ def _fair(root: str, run_id: str, model: str, partition: str, constraint: str, _
 
 
 def whatif_section(res: RunResults, run_id: str, root: str, partition: str, model: str) -> None:
+    try:
+        whatif.check_decides_at_threshold(res, model)
+    except InputError as error:  # not the reviewer's mistake: what this model is
+        st.info(md(str(error)), icon=":material/casino:")
+        return
     n_val = 0 if res.validation is None else len(res.validation)
     st.markdown(f"The what-if is for **{md(model_label(res.view.model(model).entry))}** ({md(model)}; choose "
                 "another model above). "

@@ -12,11 +12,11 @@ from apphelpers import errors
 
 import results_artifact
 from core.mitigation.catalog import MITIGATIONS
-from core.vocabulary import GAPS
+from core.vocabulary import DRAWN_DECISIONS, GAPS
 from core.workspace import jobs
 from core.workspace.store import Workspace
 
-TRAIN, COMPARE = "app_pages/train.py", "app_pages/compare.py"
+TRAIN, COMPARE, FAIRNESS = "app_pages/train.py", "app_pages/compare.py", "app_pages/fairness.py"
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +32,7 @@ def _with_a_mitigation(report: dict) -> dict:
                                    "base": "logistic-regression"}
     entry["mitigation"] = {"name": "eg-equalized-odds", "kind": "fairlearn", "base": "logistic-regression",
                            "params": {"eps": 0.01}}
+    entry["decisions"] = DRAWN_DECISIONS  # a randomized rule, as fairlearn's reductions are
     change = {"difference": -0.04, "ci": [-0.06, -0.02], "excludes_zero": True, "below_floor": False,
               "p_adjusted": 0.01, "family": "variant_vs_base"}
     entry["compared_with_base"] = {attribute: {gap: change for gap in GAPS} for attribute in base["gaps"]}
@@ -69,3 +70,11 @@ def test_train_offers_the_mitigations_and_compare_says_what_one_bought_and_cost(
             "(95% CI 0.3 to 1.3)") in text
     charts = [json.loads(chart.proto.spec)["layout"].get("meta", {}).get("chart") for chart in app.get("plotly_chart")]
     assert "mitigation_tradeoff" in charts
+
+    # Its decisions are drawn: the Fairness page offers no threshold what-if for it, and says why.
+    app.switch_page(FAIRNESS).run()
+    app.selectbox(key="fair_model").set_value("logistic-regression+eg-equalized-odds").run()
+    assert not app.exception and not errors(app)
+    notes = " ".join(box.value for box in app.info).replace("\\", "")
+    assert "does not decide at a threshold" in notes
+    assert not [radio for radio in app.radio if radio.key == "fair_whatif_mode"]

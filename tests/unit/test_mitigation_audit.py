@@ -15,12 +15,15 @@ from core.cli.main import main
 from core.data.source import open_source
 from core.data.study import Study
 from core.explain.context import load_run
-from core.results.folder import score_column
+from core.errors import InputError
+from core.results.folder import load_results, score_column
+from core.results.whatif import manual_whatif
 from core.mitigation.catalog import CATALOG
 from core.run.config import AuditConfig
 from core.run.mitigation_models import DEFAULT_EPS, SWEEP_EPS, MitigationSkipped, variant_tasks
 from core.run.pipeline import run_audit
 from core.run.variants import VariantContext
+from core.vocabulary import DRAWN_DECISIONS
 
 TINY = dict(data="german", target="credit", sensitive=["sex"], positive="good", epochs=1, finetune_epochs=1,
             n_boot=40, strategies=["linear"], baselines=["logistic-regression"], umap=False, workers=1,
@@ -40,6 +43,12 @@ def test_a_tiny_audit_has_the_mitigated_models(tmp_path):
         assert entry["compared_with_base"]["sex"]["equalized_odds_difference"]["family"] == "variant_vs_base"
         assert len(entry["replicates"]) == 1 and entry["strategy"] == "mitigation"
     assert models[expected[0]]["mitigation"]["params"]["eps"] == DEFAULT_EPS
+    # Randomized rules decide by a seeded draw: the report says so, and no threshold what-if is offered for them.
+    assert [name for name, entry in models.items() if entry.get("decisions") == DRAWN_DECISIONS] == expected
+    results = load_results(tmp_path)
+    with pytest.raises(InputError, match="does not decide at a threshold"):
+        manual_whatif(results, expected[0], "sex", {"male": 0.5, "female": 0.5})
+    assert manual_whatif(results, "logistic-regression", "sex", {"male": 0.5, "female": 0.5})["groups"]
     assert models["supervised+threshold-optimizer"]["base"] == "supervised"
     assert models["supervised+threshold-optimizer"]["mitigation"]["params"]["fitted_on"] == "validation"
     html = (tmp_path / "report.html").read_text()  # the HTML report's trade-off section, with its sentences
