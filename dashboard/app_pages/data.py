@@ -95,7 +95,7 @@ def render() -> None:
         return
 
     st.header("3. Groups and base rates", divider="gray")
-    data_views.show_overview(data)
+    data_views.show_overview(data, table.sha256)
     data_views.show_groups(data, tables.group_profile(table.sha256, tables.spec_key(spec), table.frame), table.sha256)
 
     st.header("4. Proxies", divider="gray")

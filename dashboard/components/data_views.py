@@ -54,9 +54,15 @@ def show_columns(facts: tables.ColumnFacts, table: tables.Table, features: list[
                        icon=":material/download:")
 
 
-def show_overview(data: PreparedData) -> None:
-    labelled = int(data.labelled.sum())
-    base_rate = float(data.y[data.labelled].mean()) if labelled else None
+@st.cache_data(show_spinner=False, max_entries=32)
+def _labelled_and_base_rate(sha256: str, spec_json: str, _data: PreparedData) -> tuple[int, float | None]:
+    """(labelled rows, base rate over them): once per table and set-up, not over every row on every rerun."""
+    labelled = int(_data.labelled.sum())
+    return labelled, float(_data.y[_data.labelled].mean()) if labelled else None
+
+
+def show_overview(data: PreparedData, sha256: str) -> None:
+    labelled, base_rate = _labelled_and_base_rate(sha256, tables.spec_key(data.spec), data)
     cells = st.columns(4)
     cells[0].metric("Rows", fmt_int(len(data.frame)))
     cells[1].metric("Rows with an outcome", fmt_int(labelled),
@@ -85,8 +91,7 @@ def show_groups(data: PreparedData, groups: dict[str, list[dict]], sha256: str) 
     """One chart and one table per sensitive attribute, then the warnings about groups."""
     spec = data.spec
     outcome = positive_outcome(spec.target, spec.positive_label)
-    labelled = data.labelled
-    overall = float(data.y[labelled].mean()) if labelled.any() else None
+    overall = _labelled_and_base_rate(sha256, tables.spec_key(spec), data)[1]
     st.markdown(
         f"The **base rate** of a group is the share of its rows with the positive outcome "
         f"(*{md(outcome)}*). Different base rates are not unfair in themselves, but a model learns them: "
