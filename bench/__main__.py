@@ -28,13 +28,14 @@ from typing import Any
 
 from bench.common import PYTHON, ROOT, machine, read_results, results_path
 
-#: short name -> module (the entries each writes are named in its docstring)
+#: short name -> module and its arguments (the entries each writes are named in its docstring)
 BENCHES: dict[str, str] = {
     "pretrain": "bench.bench_pretrain",
     "bootstrap": "bench.bench_bootstrap",
     "umap": "bench.bench_umap",
     "pages": "bench.bench_pages",
     "scale": "bench.bench_scale",
+    "scale_audit": "bench.bench_scale --audit",
     "audit": "bench.bench_audit",
     "replicates": "bench.bench_replicates",
     "lime": "bench.bench_lime",
@@ -120,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         module = BENCHES[name]
         print(f"== {name}: python -m {module}{' --quick' if args.quick else ''}", flush=True)
         start = time.perf_counter()
-        code = subprocess.call([PYTHON, "-m", module, *(["--quick"] if args.quick else [])], cwd=ROOT, env=env)
+        code = subprocess.call([PYTHON, "-m", *module.split(), *(["--quick"] if args.quick else [])], cwd=ROOT,
+                               env=env)
         print(f"== {name}: {'done' if code == 0 else f'FAILED (exit {code})'} in {time.perf_counter() - start:.0f} s",
               flush=True)
         if code != 0:

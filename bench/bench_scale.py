@@ -18,6 +18,19 @@ child process: its peak RSS (os.wait4) is that of the training alone, not of the
     python -m bench.bench_scale [--rows 1000000] [--features 50] [--quick]
 
 Writes "scale_1m" into bench/results.json (merged with what is there).
+
+`--audit` runs the other entry, "scale_audit" (issue 22): the default audit
+(`equiscope audit --target income --sensitive sex,race --replicates 1`) of the bundled Adult
+repeated 1, 2 and 4 times (45,222, 90,444 and 180,888 rows; pandas concat written as Parquet),
+each in a child process (peak RSS via `run_measured`: the largest single process, as os.wait4
+reports it), with every stage's seconds read from the run's timings.json. Its value is
+`per_row_growth` = (wall per row at 180,888) / (wall per row at 45,222), goal <= 1.1: a cost
+linear in the rows gives 1. Peer: the goal itself. The same ratio of today's main cannot be
+measured in the same run (it would need the old code beside the new), so, like the other
+budget entries, the peer is the budget; the issue's figures before the change (1.28) are in
+docs/performance.md.
+
+    python -m bench.bench_scale --audit [--quick]     (--quick: Adult x1 and x2, 1 epoch)
 """
 
 from __future__ import annotations
@@ -80,6 +93,69 @@ def child(path: Path, epochs: int, batch: int, seed: int) -> None:
                       "torch_threads": torch.get_num_threads()}))
 
 
+#: Adult repeated this many times for `--audit` (45,222 rows each).
+AUDIT_MULTIPLES = (1, 2, 4)
+#: Goal of per_row_growth: the whole audit's cost per row at x4 within 1.1 of its cost at x1.
+GROWTH_GOAL = 1.1
+#: The stages of timings.json recorded per size.
+STAGES = ("study_s", "pretrain_s", "finetune_s", "variants_s", "audit_s", "total_s")
+
+
+def write_adult(path: Path, multiple: int) -> int:
+    """The bundled Adult repeated `multiple` times, as Parquet; returns the number of rows."""
+    import pandas as pd  # the parent's only heavy imports; the audit runs in a child
+
+    from core.data.datasets import load_bundled
+
+    table = pd.concat([load_bundled("adult")] * multiple, ignore_index=True)
+    table.to_parquet(path, index=False)
+    return len(table)
+
+
+def audit_sizes(multiples: tuple[int, ...], quick: bool) -> list[dict]:
+    """One default audit per size in a child process: rows, wall, peak RSS and stage seconds."""
+    sizes = []
+    with tempfile.TemporaryDirectory(prefix="bench-scale-audit-") as tmp:
+        for multiple in multiples:
+            data, out = Path(tmp) / f"adult_x{multiple}.parquet", Path(tmp) / f"run_x{multiple}"
+            rows = write_adult(data, multiple)
+            cmd = [PYTHON, "-m", "core.cli.main", "audit", "--data", str(data), "--target", "income",
+                   "--sensitive", "sex,race", "--replicates", "1", "--out", str(out)]
+            if quick:
+                cmd += ["--epochs", "1", "--finetune-epochs", "1", "--n-boot", "50"]
+            print(f"auditing Adult x{multiple} ({rows:,} rows)...", file=sys.stderr, flush=True)
+            measured = run_measured(cmd, cwd=ROOT, capture=False)
+            if measured.returncode != 0:
+                raise RuntimeError(f"the audit of Adult x{multiple} failed (exit {measured.returncode})")
+            timings = json.loads((out / "timings.json").read_text(encoding="utf-8"))
+            sizes.append({"rows": rows, "wall_s": round(measured.wall_s, 1),
+                          "peak_rss_gb": round(measured.peak_rss_bytes / GB, 3),
+                          **{stage: round(float(timings.get(stage, 0.0)), 1) for stage in STAGES},
+                          "epochs_run": {w.get("strategy", w["task"]): len(w.get("epochs", []))
+                                         for w in timings.get("work", []) if w.get("task") == "finetune"}})
+    return sizes
+
+
+def main_audit(quick: bool) -> int:
+    """The "scale_audit" entry (module docstring)."""
+    sizes = audit_sizes(AUDIT_MULTIPLES[:2] if quick else AUDIT_MULTIPLES, quick)
+    first, last = sizes[0], sizes[-1]
+    growth = (last["wall_s"] / last["rows"]) / (first["wall_s"] / first["rows"])
+    print(f"default audit, Adult x1..x{AUDIT_MULTIPLES[len(sizes) - 1]} ({machine_line()})")
+    for size in sizes:
+        print(f"  {size['rows']:>9,} rows: wall {size['wall_s']:.0f} s, peak {size['peak_rss_gb']:.2f} GB, "
+              + ", ".join(f"{stage} {size[stage]:.0f}" for stage in STAGES))
+    print(f"  per_row_growth {growth:.3f}  goal <= {GROWTH_GOAL}: {'met' if growth <= GROWTH_GOAL else 'NOT met'}")
+    entry = {"value": round(growth, 3), "unit": "x wall per row", "peer": f"the goal, {GROWTH_GOAL}",
+             "peer_value": GROWTH_GOAL, "ratio": round(GROWTH_GOAL / growth, 3), "goal": f"<= {GROWTH_GOAL}",
+             "met": growth <= GROWTH_GOAL, "per_row_growth": round(growth, 3),
+             "per_row_ms": {f"{s['rows']:,}": round(1000 * s["wall_s"] / s["rows"], 3) for s in sizes},
+             "sizes": sizes, "machine": machine_line()}
+    path = merge_result("scale_audit", entry, quick=quick)
+    print(f"wrote scale_audit to {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=ROWS, help=f"rows of the table (default {ROWS:,})")
@@ -88,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="100,000 rows (smoke check)")
+    parser.add_argument("--audit", action="store_true", help="the scale_audit entry instead (see above)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.audit:
+        return main_audit(args.quick)
     if args.child:
         child(Path(args.child), args.epochs, args.batch_size, args.seed)
         return 0

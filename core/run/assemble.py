@@ -18,7 +18,8 @@ import torch
 
 from core import __version__
 from core.audit.multiplicity import apply_families
-from core.audit.representation import beside_raw_features
+from core.audit.knn import KNN_MAX_QUERIES
+from core.audit.representation import PROBE_MAX_ROWS, UMAP_MAX_ROWS, beside_raw_features
 from core.data.profile import negative_label
 from core.data.proxies import find_proxies
 from core.data.study import Study
@@ -83,6 +84,7 @@ def assemble_report(config: AuditConfig, study: Study, entries: list[dict], pret
         "pretraining": pretraining_summary(pretrained),
         "bootstrap": {"method": "percentile", "n_boot": config.n_boot, "confidence": config.confidence,
                       "resampling": "within groups"},
+        "subsamples": subsample_summary(len(study.split.test), int(config.seed)),
         "withheld_columns": data.withheld_columns,
         "proxies": [finding.to_dict() for finding in find_proxies(data.frame[data.features], data.groups)],
         "notes": study.source.notes + data.notes,
@@ -120,6 +122,18 @@ def uploaded_report(study: dict, entries: list[dict], config: dict, *, n_boot: i
                               + (", on the other gaps and on the intersections" if family != "ssl_vs_supervised"
                                  else ", per sensitive attribute and headline gap (paired comparison of the gaps)"))
     return report
+
+
+def subsample_summary(n_test: int, seed: int) -> dict:
+    """The representation audit's bounded subsamples of the test rows (issue 22): for each, the
+    most rows it uses, how many it used here, and its seed; each is stratified by group and its
+    error against the full computation is measured in tests/unit/test_scale_subsamples.py."""
+    bounds = {"knn_scored_rows": (KNN_MAX_QUERIES, "every test row is a neighbour; the accuracies' intervals "
+                                                   "are the subsample's (Wilson, finite-population corrected)"),
+              "leakage_probe_rows": (PROBE_MAX_ROWS, "the probe's folds and fit, embeddings and raw features alike"),
+              "umap_rows": (UMAP_MAX_ROWS, "the map's display subsample")}
+    return {name: {"max_rows": limit, "rows": min(n_test, limit), "of": n_test, "seed": seed,
+                   "subsampled": n_test > limit, "what": what} for name, (limit, what) in bounds.items()}
 
 
 def study_summary(study: Study, config: AuditConfig) -> dict:

@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from core.learning import classical
 from core.learning.classical import ClassicalModel
 from core.learning.finetune import FinetuneConfig, finetune, train_supervised
-from core.learning.finetune.training import _EpochOrder
+from core.learning.finetune.training import EpochOrder
 from core.learning.models import Encoder, EncoderConfig
 from core.vocabulary import LOGISTIC_REGRESSION
 
@@ -26,9 +26,9 @@ def _rows(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_epoch_order_is_a_permutation_below_the_bound_and_a_running_order_above():
-    same = _EpochOrder(100, 500, np.random.default_rng(3)).next_epoch()
+    same = EpochOrder(100, 500, np.random.default_rng(3)).next_epoch()
     assert np.array_equal(same, np.random.default_rng(3).permutation(100))  # the classic epoch, unchanged
-    order = _EpochOrder(1_000, 300, np.random.default_rng(3))
+    order = EpochOrder(1_000, 300, np.random.default_rng(3))
     epochs = [order.next_epoch() for _ in range(3)]
     assert all(len(rows) == 300 for rows in epochs)
     assert len(np.unique(np.concatenate(epochs))) == 900  # the first 900 of one shuffled pass

@@ -78,3 +78,14 @@ def test_subsampled_leakage_probe_is_close_to_the_probe_of_every_row(seed):
     assert 0.45 < full["balanced_accuracy"] < 0.8  # partly readable: room to be wrong both ways
     assert abs(sub["balanced_accuracy"] - full["balanced_accuracy"]) < 0.03
     assert sub["interval"][0] <= full["balanced_accuracy"] <= sub["interval"][1]
+
+
+def test_the_report_states_each_subsample_its_size_and_seed():
+    from core.run.assemble import subsample_summary  # noqa: PLC0415 - the run floor, for this test only
+
+    small, large = subsample_summary(9_045, 0), subsample_summary(36_178, 7)
+    assert not any(entry["subsampled"] for entry in small.values())
+    assert small["knn_scored_rows"]["rows"] == 9_045
+    assert large["knn_scored_rows"] == {**large["knn_scored_rows"], "rows": 10_000, "of": 36_178, "seed": 7,
+                                        "subsampled": True}
+    assert large["umap_rows"]["rows"] == 20_000 and large["leakage_probe_rows"]["rows"] == 10_000

@@ -49,7 +49,7 @@ from core.learning.calibration import calibration_summary
 from core.learning.finetune.classifier import TrainedClassifier
 from core.learning.finetune.config import FinetuneConfig
 from core.learning.finetune.strategies import HEAD_ONLY, batches, configure_encoder, parameter_groups, unfrozen_blocks
-from core.learning.finetune.training import EVENT_EVERY_S, _check_xy, _forward, finetune
+from core.learning.finetune.training import EVENT_EVERY_S, EpochOrder, _check_xy, _forward, bounded_rows, finetune
 from core.learning.models import ClassifierHead, Encoder, EncoderConfig
 from core.learning.precision import autocast
 from core.vocabulary import SUPERVISED, model_name
@@ -194,10 +194,13 @@ class _Batched:
         optimizer = torch.optim.AdamW(parameter_groups(model.encoder, model.head, strategy, cfg.lr,
                                                        cfg.encoder_lr_scale, cfg.weight_decay))
         n_rows = x_tr.shape[1]
-        steps_per_epoch = len(batches(np.arange(n_rows), cfg.batch_size))
+        orders = [EpochOrder(n_rows, c.epoch_rows, np.random.default_rng(c.seed)) for c in self.configs]
+        steps_per_epoch = len(batches(np.arange(orders[0].size), cfg.batch_size))
+        # Early stopping reads at most validation_rows rows, each replicate its own as finetune does.
+        stopping = [torch.from_numpy(bounded_rows(len(x_va), c.validation_rows, c.seed)).to(device)
+                    for c in self.configs]
         total_steps = cfg.epochs * steps_per_epoch
         trained: dict[int, int] = {id(p): p[0].numel() for p in model.head.parameters()}
-        rngs = [np.random.default_rng(c.seed) for c in self.configs]
         pw = torch.tensor(pos_weights, dtype=torch.float32, device=device)
         replica_rows = torch.arange(size, device=device).unsqueeze(1)
         loss_fns = [nn.BCEWithLogitsLoss(pos_weight=torch.tensor(p, dtype=torch.float32, device=device))
@@ -218,8 +221,8 @@ class _Batched:
             model.head.train()
             epoch_start, rows_seen = time.perf_counter(), 0
             loss_sum = torch.zeros(size, dtype=torch.float64, device=device)
-            orders = [batches(rng.permutation(n_rows), cfg.batch_size) for rng in rngs]
-            for step, rows in enumerate(zip(*orders)):
+            epoch_batches = [batches(order.next_epoch(), cfg.batch_size) for order in orders]
+            for step, rows in enumerate(zip(*epoch_batches)):
                 self._check_cancel()
                 index = torch.from_numpy(np.stack(rows)).to(device)                        # (R, b)
                 with autocast(self.precision, device):
@@ -233,7 +236,7 @@ class _Batched:
                 self._emit_step(active, epoch, step, steps_per_epoch, total_steps, losses.detach(), rows_seen, epoch_start)
             seconds = time.perf_counter() - epoch_start
             for i in active:
-                val_loss = self._val_loss(stack.replicas[i], x_va, y_va, loss_fns[i])
+                val_loss = self._val_loss(stack.replicas[i], x_va[stopping[i]], y_va[stopping[i]], loss_fns[i])
                 record = {"epoch": epoch + 1, "train_loss": float(loss_sum[i]) / rows_seen, "val_loss": val_loss,
                           "seconds": seconds, "rows_per_second": rows_seen / seconds if seconds > 0 else None}
                 if strategy == "gradual":
@@ -271,7 +274,9 @@ class _Batched:
         head.load_state_dict({k: v.detach().cpu() for k, v in replica.head.state_dict().items()})
         encoder.eval().requires_grad_(False)
         X, y = self.train_sets[i]
-        extra = {"n_train": len(X), "n_val": len(self.X_val), "pos_weight": pos_weight, **epochs, "seconds": seconds}
+        extra = {"n_train": len(X), "n_val": len(self.X_val),
+                 "n_val_stopping": min(len(self.X_val), cfg.validation_rows), "pos_weight": pos_weight, **epochs,
+                 "seconds": seconds}
         model = TrainedClassifier(name=self.name, pretraining=self.pretraining, strategy=self.strategy,
                                   encoder=encoder, head=head.eval(), n_trainable_params=n_trainable,
                                   history=history, config=cfg.to_dict(), extra=extra)

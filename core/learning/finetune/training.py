@@ -207,7 +207,7 @@ class _Run:
         if hook_parameters:  # an adversary's head learns at the head's pace
             groups.append({"params": hook_parameters, "lr": cfg.lr, "weight_decay": cfg.weight_decay})
         optimizer = torch.optim.AdamW(groups)
-        order = _EpochOrder(len(x_tr), cfg.epoch_rows, self.rng)
+        order = EpochOrder(len(x_tr), cfg.epoch_rows, self.rng)
         steps_per_epoch = len(batches(np.arange(order.size), cfg.batch_size))
         total_steps = cfg.epochs * steps_per_epoch
         trained: dict[int, int] = {id(p): p.numel() for p in head.parameters()}
@@ -306,7 +306,7 @@ def bounded_rows(n: int, limit: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng([seed, 1]).choice(n, size=limit, replace=False))
 
 
-class _EpochOrder:
+class EpochOrder:
     """The rows of each epoch: a fresh permutation of all n rows when n <= epoch_rows (the
     classic epoch), else the next epoch_rows positions of a running shuffled order, reshuffled
     when used up, so every row is seen once per ceil(n / epoch_rows) epochs."""
