@@ -9,6 +9,7 @@ Fairness, Compare, Review and the report read it as they read any other.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def render(ws, table: tables.Table) -> None:
     state.keep_option("pred_target", columns, columns[0])
     st.selectbox("Outcome (what actually happened)", columns, key="pred_target")
     target = session["pred_target"]
-    labels = sorted(frame[target].dropna().astype(str).str.strip().unique())[:50]
+    labels = _outcome_labels(table.sha256, target, frame[target])
     state.keep_option("pred_positive", labels, data_setup.default_positive(labels, table, target))
     st.selectbox("Positive outcome", labels, key="pred_positive",
                  help="The outcome a score is the probability of, and that a decision of 1 means")
@@ -116,9 +117,9 @@ def _config(table: tables.Table, model_file) -> UploadedConfig | None:
             st.caption(f"Model **{md(model.name)}** reads {len(model.input_columns)} columns; it is applied to the "
                        "table's test rows (the split a training audit of this table uses).")
             return UploadedConfig(**base, model=model_file.name, trust_types=trust, kind=OUTSIDE_MODEL_STUDY)
-        checked = read_predictions(source, base["target"], base["sensitive"], scores=session["pred_scores"],
-                                   decisions=session["pred_decisions"], positive=base["positive"],
-                                   threshold=float(session.get("pred_threshold", DECISION_THRESHOLD)))
+        checked = _checked_predictions(table.sha256, json.dumps([base["target"], base["sensitive"], session["pred_scores"],
+                                       session["pred_decisions"], base["positive"],
+                                       float(session.get("pred_threshold", DECISION_THRESHOLD))]), source)
     except InputError as error:
         show_input_error(error)
         return None
@@ -126,6 +127,21 @@ def _config(table: tables.Table, model_file) -> UploadedConfig | None:
     session["_pred_checked"] = checked
     return UploadedConfig(**base, scores=list(session["pred_scores"]), decisions=list(session["pred_decisions"]),
                           threshold=checked.threshold, kind=PREDICTIONS_STUDY)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _outcome_labels(sha256: str, target: str, _series: pd.Series) -> list[str]:
+    """The outcome's values as text, sorted (at most 50), once per table and outcome column."""
+    return sorted(_series.dropna().astype(str).str.strip().unique())[:50]
+
+
+@st.cache_resource(show_spinner="Checking the predictions…", max_entries=8)
+def _checked_predictions(sha256: str, choices: str, _source: DataSource) -> PredictionsTable:
+    """`read_predictions` once per table and choices (its arguments as JSON), shared: it reads every
+    row (seconds on 500,000 rows) and ran on every rerun (issue 22). An InputError is not kept."""
+    target, sensitive, scores, decisions, positive, threshold = json.loads(choices)
+    return read_predictions(_source, target, sensitive, scores=scores, decisions=decisions, positive=positive,
+                            threshold=threshold)
 
 
 def _check_model_file(name: str, data: bytes, trust: list[str]):

@@ -3,6 +3,8 @@ rerun that reads and profiles nothing again (both kept once per content, sha256)
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 from apphelpers import people_csv, upload
 
 from core.data import loading
@@ -61,3 +63,27 @@ def test_a_rerun_does_not_read_profile_or_scan_the_target_again(make_app, monkey
     app.selectbox(key="target_column").set_value("region").run()  # a new target is scanned once
     assert len(targets) == 2 and len(profiles) == 1
     assert data_source.limits_in_words() in app.get("file_uploader")[0].proto.label
+
+
+def test_a_predictions_table_is_checked_once_per_choice_not_on_every_rerun(make_app, monkeypatch):
+    """The 'I already have a model's predictions' path validated the whole table on each rerun."""
+    from dashboard.components import predictions_setup
+
+    checks = []
+    original = predictions_setup.read_predictions
+    monkeypatch.setattr(predictions_setup, "read_predictions", lambda *a, **k: checks.append(1) or original(*a, **k))
+    rng = np.random.default_rng(2203)
+    frame = pd.DataFrame({"repaid": rng.choice(["yes", "no"], 300), "sex": rng.choice(["F", "M"], 300),
+                          "vendor_score": rng.random(300)})
+    app = make_app(data_source="predictions")
+    app.run()
+    app.file_uploader(key="upload_file").upload("scores.csv", frame.to_csv(index=False).encode(), "text/csv").run()
+    app.selectbox(key="pred_target").set_value("repaid").run()
+    app.selectbox(key="pred_positive").set_value("yes").run()
+    before = len(checks)
+    assert before >= 1 and not app.exception
+    app.run()
+    app.run()
+    assert len(checks) == before
+    app.slider(key="pred_threshold").set_value(0.6).run()  # a new choice is checked, once
+    assert len(checks) == before + 1 and any("1 model" in m.value for m in app.markdown)
