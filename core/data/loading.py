@@ -49,6 +49,9 @@ CSV_CHUNK_ROWS = 50_000
 """Rows parsed per CSV chunk: a progress report every ~0.5 s on one core, few enough concatenations."""
 PARQUET_BATCH_ROWS = 65_536
 """Rows decoded per Parquet record batch (pyarrow's default batch size), one progress report each."""
+READ_SHARE = 0.4
+"""The share of the progress bar for parsing; cleaning the text columns takes the rest (at 500,000
+rows of CSV: 0.2 s of parsing, 4 s of cleaning text cells)."""
 
 MISSING_MARKERS = ["?", "", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "#N/A"]
 """Cell values read as missing. '?' is how UCI datasets such as Adult mark missing values."""
@@ -91,20 +94,26 @@ def read_table(data: bytes | Path | str, name: str | None = None,
     file_format = _detect_format(data, name)
     notes: list[str] = []
     report(0.0, f"Reading '{name}' ({_human_size(len(data))})")
+    parsing = _part_of(report, 0.0, READ_SHARE)
     if file_format == "parquet":
-        frame = _read_parquet(data, name, report)
+        frame = _read_parquet(data, name, parsing)
     elif file_format == "excel":
         frame = _read_excel(data, name, notes)
     else:
-        frame = _read_csv(data, name, notes, report)
-    report(1.0, f"Cleaning {len(frame):,} rows × {frame.shape[1]} columns")
-    frame = _clean(frame, name, notes)
+        frame = _read_csv(data, name, notes, parsing)
+    frame = _clean(frame, name, notes, _part_of(report, READ_SHARE, 1.0 - READ_SHARE))
+    report(1.0, f"Read {len(frame):,} rows × {frame.shape[1]} columns")
     return LoadedTable(frame=frame, name=name, sha256=hashlib.sha256(data).hexdigest(),
                        file_format=file_format, notes=notes)
 
 
 def _no_progress(fraction: float, message: str) -> None:
     """The progress callback of a caller that does not listen."""
+
+
+def _part_of(report: Progress, start: float, width: float) -> Progress:
+    """A step's own 0..1 progress as the share [start, start + width] of the whole."""
+    return lambda fraction, message: report(start + width * fraction, message)
 
 
 def _read_file_bytes(path: Path, max_bytes: int) -> bytes:
@@ -340,7 +349,8 @@ def _fields_per_line(lines: list[str], delimiter: str) -> int:
     return len(next(csv.reader([lines[0]], delimiter=delimiter)))
 
 
-def _clean(frame: pd.DataFrame, name: str, notes: list[str]) -> pd.DataFrame:
+def _clean(frame: pd.DataFrame, name: str, notes: list[str],
+           report: Progress = _no_progress) -> pd.DataFrame:
     """Normalise column names and cell values so later steps see one consistent table."""
     if frame.shape[1] == 0:
         raise InputError(f"'{name}' has no columns", "Load a file with a header row")
@@ -355,7 +365,8 @@ def _clean(frame: pd.DataFrame, name: str, notes: list[str]) -> pd.DataFrame:
     if len(frame) == 0:
         raise InputError(f"'{name}' has a header but no data rows", "Load a file with at least one data row")
 
-    for column in frame.columns:
+    for position, column in enumerate(frame.columns):
+        report(position / frame.shape[1], f"Cleaning column {position + 1} of {frame.shape[1]}: '{column}'")
         series = frame[column]
         if series.dtype == object or pd.api.types.is_string_dtype(series):
             # Text first: a text column of numbers becomes numeric here and may hold "inf".

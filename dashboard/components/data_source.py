@@ -30,9 +30,13 @@ UPLOAD_TYPES = ["csv", "tsv", "txt", "parquet", "pq", "xlsx", "xlsm"]
 STASH = "uploaded_table"
 
 
+#: Work done sooner shows no progress box (a small table would leave a box saying "0.0 s").
+SHOW_AFTER_S = 0.5
+
+
 class LiveProgress:
     """core's `progress(fraction, message)` drawn as a status box with a bar, opened on the first
-    report only (a result kept from an earlier run reports nothing, so nothing is drawn)."""
+    report after SHOW_AFTER_S (a result kept from an earlier run reports nothing: nothing is drawn)."""
 
     def __init__(self, title: str) -> None:
         self.title = title
@@ -41,6 +45,8 @@ class LiveProgress:
         self.bar = None
 
     def __call__(self, fraction: float, message: str) -> None:
+        if self.box is None and time.perf_counter() - self.started < SHOW_AFTER_S:
+            return
         if self.box is None:
             self.box = st.status(self.title, expanded=True)
             self.bar = self.box.progress(0.0)

@@ -27,6 +27,7 @@ def counting(monkeypatch, module, name: str, calls: list) -> None:
 
 def test_an_upload_shows_its_reading_and_profiling_progress(make_app, monkeypatch):
     monkeypatch.setattr(loading, "CSV_CHUNK_ROWS", 100)
+    monkeypatch.setattr(data_source, "SHOW_AFTER_S", 0.0)  # a small file is read at once: show its progress anyway
     reads, profiles = [], []
     counting(monkeypatch, tables, "read_table", reads)
     counting(monkeypatch, tables, "profile_columns", profiles)
@@ -44,6 +45,13 @@ def test_an_upload_shows_its_reading_and_profiling_progress(make_app, monkeypatc
     assert "CSV or Excel up to 200 MB, Parquet up to 500 MB" in app.get("file_uploader")[0].proto.label
 
 
+def test_a_small_upload_read_at_once_shows_no_progress_box(make_app):
+    app = make_app(data_source="upload")
+    app.run()
+    upload(app, "small.csv", people_csv(200, seed=2204))
+    assert not app.exception and not app.status and "200 rows" in app.caption[0].value
+
+
 def test_a_rerun_does_not_read_profile_or_scan_the_target_again(make_app, monkeypatch):
     reads, profiles, targets = [], [], []
     counting(monkeypatch, tables, "read_table", reads)
@@ -59,7 +67,7 @@ def test_a_rerun_does_not_read_profile_or_scan_the_target_again(make_app, monkey
     app.text_input(key="study_name").input("Loans").run()
     assert not app.exception
     assert (len(reads), len(profiles), len(targets)) == (1, 1, 1)
-    assert not app.status  # nothing to report: no progress box is drawn
+    assert not app.status  # nothing to report: no progress box is drawn (nor after a quick first read)
     app.selectbox(key="target_column").set_value("region").run()  # a new target is scanned once
     assert len(targets) == 2 and len(profiles) == 1
     assert data_source.limits_in_words() in app.get("file_uploader")[0].proto.label

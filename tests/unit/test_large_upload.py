@@ -49,6 +49,7 @@ def test_csv_read_in_chunks_is_the_table_of_one_read(monkeypatch):
     assert len(rows) == 11 and rows[-1].endswith("400 rows so far")  # ceil(400 / 37) chunks
     fractions = [f for f, _ in reports]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert [m for _, m in reports if m.startswith("Cleaning")][-1] == "Cleaning column 7 of 7: 'approved'"
 
 
 def test_a_column_that_turns_to_text_in_a_later_chunk_is_read_as_one_read_reads_it(monkeypatch):
