@@ -73,9 +73,9 @@ def upload_limit_mb() -> int:
 
 
 def limits_in_words() -> str:
-    """'CSV or Excel up to 200 MB, Parquet up to 500 MB': the loader's limits, as the uploader says them."""
+    """'CSV or Excel at most 200 MB, Parquet at most 500 MB': the loader's limits, as the uploader says them."""
     csv_mb, parquet_mb = (size_limit(is_parquet, tables.UPLOAD_LIMIT_BYTES) / 2**20 for is_parquet in (False, True))
-    return f"CSV or Excel up to {csv_mb:,.0f} MB, Parquet up to {parquet_mb:,.0f} MB"
+    return f"CSV or Excel at most {csv_mb:,.0f} MB, Parquet at most {parquet_mb:,.0f} MB"
 
 
 def choose_table() -> tables.Table | None:

@@ -73,7 +73,7 @@ def test_uploading_a_good_csv_profiles_it_and_withholds_personal_data(make_app):
     app = make_app(data_source="upload")
     app.run()
     assert "Upload a file to start" in app.info[0].value
-    assert "CSV or Excel up to 200 MB, Parquet up to 500 MB" in app.file_uploader(key="upload_file").label
+    assert "CSV or Excel at most 200 MB, Parquet at most 500 MB" in app.file_uploader(key="upload_file").label
     data = people_csv()
     upload(app, "loans.csv", data)
     assert not app.exception and not app.error

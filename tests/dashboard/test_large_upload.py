@@ -42,7 +42,7 @@ def test_an_upload_shows_its_reading_and_profiling_progress(make_app, monkeypatc
     assert labels[0].startswith("Read 450 rows × 7 columns in ") and labels[0].endswith(" s")
     assert labels[1].startswith("Profiled 7 columns of 450 rows in ")
     assert [bar.value for bar in app.progress] == [100, 100]  # AppTest reads the bar in per cent
-    assert "CSV or Excel up to 200 MB, Parquet up to 500 MB" in app.get("file_uploader")[0].proto.label
+    assert "CSV or Excel at most 200 MB, Parquet at most 500 MB" in app.get("file_uploader")[0].proto.label
 
 
 def test_a_small_upload_read_at_once_shows_no_progress_box(make_app):
