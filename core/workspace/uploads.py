@@ -8,7 +8,7 @@
   leading dots are removed (no hidden files, no `..`), and it is cut to `MAX_NAME_CHARS`
   keeping the extension. The path is built by Equiscope, never taken from the user, and is
   checked to lie inside `<root>/uploads/`.
-- Size is capped at `MAX_UPLOAD_BYTES` (the loader's limit) before anything is written.
+- Size is capped at `LARGEST_UPLOAD_BYTES` (the loader's largest limit, Parquet's; the loader then applies each format's own) before anything is written.
 - Content addressing (sha256 prefix) makes the same upload map to the same file: saving it
   twice writes once, and two different files with the same name never overwrite each other.
 - The write is atomic (temporary file + fsync + rename), so a reader never sees half a file.
@@ -21,7 +21,7 @@ import re
 import unicodedata
 from pathlib import Path
 
-from core.data.loading import MAX_UPLOAD_BYTES
+from core.data.loading import LARGEST_UPLOAD_BYTES
 from core.errors import InputError
 from core.files import atomic_write
 
@@ -53,7 +53,7 @@ def upload_path(root: Path | str, data: bytes, filename: str) -> Path:
     return Path(root).resolve() / UPLOADS_DIR / f"{digest[:16]}-{safe_file_name(filename)}"
 
 
-def save_upload(root: Path | str, data: bytes, filename: str, max_bytes: int = MAX_UPLOAD_BYTES) -> Path:
+def save_upload(root: Path | str, data: bytes, filename: str, max_bytes: int = LARGEST_UPLOAD_BYTES) -> Path:
     """Store uploaded bytes in the workspace `root` and return the stored file's path.
 
     Raises InputError for an empty or too large upload; nothing is written then.
