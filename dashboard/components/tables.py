@@ -111,10 +111,12 @@ def usable_features(facts: ColumnFacts, target: str, include_pii: bool) -> list[
             if column != target and kind in FEATURE_KINDS and (include_pii or column not in facts.pii)]
 
 
-@st.cache_resource(show_spinner="Checking the set-up…", max_entries=32)
+@st.cache_resource(show_spinner="Checking the set-up…", max_entries=8)
 def prepared(sha256: str, spec_json: str, _frame: pd.DataFrame) -> PreparedData:
     """`prepare`, shared without copying (cache_resource): the page only reads it, and copying
-    Adult's prepared table (10 MB) cost 15-35 ms on every rerun."""
+    Adult's prepared table (10 MB) cost 15-35 ms on every rerun. At most 8 set-ups are kept (one
+    per reviewer of eight): each choice of groups is an entry, and a 500,000-row upload's
+    prepared table is hundreds of MB, so 32 could hold several GB."""
     return prepare(_frame, DatasetSpec.from_dict(json.loads(spec_json)))
 
 
