@@ -130,6 +130,9 @@ def audit_sizes(multiples: tuple[int, ...], quick: bool) -> list[dict]:
             timings = json.loads((out / "timings.json").read_text(encoding="utf-8"))
             sizes.append({"rows": rows, "wall_s": round(measured.wall_s, 1),
                           "peak_rss_gb": round(measured.peak_rss_bytes / GB, 3),
+                          # The whole machine's busy share while it ran: other work slows a size, and says so here.
+                          "cores_busy": round(float(np.mean([share for _, share in measured.busy])), 2)
+                          if measured.busy else None,
                           **{stage: round(float(timings.get(stage, 0.0)), 1) for stage in STAGES},
                           "epochs_run": {w.get("strategy", w["task"]): len(w.get("epochs", []))
                                          for w in timings.get("work", []) if w.get("task") == "finetune"}})
