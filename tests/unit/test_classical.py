@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from core.errors import InputError
 from core.learning.calibration import binary_nll
-from core.learning.classical import C_GRID, HGB_GRID, ClassicalModel, fit_classical, is_classical_folder
+from core.learning.classical import C_GRID, HGB_GRID, ClassicalModel, fit_classical, is_classical_folder, same_logits
 from core.vocabulary import CLASSICAL, GRADIENT_BOOSTING, LOGISTIC_REGRESSION
 
 
@@ -93,3 +93,23 @@ def test_bad_kind_and_bad_input_are_input_errors(tmp_path):
     (tmp_path / "model.json").write_text(json.dumps({"format_version": 1, "strategy": "full"}))
     with pytest.raises(InputError, match="not a classical baseline"):
         ClassicalModel.load(tmp_path)
+
+
+def test_same_logits_allows_float32_rounding_of_large_cancelling_terms_and_nothing_more():
+    """On separable rows a logistic regression's weights are large and a logit's terms cancel:
+    scikit-learn's float32 sum then differs from ours (float64) by more than 1e-5 of the logit
+    (a planted 1,000,000-row table once stopped the audit with "reads back differently"), but
+    not by more than 1e-5 of the terms. A model with four weights 1% off is still told apart."""
+    rng = np.random.default_rng(0)
+    w = rng.normal(scale=300.0, size=48)
+    X = rng.normal(size=(256, 48))
+    X[:, -1] = -(X[:, :-1] @ w[:-1]) / w[-1] + rng.normal(scale=0.01, size=256)  # rows near the boundary
+    X = X.astype(np.float32)
+    ours = X.astype(np.float64) @ w
+    theirs = (X @ w.astype(np.float32)).astype(np.float64)  # what scikit-learn computes for float32 rows
+    terms = np.abs(X) @ np.abs(w)
+    assert not np.allclose(ours, theirs, rtol=1e-5, atol=1e-5)  # the old check failed here
+    assert same_logits(ours, theirs, terms)
+    other = w.copy()
+    other[:4] *= 1.01  # another model: four weights 1% off
+    assert not same_logits(ours, X.astype(np.float64) @ other, terms)
