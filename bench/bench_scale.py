@@ -31,6 +31,11 @@ budget entries, the peer is the budget; the issue's figures before the change (1
 docs/performance.md.
 
     python -m bench.bench_scale --audit [--quick]     (--quick: Adult x1 and x2, 1 epoch)
+
+`--million` adds the entry's `million_rows` field (bench/million_rows.py: a seeded 1,000,000 x 50
+table with a planted gap, audited with the defaults and one replicate; <= 30 min, <= 4 GB of the
+whole process tree, planted gap found); `--million-only` measures that field alone and keeps the
+entry's other fields from the last run.
 """
 
 from __future__ import annotations
@@ -48,7 +53,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: python bench/bench_scale.py
     sys.path.insert(0, str(ROOT))
 
-from bench.common import GB, PYTHON, last_json_line, machine_line, merge_result, run_measured  # noqa: E402
+from bench.common import GB, PYTHON, last_json_line, machine_line, merge_result, read_results, run_measured  # noqa: E402
+from bench.million_rows import MILLION, million_rows  # noqa: E402
 
 ROWS = 1_000_000
 FEATURES = 50
@@ -139,7 +145,16 @@ def audit_sizes(multiples: tuple[int, ...], quick: bool) -> list[dict]:
     return sizes
 
 
-def main_audit(quick: bool) -> int:
+def main_million(quick: bool) -> int:
+    """Only the `million_rows` field, merged into the last scale_audit entry."""
+    entry = dict(read_results(quick).get("scale_audit") or {})
+    entry["million_rows"] = million_rows(100_000 if quick else MILLION)
+    print(json.dumps(entry["million_rows"], indent=2))
+    print(f"wrote scale_audit.million_rows to {merge_result('scale_audit', entry, quick=quick)}")
+    return 0
+
+
+def main_audit(quick: bool, million: bool = False) -> int:
     """The "scale_audit" entry (module docstring)."""
     sizes = audit_sizes(AUDIT_MULTIPLES[:2] if quick else AUDIT_MULTIPLES, quick)
     first, last = sizes[0], sizes[-1]
@@ -154,6 +169,11 @@ def main_audit(quick: bool) -> int:
              "met": growth <= GROWTH_GOAL, "per_row_growth": round(growth, 3),
              "per_row_ms": {f"{s['rows']:,}": round(1000 * s["wall_s"] / s["rows"], 3) for s in sizes},
              "sizes": sizes, "machine": machine_line()}
+    previous = read_results(quick).get("scale_audit") or {}
+    if million:
+        entry["million_rows"] = million_rows(100_000 if quick else MILLION)
+    elif "million_rows" in previous:  # measured alone (--million-only): kept until measured again
+        entry["million_rows"] = previous["million_rows"]
     path = merge_result("scale_audit", entry, quick=quick)
     print(f"wrote scale_audit to {path}")
     return 0
@@ -168,10 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="100,000 rows (smoke check)")
     parser.add_argument("--audit", action="store_true", help="the scale_audit entry instead (see above)")
+    parser.add_argument("--million", action="store_true", help="with --audit: also the million_rows field")
+    parser.add_argument("--million-only", action="store_true", help="only scale_audit's million_rows field")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.million_only:
+        return main_million(args.quick)
     if args.audit:
-        return main_audit(args.quick)
+        return main_audit(args.quick, args.million)
     if args.child:
         child(Path(args.child), args.epochs, args.batch_size, args.seed)
         return 0
