@@ -4,7 +4,8 @@ One idea per module: `loading` (read files), `kinds` (column kinds), `spec` (Dat
 its validation), `pii` (personal data), `proxies` (features standing in for a sensitive
 attribute), `profile` (column and group summaries), `split` (train/validation/test),
 `source` (bundled name or file path), `datasets` (the bundled examples), `features` (the
-tabular encoder), `study` (one table + spec + split + fitted encoder).
+tabular encoder), `study` (one table + spec + split + fitted encoder), `mapped` (arrays kept
+on disk and memory-mapped, handed to worker tasks as handles).
 
 The names below are imported on first use (PEP 562), so `import core.data.datasets` does
 not load scikit-learn: `equiscope datasets` starts in a fraction of a second.

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.data.mapped import Mapped, write_encoded
 from core.data.source import DataSource, open_source
 from core.data.spec import DatasetSpec, PreparedData, prepare
 from core.data.split import Split, make_split
@@ -20,6 +21,7 @@ from core.data.features import TabularEncoder
 from core.files import atomic_write
 
 STUDY_FILE = "study.json"
+ENCODED_FILE = "encoded.npy"
 
 
 @dataclass
@@ -30,6 +32,7 @@ class Study:
     data: PreparedData
     split: Split
     encoder: TabularEncoder
+    matrix_path: Path | None = None  # set by map_to_disk: X is then read from this .npy file
 
     @classmethod
     def create(cls, source: DataSource, spec: DatasetSpec, *, label_fraction: float = 1.0, seed: int = 0,
@@ -79,7 +82,28 @@ class Study:
         split = make_split(self.data.y, self.data.groups, test_size=self.split.test_size,
                            validation_size=self.split.validation_size, label_fraction=label_fraction,
                            seed=self.split.seed)
-        return Study(source=self.source, data=self.data, split=split, encoder=self.encoder)
+        study = Study(source=self.source, data=self.data, split=split, encoder=self.encoder,
+                      matrix_path=self.matrix_path)
+        if self.matrix_path is not None:
+            study.__dict__["X"] = self.X
+        return study
+
+    def map_to_disk(self, folder: Path) -> Path:
+        """Encode every row into `folder`/encoded.npy (chunk by chunk) and read `X` from there
+        from now on: a memory map, whose rows worker tasks are handed as `Mapped` handles
+        (`rows`) rather than copies (core.data.mapped). Returns the file's path; deleting the
+        file is the caller's (the audit's scratch folder)."""
+        path = Path(folder) / ENCODED_FILE
+        self.__dict__["X"] = write_encoded(self.encoder, self.data.frame[self.data.features], path)
+        self.matrix_path = path
+        return path
+
+    def rows(self, rows: np.ndarray) -> np.ndarray | Mapped:
+        """The encoded `rows` for a task: a `Mapped` handle (read where the task runs) once the
+        study is mapped to disk, else `X[rows]`."""
+        if self.matrix_path is None:
+            return self.X[rows]
+        return Mapped(str(self.matrix_path), np.asarray(rows, dtype=np.int64))
 
     @property
     def spec(self) -> DatasetSpec:

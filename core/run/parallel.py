@@ -18,6 +18,11 @@ loop stops at its next step rather than at the end of its model.
 `Workers.run` schedules tasks that make further tasks (a replicate's fine-tunings once its
 encoder is pretrained): at most one task per worker is in flight, the highest priority first,
 so the pool's queue never holds work behind a task that others wait for.
+
+A task's large arrays travel as `core.data.mapped.Mapped` handles (a .npy file and the rows
+wanted), alone or as fields of a dataclass argument: they are read in the process that runs
+the task (`core.data.mapped.resolve`), so neither the caller nor the pool's queue holds a copy
+of the rows for every task waiting to run.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
+from core.data.mapped import resolve
 from core.errors import Cancelled
 
 MAX_WORKERS = 4  # the audit has 6-8 tasks by default; more processes only add memory
@@ -140,7 +146,7 @@ class Workers:
     def submit(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Future | _Later:
         if self._pool is None:
             return _Later(function, args, kwargs)
-        return self._pool.submit(function, *args, **kwargs)
+        return self._pool.submit(_call, function, args, kwargs)
 
     def gather(self, futures: Sequence[Future | _Later], *, should_stop: Callable[[], bool] | None = None,
                on_done: Callable[[int, int, Any], None] | None = None, poll_s: float = 0.5) -> list[Any]:
@@ -237,7 +243,12 @@ class _Later:
         self.function, self.args, self.kwargs = function, args, kwargs
 
     def result(self) -> Any:
-        return self.function(*self.args, **self.kwargs)
+        return _call(self.function, self.args, self.kwargs)
+
+
+def _call(function: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    """Run a task where it was sent, its `Mapped` arguments read first (module docstring)."""
+    return function(*[resolve(arg) for arg in args], **{name: resolve(arg) for name, arg in kwargs.items()})
 
 
 def _stop_if(should_stop: Callable[[], bool] | None) -> None:

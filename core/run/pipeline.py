@@ -24,6 +24,7 @@ Everything is seeded: the same inputs and seed give an identical report.json on 
 
 from __future__ import annotations
 
+import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -36,6 +37,7 @@ import torch
 
 from core.audit.per_model import ModelTask, audit_model
 from core.audit.representation import raw_feature_leakage, warm_up_umap
+from core.data.mapped import write_array
 from core.data.source import DataSource, open_source
 from core.data.study import Study
 from core.files import atomic_write
@@ -141,6 +143,25 @@ def run_audit(config: AuditConfig, out_dir: Path, *, on_event: Event | None = No
     study = Study.create(source, config.spec(), label_fraction=config.label_fraction, seed=config.seed)
     check_federated(config, study)  # a bad --federated-by column stops before any training
     study.save(out_dir)
+    scratch = out_dir / SCRATCH  # worker tasks read the rows from here (core.data.mapped)
+    try:
+        scratch.mkdir(exist_ok=True)
+        study.map_to_disk(scratch)
+        return _train_and_audit(config, study, out_dir, scratch, progress, timings, started, on_event,
+                                should_stop)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+#: The run folder's scratch space: the encoded matrix and the models' test-row embeddings, which
+#: worker tasks read from disk (core.data.mapped); removed when the audit ends, however it ends.
+SCRATCH = ".scratch"
+
+
+def _train_and_audit(config: AuditConfig, study: Study, out_dir: Path, scratch: Path, progress: _Progress,
+                     timings: dict[str, float], started: float, on_event: Event | None,
+                     should_stop: Callable[[], bool] | None) -> dict:
+    """run_audit once its study is made and mapped: training, variants, the audit stage, the files."""
     # An outside model joins the trained ones on the same rows; loaded first: a refused file stops before training.
     outside = (OnStudy(load_outside_model(config.model, config.trust_types), study, config.model)
                if config.model else None)
@@ -178,7 +199,7 @@ def run_audit(config: AuditConfig, out_dir: Path, *, on_event: Event | None = No
 
         t0 = time.perf_counter()
         report = audit_models(config, study, trained.models, trained.pretrained[0], out_dir, progress, should_stop,
-                              workers)
+                              workers, scratch)
     timings["audit_s"] = time.perf_counter() - t0
     report["training"] = {"device": str(device), "precision": precision}
     report["warnings"] = list(report["warnings"]) + context.notes  # variants skipped or failed
@@ -221,19 +242,21 @@ def workers_for(config: AuditConfig, n_test: int) -> int:
 
 def audit_models(config: AuditConfig, study: Study, replicates: list[list], pretrained: PretrainResult,
                  out_dir: Path, progress: _Progress, should_stop: Callable[[], bool] | None,
-                 workers: Workers) -> dict:
+                 workers: Workers, scratch: Path) -> dict:
     """Audit every model on the study's test rows; write predictions and embeddings; return the report.
 
     `replicates[r]` holds replicate r's models, in the same order for every r. Replicate 0's
     models are the models shown: the full audit (intervals, representation, UMAP). Every
     replicate's test-row decisions make each model's replicates, aggregate and comparison
-    with the supervised baseline (core.run.replicates)."""
+    with the supervised baseline (core.run.replicates). The test-row embeddings go to `scratch`
+    as they are made, and the workers' tasks read them from there (core.data.mapped)."""
     X, split = study.X, study.split
     test, validation = split.test, split.validation
     models = replicates[0]
     y_test = study.labels(test)
     groups_test = study.groups(test)
-    scores = {m.name: [replicate[i].predict_proba(X[test]) for replicate in replicates] for i, m in enumerate(models)}
+    X_test = X[test]
+    scores = {m.name: [replicate[i].predict_proba(X_test) for replicate in replicates] for i, m in enumerate(models)}
     # A randomized classifier (fairlearn's reductions and threshold rules) decides by a seeded draw.
     randomized = {m.name for m in models if getattr(m, "randomized", False)}
     preds = {name: [folder.drawn_decisions(score, config.seed, r, name) if name in randomized
@@ -246,11 +269,13 @@ def audit_models(config: AuditConfig, study: Study, replicates: list[list], pret
                              study.groups(validation), study.labels(validation),
                              {m.name: m.predict_proba(X[validation]) for m in models})
 
-    embeddings = {m.name: m.embed(X[test]) for m in models}
+    embeddings = {m.name: _embedding_on_disk(m.embed(X_test), scratch / f"embedding-{i}.npy")
+                  for i, m in enumerate(models)}
+    del X_test
     strata = groups_test.astype(str).agg(INTERSECTION.join, axis=1).to_numpy()
     # The models' audits and the raw-feature leakage probes are independent tasks: run on every core.
     # The raw features are probed with and without the attribute's own encoded columns.
-    futures = [workers.submit(raw_feature_leakage, X[test], groups_test[attribute],
+    futures = [workers.submit(raw_feature_leakage, study.rows(test), groups_test[attribute],
                               study.encoder.column_slices_.get(attribute), random_state=config.seed)
                for attribute in groups_test.columns]
     futures += [workers.submit(audit_model, ModelTask(
@@ -286,6 +311,11 @@ def audit_models(config: AuditConfig, study: Study, replicates: list[list], pret
     folder.write_embeddings(out_dir, [folder.embedding_frame(row_ids[result["umap"][1]], model.name, result["umap"][0])
                                       for model, result in zip(models, audited) if result["umap"] is not None])
     return assemble_report(config, study, entries, pretrained)
+
+
+def _embedding_on_disk(embedding: np.ndarray | None, path: Path):
+    """A model's test-row embedding written to `path`, as the handle its audit tasks read; None stays None."""
+    return None if embedding is None else write_array(path, embedding)
 
 
 def audit_job(context) -> dict:

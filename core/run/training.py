@@ -90,32 +90,32 @@ def train_replicates(workers: Workers, config: AuditConfig, study: Study, out_di
         finetune_config = finetune_config_of(strategy, seeds[replicate])
         rows = labelled[replicate]
         return Task(BASELINE if strategy == SUPERVISED else STRATEGY, (strategy, replicate), finetune_one,
-                    (finetune_config, encoder, encoder_config, X[rows], study.labels(rows), X[split.validation],
+                    (finetune_config, encoder, encoder_config, study.rows(rows), study.labels(rows), study.rows(split.validation),
                      study.labels(split.validation), config.method, config.threads, replicate, device, precision))
 
     def batched_finetune_task(strategy: str, encoders) -> Task:
         configs = [finetune_config_of(strategy, seed) for seed in seeds]
         return Task(BASELINE if strategy == SUPERVISED else STRATEGY, (strategy, ALL), finetune_batched,
                     (configs, encoders, encoder_config, [X[rows] for rows in labelled],
-                     [study.labels(rows) for rows in labelled], X[split.validation], study.labels(split.validation),
+                     [study.labels(rows) for rows in labelled], study.rows(split.validation), study.labels(split.validation),
                      config.method, config.threads, device, precision))
 
     batched = batched_training(config, device)
     if batched:
         tasks = [Task(PRETRAIN, ("pretrain", ALL), pretrain_batched,
-                      (X[split.pretrain], X[split.validation], layout,
+                      (study.rows(split.pretrain), study.rows(split.validation), layout,
                        [replace(pretrain_config, seed=seed) for seed in seeds], config.threads)),
                  batched_finetune_task(SUPERVISED, None)]
     else:
         tasks = [Task(PRETRAIN, ("pretrain", replicate), pretrain_one,
-                      (X[split.pretrain], X[split.validation], layout, replace(pretrain_config, seed=seed), replicate,
+                      (study.rows(split.pretrain), study.rows(split.validation), layout, replace(pretrain_config, seed=seed), replicate,
                        checkpoints if replicate == 0 else checkpoints / f"r{replicate}", config.threads))
                  for replicate, seed in enumerate(seeds)]
         tasks += [finetune_task(SUPERVISED, replicate, None) for replicate in range(len(seeds))]
     # The classical baselines need no encoder either: on the same labelled rows, beside the supervised ones.
     fitted_with = [shared_fit(labelled, replicate) for replicate in range(len(seeds))]
     tasks += [Task(BASELINE, (kind, replicate), fit_classical,
-                   (kind, X[labelled[replicate]], study.labels(labelled[replicate]), X[split.validation],
+                   (kind, study.rows(labelled[replicate]), study.labels(labelled[replicate]), study.rows(split.validation),
                     study.labels(split.validation), seeds[replicate], config.threads))
               for replicate in sorted(set(fitted_with)) for kind in config.baselines]
 

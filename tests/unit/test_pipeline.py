@@ -14,7 +14,7 @@ from fairlearn.metrics import (MetricFrame, demographic_parity_difference, equal
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
 from core.run.config import AuditConfig
-from core.run.pipeline import run_audit
+from core.run.pipeline import SCRATCH, run_audit
 
 TINY = dict(data="german", target="credit", sensitive=["sex", "age"], positive="good", epochs=1,
             finetune_epochs=2, n_boot=30, strategies=["linear", "bn-stats"], umap=True, workers=1,
@@ -67,6 +67,7 @@ def test_outputs_follow_the_contract(audit_dir):
     assert (predictions[[f"pred__{n}" for n in names]].isin([0, 1])).all().all()
     html = (audit_dir / "report.html").read_text()
     assert "scarf+bn-stats" in html and 'src="http' not in html
+    assert not (audit_dir / SCRATCH).exists()  # the tasks' on-disk rows are removed with the run's end
 
 
 def test_numbers_agree_exactly_with_fairlearn_from_predictions(audit_dir):
@@ -310,6 +311,7 @@ def test_cancel_during_fine_tuning_stops_before_the_models_are_done(tmp_path):
         run_audit(AuditConfig(**{**TINY, "strategies": ["full", "linear"], "finetune_epochs": 50}), tmp_path,
                   on_event=events.append, should_stop=should_stop)
     assert not any(e.get("message", "").startswith("Fine-tuned") for e in events)
+    assert not (tmp_path / SCRATCH).exists()
 
 
 def test_batched_replicates_train_the_same_models_as_one_after_another(replicated_dir, tmp_path):

@@ -1,0 +1,91 @@
+"""Arrays an audit keeps on disk: the study's encoded matrix and the models' test-row embeddings,
+as memory-mapped .npy files, and `Mapped`, the handle a worker task is given instead of the rows.
+
+Why: an audit's tasks run in worker processes (core.run.parallel) and their arguments are
+pickled to them. With arrays as arguments, a 1,000,000-row audit held a copy of the training
+rows for every task it had queued (140 MB each, a dozen tasks) and every model's test-row
+embedding (100 MB each) in the audit's process, and each worker held its own copies as well:
+4.8 GB summed over the three processes (docs/performance.md). A `Mapped` handle pickles as a
+path and a row list; the process that runs the task reads the rows from the file (`resolve`),
+whose pages the operating system shares between the processes that map it, so the memory in
+use is the rows a task is working on, not a copy per queued task.
+
+    write_encoded(encoder, frame, path)       # encode chunk by chunk into path (.npy)
+    X = open_mapped(path)                     # read-only np.memmap: X[rows] is an ndarray
+    handle = Mapped(str(path), rows)          # what a task is given
+    resolve(handle)                           # in the task's process: X[rows] as an ndarray
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: Rows encoded at a time when writing the matrix: bounds the encoder's temporary columns
+#: (float64, one column at a time) to a few MB whatever the table's size.
+CHUNK_ROWS = 65_536
+
+
+@dataclass(frozen=True, eq=False)
+class Mapped:
+    """Rows of a .npy file, read where the task runs: `rows` (positions) or every row (None)."""
+
+    path: str
+    rows: np.ndarray | None = None
+
+    def read(self) -> np.ndarray:
+        """The rows as an ordinary, writeable in-memory array (a copy: the file is read-only)."""
+        matrix = open_mapped(self.path)
+        return np.array(matrix if self.rows is None else matrix[self.rows])
+
+    def __len__(self) -> int:
+        return len(self.rows) if self.rows is not None else int(open_mapped(self.path).shape[0])
+
+
+def open_mapped(path: str | Path) -> np.memmap:
+    """A .npy file as a read-only memory map (nothing is read until a row is used)."""
+    return np.load(path, mmap_mode="r")
+
+
+def write_array(path: str | Path, array: np.ndarray) -> Mapped:
+    """Save `array` as a .npy file (atomically: a reader never sees half of it); its handle."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.tmp")
+    with partial.open("wb") as file:
+        np.save(file, np.ascontiguousarray(array))
+    partial.replace(path)
+    return Mapped(str(path))
+
+
+def write_encoded(encoder: Any, frame: pd.DataFrame, path: str | Path, chunk_rows: int = CHUNK_ROWS) -> np.memmap:
+    """Encode `frame` with a fitted core.data.features.TabularEncoder into the .npy file `path`,
+    `chunk_rows` rows at a time, and return it memory-mapped read-only. Row for row equal to
+    encoder.transform(frame) (the encoding of a row depends on that row alone)."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.tmp")
+    out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32,
+                                    shape=(len(frame), int(encoder.n_features_out_)))
+    for start in range(0, len(frame), chunk_rows):
+        out[start:start + chunk_rows] = encoder.transform(frame.iloc[start:start + chunk_rows])
+    out.flush()
+    del out
+    partial.replace(path)
+    return open_mapped(path)
+
+
+def resolve(value: Any) -> Any:
+    """What a task receives in place of `value`: a `Mapped` handle read into memory; a dataclass
+    instance with `Mapped` fields, a copy with those fields read; anything else as it is."""
+    if isinstance(value, Mapped):
+        return value.read()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        handles = {field.name: getattr(value, field.name) for field in dataclasses.fields(value)
+                   if isinstance(getattr(value, field.name), Mapped)}
+        if handles:
+            return dataclasses.replace(value, **{name: handle.read() for name, handle in handles.items()})
+    return value

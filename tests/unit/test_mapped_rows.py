@@ -1,0 +1,76 @@
+"""core.data.mapped: the encoded matrix written chunk by chunk equals the encoder's own output,
+and a worker task handed `Mapped` rows (alone or as a dataclass field) gets exactly those rows,
+while what travels to the worker is a path and a row list, not the rows."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.data.features import TabularEncoder
+from core.data.mapped import Mapped, open_mapped, resolve, write_array, write_encoded
+from core.run.parallel import Workers
+
+
+def table(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    income = rng.lognormal(10, 1, n)
+    income[rng.random(n) < 0.1] = np.nan  # a missing-value indicator column too
+    return pd.DataFrame({"income": income, "age": rng.integers(18, 90, n).astype(float),
+                         "job": rng.choice(["clerk", "nurse", "driver", "chef"], n)})
+
+
+def test_the_chunked_matrix_equals_the_encoders_transform(tmp_path):
+    train, later = table(500, 0), table(103, 1)
+    later.loc[[3, 50], "job"] = "astronaut"  # unseen at fit time
+    encoder = TabularEncoder(numeric=["income", "age"], categorical=["job"]).fit(train)
+    mapped = write_encoded(encoder, later, tmp_path / "encoded.npy", chunk_rows=7)  # 103 = 14 x 7 + 5
+    assert isinstance(mapped, np.memmap) and not mapped.flags.writeable
+    np.testing.assert_array_equal(np.asarray(mapped), encoder.transform(later))
+    assert not list(tmp_path.glob(".*.tmp"))  # written under a temporary name, then renamed
+
+
+@dataclass
+class Inputs:
+    name: str
+    embedding: np.ndarray | Mapped
+    other: np.ndarray | Mapped | None
+
+
+def take_rows(rows: np.ndarray, inputs: Inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, bool]:
+    """What a task sees: ordinary writeable arrays in place of the handles."""
+    return rows, inputs.embedding, inputs.other, bool(rows.flags.writeable and isinstance(rows, np.ndarray)
+                                                      and not isinstance(rows, np.memmap))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_task_given_mapped_rows_receives_those_rows(tmp_path, workers):
+    X = np.random.default_rng(0).normal(size=(2_000, 12)).astype(np.float32)
+    E = np.random.default_rng(1).normal(size=(2_000, 4)).astype(np.float32)
+    matrix, embedding = write_array(tmp_path / "X.npy", X), write_array(tmp_path / "E.npy", E)
+    rows = np.array([5, 1_999, 0, 5, 731])
+    with Workers(workers) as pool:
+        got_rows, got_embedding, other, ordinary = pool.gather(
+            [pool.submit(take_rows, Mapped(matrix.path, rows), Inputs("m", embedding, None))])[0]
+    np.testing.assert_array_equal(got_rows, X[rows])
+    np.testing.assert_array_equal(got_embedding, E)
+    assert other is None and ordinary
+
+
+def test_a_handle_travels_as_a_path_and_rows_not_as_the_rows(tmp_path):
+    X = np.zeros((20_000, 50), dtype=np.float32)
+    handle = write_array(tmp_path / "X.npy", X)
+    rows = np.arange(0, 20_000, 2)
+    assert len(pickle.dumps(Mapped(handle.path, rows))) < len(pickle.dumps(X[rows])) / 20  # 8 bytes a row, not 200
+    assert len(Mapped(handle.path, rows)) == 10_000 and len(handle) == 20_000
+    assert open_mapped(handle.path).shape == (20_000, 50)
+
+
+def test_resolve_leaves_everything_else_as_it_is():
+    array = np.ones(3)
+    inputs = Inputs("m", array, None)
+    assert resolve(array) is array and resolve(inputs) is inputs and resolve("text") == "text"
