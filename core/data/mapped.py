@@ -12,8 +12,12 @@ use is the rows a task is working on, not a copy per queued task.
 
     write_encoded(encoder, frame, path)       # encode chunk by chunk into path (.npy)
     X = open_mapped(path)                     # read-only np.memmap: X[rows] is an ndarray
-    handle = Mapped(str(path), rows)          # what a task is given
-    resolve(handle)                           # in the task's process: X[rows] as an ndarray
+    handle = write_rows(X, rows, rows_path)   # what a task is given: a path (and no rows)
+    resolve(handle)                           # in the task's process: the rows, memory-mapped
+
+A handle to a whole file reads as a copy-on-write memory map, so a training task streams its
+rows from disk through the page cache rather than holding a private copy (the table need not
+fit in memory); `Mapped(path, rows)` reads a copy of those rows instead.
 """
 
 from __future__ import annotations
@@ -39,9 +43,12 @@ class Mapped:
     rows: np.ndarray | None = None
 
     def read(self) -> np.ndarray:
-        """The rows as an ordinary, writeable in-memory array (a copy: the file is read-only)."""
-        matrix = open_mapped(self.path)
-        return np.array(matrix if self.rows is None else matrix[self.rows])
+        """The rows as a writeable array. Every row of the file: a copy-on-write memory map (its
+        pages are read from disk as they are used, shared with every process reading the file,
+        and a write stays private to this process); some rows: a copy of those rows."""
+        if self.rows is None:
+            return np.asarray(np.load(self.path, mmap_mode="c"))
+        return np.array(open_mapped(self.path)[self.rows])
 
     def __len__(self) -> int:
         return len(self.rows) if self.rows is not None else int(open_mapped(self.path).shape[0])
@@ -76,6 +83,20 @@ def write_encoded(encoder: Any, frame: pd.DataFrame, path: str | Path, chunk_row
     del out
     partial.replace(path)
     return open_mapped(path)
+
+
+def write_rows(matrix: np.ndarray, rows: np.ndarray, path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Mapped:
+    """`matrix[rows]` saved as its own .npy file, gathered `chunk_rows` rows at a time (so no copy
+    of all of them is ever in memory); its handle, which reads as a memory map."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.tmp")
+    out = np.lib.format.open_memmap(partial, mode="w+", dtype=matrix.dtype, shape=(len(rows), *matrix.shape[1:]))
+    for start in range(0, len(rows), chunk_rows):
+        out[start:start + chunk_rows] = matrix[rows[start:start + chunk_rows]]
+    out.flush()
+    del out
+    partial.replace(path)
+    return Mapped(str(path))
 
 
 def resolve(value: Any) -> Any:

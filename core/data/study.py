@@ -4,6 +4,7 @@ model trained and audited in it, so that all models are compared on the same tes
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.data.mapped import Mapped, write_encoded
+from core.data.mapped import Mapped, write_encoded, write_rows
 from core.data.source import DataSource, open_source
 from core.data.spec import DatasetSpec, PreparedData, prepare
 from core.data.split import Split, make_split
@@ -99,11 +100,14 @@ class Study:
         return path
 
     def rows(self, rows: np.ndarray) -> np.ndarray | Mapped:
-        """The encoded `rows` for a task: a `Mapped` handle (read where the task runs) once the
-        study is mapped to disk, else `X[rows]`."""
+        """The encoded `rows` for a task: once the study is mapped to disk, a handle to a file of
+        those rows beside the matrix (written once per set of rows), which the task's process
+        reads as a memory map; else `X[rows]`."""
         if self.matrix_path is None:
             return self.X[rows]
-        return Mapped(str(self.matrix_path), np.asarray(rows, dtype=np.int64))
+        rows = np.asarray(rows, dtype=np.int64)
+        path = self.matrix_path.with_name(f"rows-{hashlib.sha256(rows.tobytes()).hexdigest()[:16]}.npy")
+        return Mapped(str(path)) if path.exists() else write_rows(self.X, rows, path)
 
     @property
     def spec(self) -> DatasetSpec:

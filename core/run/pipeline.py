@@ -37,7 +37,7 @@ import torch
 
 from core.audit.per_model import ModelTask, audit_model
 from core.audit.representation import raw_feature_leakage, warm_up_umap
-from core.data.mapped import write_array
+from core.data.mapped import resolve, write_array
 from core.data.source import DataSource, open_source
 from core.data.study import Study
 from core.files import atomic_write
@@ -250,12 +250,12 @@ def audit_models(config: AuditConfig, study: Study, replicates: list[list], pret
     replicate's test-row decisions make each model's replicates, aggregate and comparison
     with the supervised baseline (core.run.replicates). The test-row embeddings go to `scratch`
     as they are made, and the workers' tasks read them from there (core.data.mapped)."""
-    X, split = study.X, study.split
+    split = study.split
     test, validation = split.test, split.validation
     models = replicates[0]
     y_test = study.labels(test)
     groups_test = study.groups(test)
-    X_test = X[test]
+    X_test = resolve(study.rows(test))  # mapped: read from disk in inference batches, never copied whole
     scores = {m.name: [replicate[i].predict_proba(X_test) for replicate in replicates] for i, m in enumerate(models)}
     # A randomized classifier (fairlearn's reductions and threshold rules) decides by a seeded draw.
     randomized = {m.name for m in models if getattr(m, "randomized", False)}
@@ -265,13 +265,14 @@ def audit_models(config: AuditConfig, study: Study, replicates: list[list], pret
                              {name: runs[0] for name, runs in scores.items()},
                              {name: runs[0] for name, runs in preds.items()},
                              replicates={name: runs[1:] for name, runs in scores.items() if len(runs) > 1})
+    X_validation = resolve(study.rows(validation))
     folder.write_predictions(out_dir / folder.VALIDATION_PREDICTIONS, study.row_ids(validation),
                              study.groups(validation), study.labels(validation),
-                             {m.name: m.predict_proba(X[validation]) for m in models})
+                             {m.name: m.predict_proba(X_validation) for m in models})
 
     embeddings = {m.name: _embedding_on_disk(m.embed(X_test), scratch / f"embedding-{i}.npy")
                   for i, m in enumerate(models)}
-    del X_test
+    del X_test, X_validation
     strata = groups_test.astype(str).agg(INTERSECTION.join, axis=1).to_numpy()
     # The models' audits and the raw-feature leakage probes are independent tasks: run on every core.
     # The raw features are probed with and without the attribute's own encoded columns.

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from core.data.features import TabularEncoder
-from core.data.mapped import Mapped, open_mapped, resolve, write_array, write_encoded
+from core.data.mapped import Mapped, open_mapped, resolve, write_array, write_encoded, write_rows
 from core.run.parallel import Workers
 
 
@@ -74,3 +74,35 @@ def test_resolve_leaves_everything_else_as_it_is():
     array = np.ones(3)
     inputs = Inputs("m", array, None)
     assert resolve(array) is array and resolve(inputs) is inputs and resolve("text") == "text"
+
+
+def test_rows_saved_apart_read_as_a_private_memory_map(tmp_path):
+    """A whole-file handle is what a training task gets (Study.rows): a memory map of the file,
+    whose writes stay in the task's process, and the file keeps the rows asked for."""
+    X = np.random.default_rng(2).normal(size=(1_000, 6)).astype(np.float32)
+    rows = np.random.default_rng(3).permutation(1_000)[:333]
+    handle = write_rows(X, rows, tmp_path / "rows.npy", chunk_rows=50)
+    view = handle.read()
+    assert isinstance(view.base, np.memmap) and view.flags.writeable
+    np.testing.assert_array_equal(view, X[rows])
+    view[0] = 99.0  # copy-on-write: the file is unchanged
+    np.testing.assert_array_equal(open_mapped(handle.path)[0], X[rows[0]])
+
+
+def test_a_mapped_study_hands_out_one_file_per_row_set(tmp_path):
+    from core.data.source import open_source
+    from core.data.spec import DatasetSpec
+    from core.data.study import Study
+
+    study = Study.create(open_source("german"), DatasetSpec(target="credit", positive_label="good", sensitive=("sex",)))
+    in_memory = study.X.copy()
+    study.map_to_disk(tmp_path)
+    np.testing.assert_array_equal(np.asarray(study.X), in_memory)
+    first, again = study.rows(study.split.test), study.rows(study.split.test)
+    assert first.path == again.path and len(list(tmp_path.glob("rows-*.npy"))) == 1
+    np.testing.assert_array_equal(first.read(), in_memory[study.split.test])
+    assert study.rows(study.split.validation).path != first.path
+    relabelled = study.with_label_fraction(0.5)
+    assert relabelled.matrix_path == study.matrix_path
+    np.testing.assert_array_equal(relabelled.rows(relabelled.split.labelled_train).read(),
+                                  in_memory[relabelled.split.labelled_train])
