@@ -172,6 +172,16 @@ class TabularEncoder:
             raise RuntimeError("TabularEncoder is not fitted; call fit() first")
 
 
+def check_encoded_rows(X: np.ndarray, n_features: int, model: str) -> np.ndarray:
+    """Rows of the encoded matrix as a model reads them: C-contiguous float32 (no copy when they
+    already are), (n, n_features); anything else is refused naming the model."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if X.ndim != 2 or X.shape[1] != n_features:
+        raise InputError(f"Model '{model}' expects {n_features} features per row, got shape {X.shape}",
+                         "Encode the rows with the study's TabularEncoder")
+    return X
+
+
 def _as_float(series: pd.Series, column: str) -> np.ndarray:
     values = np.array(pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan))
     values[~np.isfinite(values)] = np.nan

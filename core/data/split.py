@@ -120,3 +120,13 @@ def _subsample(train: np.ndarray, strata: np.ndarray, fraction: float, rng: np.r
         n = max(1, int(round(len(members) * fraction)))
         chosen.append(rng.choice(members, size=n, replace=False))
     return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def bounded_rows(n: int, limit: int, seed: int, stream: int = 1) -> np.ndarray:
+    """Every row position up to `limit` rows, else a sorted uniform draw of `limit` of them from
+    their own generator (seed, stream), so a caller's other draws from `seed` are the same
+    either way. Fine-tuning's epochs and early stopping use stream 1, the classical baselines'
+    settings search stream 2."""
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng([seed, stream]).choice(n, size=limit, replace=False))

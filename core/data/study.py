@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.mapped import Mapped, write_encoded, write_rows
+from core.data.proxies import ProxyFinding, find_proxies
 from core.data.source import DataSource, open_source
 from core.data.spec import DatasetSpec, PreparedData, prepare
 from core.data.split import Split, make_split
@@ -85,18 +87,30 @@ class Study:
                            seed=self.split.seed)
         study = Study(source=self.source, data=self.data, split=split, encoder=self.encoder,
                       matrix_path=self.matrix_path)
-        if self.matrix_path is not None:
-            study.__dict__["X"] = self.X
+        for computed in ("X", "proxies"):  # the same rows: what was computed (or freed) stays so
+            if computed in self.__dict__:
+                study.__dict__[computed] = self.__dict__[computed]
         return study
 
-    def map_to_disk(self, folder: Path) -> Path:
+    def map_to_disk(self, folder: Path, keep_columns: Iterable[str] | None = ()) -> Path:
         """Encode every row into `folder`/encoded.npy (chunk by chunk) and read `X` from there
         from now on: a memory map, whose rows worker tasks are handed as `Mapped` handles
-        (`rows`) rather than copies (core.data.mapped). Returns the file's path; deleting the
-        file is the caller's (the audit's scratch folder)."""
+        (`rows`) rather than copies (core.data.mapped). The encoded matrix then stands in for
+        the feature columns, so the table in memory keeps only the other columns (the target,
+        the sensitive attributes, anything withheld) and `keep_columns`; None keeps every column
+        (an outside model reads the raw features). Returns the file's path; deleting the file
+        is the caller's (the audit's scratch folder)."""
         path = Path(folder) / ENCODED_FILE
         self.__dict__["X"] = write_encoded(self.encoder, self.data.frame[self.data.features], path)
         self.matrix_path = path
+        if keep_columns is not None:
+            self.proxies  # noqa: B018 - computed from the raw feature columns before they go
+            kept = set(keep_columns)
+            encoded = set(self.data.features) - kept
+            frame = self.data.frame[[c for c in self.data.frame.columns if c not in encoded]]
+            # New objects, not changes to the caller's: a dashboard may hold the same DataSource.
+            self.data = replace(self.data, frame=frame)
+            self.source = replace(self.source, frame=frame)
         return path
 
     def rows(self, rows: np.ndarray) -> np.ndarray | Mapped:
@@ -112,6 +126,12 @@ class Study:
     @property
     def spec(self) -> DatasetSpec:
         return self.data.spec
+
+    @cached_property
+    def proxies(self) -> list[ProxyFinding]:
+        """Features standing in for a sensitive attribute (core.data.proxies), from the raw
+        feature columns; `map_to_disk` computes them before it frees those columns."""
+        return find_proxies(self.data.frame[self.data.features], self.data.groups)
 
     @cached_property
     def X(self) -> np.ndarray:

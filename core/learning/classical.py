@@ -49,6 +49,8 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from core import __version__
+from core.data.features import check_encoded_rows
+from core.data.split import bounded_rows
 from core.errors import InputError
 from core.files import atomic_write
 from core.learning.calibration import binary_nll, calibration_summary
@@ -101,7 +103,7 @@ class ClassicalModel:
         fit_one = self._fit_logistic if self.kind == LOGISTIC_REGRESSION else self._fit_boosting
         settings = [{"C": c} for c in C_GRID] if self.kind == LOGISTIC_REGRESSION else [
             {"learning_rate": lr, "max_leaf_nodes": leaves} for lr, leaves in HGB_GRID]
-        search = _search_rows(len(X_train), self.random_state)
+        search = bounded_rows(len(X_train), SEARCH_ROWS, self.random_state, stream=2)  # all up to SEARCH_ROWS
         best = None
         for setting in settings:
             model, report = fit_one(setting, X_train[search], y_train[search], X_val, y_val)
@@ -172,11 +174,7 @@ class ClassicalModel:
         return None
 
     def _check_input(self, X: np.ndarray) -> np.ndarray:
-        X = _as_matrix(X)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise InputError(f"Model '{self.name}' expects {self.n_features_in_} features per row, got shape {X.shape}",
-                             "Encode the rows with the study's TabularEncoder")
-        return X
+        return check_encoded_rows(X, self.n_features_in_, self.name)
 
     def to_dict(self) -> dict[str, Any]:
         state = {"coef": self.coef_.tolist(), "intercept": self.intercept_} if self.kind == LOGISTIC_REGRESSION \
@@ -244,13 +242,6 @@ def fit_classical(kind: str, X_train: np.ndarray, y_train: np.ndarray, X_val: np
     other workers (German: 13 s on 2 busy cores instead of 0.2 s)."""
     with threadpool_limits(limits=int(threads)):
         return ClassicalModel(kind, random_state=seed).fit(X_train, y_train, X_val, y_val)
-
-
-def _search_rows(n: int, seed: int) -> np.ndarray:
-    """The training rows of the settings search: all n up to SEARCH_ROWS, else a sorted seeded draw."""
-    if n <= SEARCH_ROWS:
-        return np.arange(n)
-    return np.sort(np.random.default_rng([seed, 2]).choice(n, size=SEARCH_ROWS, replace=False))
 
 
 _TREE_FIELDS = ("feature_idx", "num_threshold", "missing_go_to_left", "left", "right", "is_leaf", "value")

@@ -35,6 +35,7 @@ import numpy as np
 from scipy.special import expit
 
 from core import __version__
+from core.data.features import check_encoded_rows
 from core.errors import InputError
 from core.files import atomic_write
 from core.learning.classical import ClassicalModel, is_classical_folder
@@ -149,11 +150,7 @@ class MitigatedModel:
         return None
 
     def _check_input(self, X: np.ndarray) -> np.ndarray:
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise InputError(f"Model '{self.name}' expects {self.n_features_in_} features per row, got shape {X.shape}",
-                             "Encode the rows with the study's TabularEncoder")
-        return X
+        return check_encoded_rows(X, self.n_features_in_, self.name)
 
     def save(self, folder: str | Path) -> Path:
         """DIR/model.json, and the inner model in DIR/base (module docstring)."""

@@ -21,7 +21,6 @@ from core.audit.multiplicity import apply_families
 from core.audit.knn import KNN_MAX_QUERIES
 from core.audit.representation import PROBE_MAX_ROWS, UMAP_MAX_ROWS, beside_raw_features
 from core.data.profile import negative_label
-from core.data.proxies import find_proxies
 from core.data.study import Study
 from core.learning.pretrain import PretrainResult
 from core.run.config import AuditConfig
@@ -86,7 +85,7 @@ def assemble_report(config: AuditConfig, study: Study, entries: list[dict], pret
                       "resampling": "within groups"},
         "subsamples": subsample_summary(len(study.split.test), int(config.seed)),
         "withheld_columns": data.withheld_columns,
-        "proxies": [finding.to_dict() for finding in find_proxies(data.frame[data.features], data.groups)],
+        "proxies": [finding.to_dict() for finding in study.proxies],
         "notes": study.source.notes + data.notes,
         "warnings": data.warnings,
         "config": config.to_dict(),

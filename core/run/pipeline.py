@@ -139,14 +139,17 @@ def run_audit(config: AuditConfig, out_dir: Path, *, on_event: Event | None = No
     started = time.perf_counter()
 
     progress.stage("study", 0.0, message="Preparing the data and the split")
-    source = source or open_source(config.data)
-    study = Study.create(source, config.spec(), label_fraction=config.label_fraction, seed=config.seed)
+    # No local name for the source: once the study is mapped to disk, its feature columns can be freed.
+    study = Study.create(source or open_source(config.data), config.spec(), label_fraction=config.label_fraction,
+                         seed=config.seed)
+    del source
     check_federated(config, study)  # a bad --federated-by column stops before any training
     study.save(out_dir)
     scratch = out_dir / SCRATCH  # worker tasks read the rows from here (core.data.mapped)
     try:
         scratch.mkdir(exist_ok=True)
-        study.map_to_disk(scratch)
+        # What still reads raw columns after this: an outside model (every feature), federation (its site column).
+        study.map_to_disk(scratch, keep_columns=None if config.model else [c for c in [config.federated_by] if c])
         return _train_and_audit(config, study, out_dir, scratch, progress, timings, started, on_event,
                                 should_stop)
     finally:

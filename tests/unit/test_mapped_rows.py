@@ -106,3 +106,27 @@ def test_a_mapped_study_hands_out_one_file_per_row_set(tmp_path):
     assert relabelled.matrix_path == study.matrix_path
     np.testing.assert_array_equal(relabelled.rows(relabelled.split.labelled_train).read(),
                                   in_memory[relabelled.split.labelled_train])
+
+
+def test_once_mapped_the_table_in_memory_keeps_only_what_is_not_encoded(tmp_path):
+    """The matrix stands in for the feature columns: the study's table keeps the target, the
+    columns that are not features and the columns asked for; the caller's own DataSource is
+    left whole (a dashboard may hold it)."""
+    from core.data.source import open_source
+    from core.data.spec import DatasetSpec
+    from core.data.study import Study
+
+    source = open_source("german")
+    columns = list(source.frame.columns)
+    study = Study.create(source, DatasetSpec(target="credit", positive_label="good", sensitive=("sex", "age")))
+    features = set(study.data.features)
+    assert {"duration", "purpose"} <= features
+    study.map_to_disk(tmp_path, keep_columns=["purpose"])
+    kept = set(study.data.frame.columns)
+    assert "credit" in kept and kept & features == {"purpose"}
+    assert study.source.frame is study.data.frame and len(study.data.frame) == len(source.frame)
+    assert list(source.frame.columns) == columns  # the caller's table is untouched
+    whole = Study.create(source, DatasetSpec(target="credit", positive_label="good", sensitive=("sex",)))
+    (tmp_path / "outside").mkdir()
+    whole.map_to_disk(tmp_path / "outside", keep_columns=None)  # an outside model reads every raw column
+    assert list(whole.data.frame.columns) == columns

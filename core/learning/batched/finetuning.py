@@ -49,7 +49,8 @@ from core.learning.calibration import calibration_summary
 from core.learning.finetune.classifier import TrainedClassifier
 from core.learning.finetune.config import FinetuneConfig
 from core.learning.finetune.strategies import HEAD_ONLY, batches, configure_encoder, parameter_groups, unfrozen_blocks
-from core.learning.finetune.training import EVENT_EVERY_S, EpochOrder, _check_xy, _forward, bounded_rows, finetune
+from core.data.split import bounded_rows
+from core.learning.finetune.training import EVENT_EVERY_S, EpochOrder, _check_xy, _forward, finetune
 from core.learning.models import ClassifierHead, Encoder, EncoderConfig
 from core.learning.precision import autocast
 from core.vocabulary import SUPERVISED, model_name

@@ -21,6 +21,7 @@ import torch
 from scipy.special import expit
 
 from core import __version__
+from core.data.features import check_encoded_rows
 from core.errors import InputError
 from core.files import atomic_write
 from core.learning.checkpoint import load_tensors, save_tensors_atomic
@@ -85,11 +86,7 @@ class TrainedClassifier:
         return out
 
     def _check_input(self, X: np.ndarray) -> np.ndarray:
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != self.input_dim:
-            raise InputError(f"Model '{self.name}' expects {self.input_dim} features per row, got shape {X.shape}",
-                             "Encode the rows with the study's TabularEncoder")
-        return X
+        return check_encoded_rows(X, self.input_dim, self.name)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON part of the saved model (no tensors)."""

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.data.split import bounded_rows
 from core.errors import Cancelled, InputError
 from core.learning.calibration import calibration_summary
 from core.learning.debias.hook import TrainingHook
@@ -296,14 +297,6 @@ class _Run:
             return
         self._last_event = time.perf_counter()
         self.on_event({"stage": "finetune", "model": self.name, "epochs": self.config.epochs, **event})
-
-
-def bounded_rows(n: int, limit: int, seed: int) -> np.ndarray:
-    """Every row position up to `limit` rows, else a sorted uniform draw of `limit` of them from
-    their own generator (seed, 1): the batches' stream (seed) is the same either way."""
-    if n <= limit:
-        return np.arange(n)
-    return np.sort(np.random.default_rng([seed, 1]).choice(n, size=limit, replace=False))
 
 
 class EpochOrder:
