@@ -10,18 +10,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from core.data.mapped import Mapped, write_encoded, write_rows
-from core.data.proxies import ProxyFinding, find_proxies
 from core.data.source import DataSource, open_source
 from core.data.spec import DatasetSpec, PreparedData, prepare
 from core.data.split import Split, make_split
 from core.errors import InputError
 from core.data.features import TabularEncoder
 from core.files import atomic_write
+
+if TYPE_CHECKING:
+    from core.data.proxies import ProxyFinding
 
 STUDY_FILE = "study.json"
 ENCODED_FILE = "encoded.npy"
@@ -131,6 +134,8 @@ class Study:
     def proxies(self) -> list[ProxyFinding]:
         """Features standing in for a sensitive attribute (core.data.proxies), from the raw
         feature columns; `map_to_disk` computes them before it frees those columns."""
+        from core.data.proxies import find_proxies  # scikit-learn: here, not where a page imports Study
+
         return find_proxies(self.data.frame[self.data.features], self.data.groups)
 
     @cached_property
