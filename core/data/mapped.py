@@ -1,23 +1,21 @@
-"""Arrays an audit keeps on disk: the study's encoded matrix and the models' test-row embeddings,
-as memory-mapped .npy files, and `Mapped`, the handle a worker task is given instead of the rows.
+"""Arrays an audit keeps on disk: the study's encoded matrix, each task's rows and the models'
+test-row embeddings, as memory-mapped .npy files, and `Mapped`, the handle a worker task is
+given instead of an array.
 
 Why: an audit's tasks run in worker processes (core.run.parallel) and their arguments are
 pickled to them. With arrays as arguments, a 1,000,000-row audit held a copy of the training
-rows for every task it had queued (140 MB each, a dozen tasks) and every model's test-row
-embedding (100 MB each) in the audit's process, and each worker held its own copies as well:
-4.8 GB summed over the three processes (docs/performance.md). A `Mapped` handle pickles as a
-path and a row list; the process that runs the task reads the rows from the file (`resolve`),
-whose pages the operating system shares between the processes that map it, so the memory in
-use is the rows a task is working on, not a copy per queued task.
+rows for every task it had queued (140-160 MB each) and every model's test-row embedding
+(100 MB each) in the audit's process, and each worker held its own copies as well: 4.8 GB
+summed over the three processes (docs/performance.md). A `Mapped` handle pickles as a path; the
+process that runs the task maps the file (`resolve`), whose pages the operating system shares
+between the processes that map it and reads from disk as they are used.
 
-    write_encoded(encoder, frame, path)       # encode chunk by chunk into path (.npy)
-    X = open_mapped(path)                     # read-only np.memmap: X[rows] is an ndarray
-    handle = write_rows(X, rows, rows_path)   # what a task is given: a path (and no rows)
+    X = write_encoded(encoder, frame, path)   # encode chunk by chunk into path; read-only memmap
+    handle = write_rows(X, rows, rows_path)   # what a task is given: the rows' own file
     resolve(handle)                           # in the task's process: the rows, memory-mapped
 
-A handle to a whole file reads as a copy-on-write memory map, so a training task streams its
-rows from disk through the page cache rather than holding a private copy (the table need not
-fit in memory); `Mapped(path, rows)` reads a copy of those rows instead.
+The map is copy-on-write, so a task that writes into its input changes only its own pages, and
+a training task streams its rows through the page cache instead of holding a private copy.
 """
 
 from __future__ import annotations
@@ -35,23 +33,16 @@ import pandas as pd
 CHUNK_ROWS = 65_536
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class Mapped:
-    """Rows of a .npy file, read where the task runs: `rows` (positions) or every row (None)."""
+    """A .npy file that the process running a task reads as a memory map."""
 
     path: str
-    rows: np.ndarray | None = None
 
     def read(self) -> np.ndarray:
-        """The rows as a writeable array. Every row of the file: a copy-on-write memory map (its
-        pages are read from disk as they are used, shared with every process reading the file,
-        and a write stays private to this process); some rows: a copy of those rows."""
-        if self.rows is None:
-            return np.asarray(np.load(self.path, mmap_mode="c"))
-        return np.array(open_mapped(self.path)[self.rows])
-
-    def __len__(self) -> int:
-        return len(self.rows) if self.rows is not None else int(open_mapped(self.path).shape[0])
+        """The array as a writeable copy-on-write memory map: its pages are read from disk as
+        they are used and shared with every process reading the file; a write stays private."""
+        return np.asarray(np.load(self.path, mmap_mode="c"))
 
 
 def open_mapped(path: str | Path) -> np.memmap:

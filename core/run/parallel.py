@@ -19,10 +19,10 @@ loop stops at its next step rather than at the end of its model.
 encoder is pretrained): at most one task per worker is in flight, the highest priority first,
 so the pool's queue never holds work behind a task that others wait for.
 
-A task's large arrays travel as `core.data.mapped.Mapped` handles (a .npy file and the rows
-wanted), alone or as fields of a dataclass argument: they are read in the process that runs
-the task (`core.data.mapped.resolve`), so neither the caller nor the pool's queue holds a copy
-of the rows for every task waiting to run.
+A task's large arrays travel as `core.data.mapped.Mapped` handles (a .npy file), alone or as
+fields of a dataclass argument: the process that runs the task maps the file
+(`core.data.mapped.resolve`), so neither the caller nor the pool's queue holds a copy of the
+rows for every task waiting to run.
 """
 
 from __future__ import annotations
