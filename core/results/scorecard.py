@@ -23,7 +23,7 @@ from typing import Any
 from core.audit.multiplicity import PRACTICAL_FLOOR, clears_floor
 from core.results.folder import ModelView, ReportView
 from core.results.formatting import fmt_ci, fmt_int, fmt_num, fmt_pct, is_number
-from core.results.quality import best_classical, quality_of, versus_classical
+from core.results.quality import CHANCE_FLAGS, best_classical, quality_of, versus_classical
 from core.results.wording import (MEASURE_LABELS, OUTCOME_EFFECTS, VERDICT_PLAIN, comparison_verdict, gap_sentence,
                                   model_label, model_title)
 from core.vocabulary import GAP_NAMES, SUPERVISED
@@ -157,17 +157,42 @@ def _answers(rows: list[dict], attributes: list[str], headline: dict | None, mea
         lines = [f"Largest gap: {headline['label']}, {headline['attribute']}, {headline['text']} ({level} interval "
                  f"{headline['ci_text'] or 'n/a'}). {headline['sentence']} {_sure(headline['differ'])}"
                  + (f" Note: {headline['small']}." if headline["small"] else "")]
-    verdicts = [row["verdicts"][a]["verdict"] for row in rows if not row["is_supervised"] for a in attributes]
+    lines += _pretraining_answer(rows, attributes, name)
+    guessing = [row["label"] for row in rows if row["flag"] in CHANCE_FLAGS]
+    if guessing:
+        lines.append("No better than chance, or one label for nearly everyone, so their small gaps mean little: "
+                     f"{'; '.join(guessing)}.")
+    weaker = [row["label"] for row in rows if row["flag"] is not None and row["flag"] not in CHANCE_FLAGS]
+    if weaker:
+        lines.append("Below the best classical baseline in ROC AUC (by more than 0.02), so their gaps describe a "
+                     f"weaker model than the team could have: {'; '.join(weaker)}.")
+    return lines
+
+
+def _pretraining_answer(rows: list[dict], attributes: list[str], name: str) -> list[str]:
+    """"Is pretraining better than the ordinary model here": the verdicts of the pretrained models
+    only (not the classical or uploaded ones, which were not pretrained), and never of a model no
+    better than chance, nor against an ordinary model that is (their gaps are small for the wrong
+    reason, so "fairer" would credit a model that tells no one apart)."""
+    supervised = next((row for row in rows if row["is_supervised"]), None)
+    pretrained = [row for row in rows if row["pretrained"] and not row["is_supervised"]]
+    if supervised is None or not pretrained:
+        return []
+    if supervised["flag"] in CHANCE_FLAGS:
+        return [f"Pretraining against the ordinary model on the {name}: not judged, because the ordinary model is "
+                "no better than chance or gives one label to nearly everyone."]
+    judged = [row for row in pretrained if row["flag"] not in CHANCE_FLAGS]
+    verdicts = [row["verdicts"][a]["verdict"] for row in judged for a in attributes]
     counted = {word: verdicts.count(word) for word in ("narrowed", "widened", "no clear difference",
                                                        "too small to matter")}
-    if verdicts:
-        lines.append(f"Pretraining against the ordinary model on the {name}, over {len(verdicts)} model-attribute "
-                     f"pairs: fairer in {counted['narrowed']}, less fair in {counted['widened']}, no clear or no "
-                     f"meaningful difference in {counted['no clear difference'] + counted['too small to matter']}.")
-    flagged = [row["label"] for row in rows if row["flag"] is not None]
-    if flagged:
-        lines.append(f"No better than chance, so their small gaps mean little: {'; '.join(flagged)}.")
-    return lines
+    left_out = len(pretrained) - len(judged)
+    why = (f" ({left_out} pretrained model{'s' if left_out > 1 else ''} left out: no better than chance or one label "
+           "for nearly everyone)") if left_out else ""
+    if not verdicts:
+        return [f"Pretraining against the ordinary model on the {name}: not judged{why}."]
+    return [f"Pretraining against the ordinary model on the {name}, over {len(verdicts)} pretrained-model and "
+            f"attribute pairs{why}: fairer in {counted['narrowed']}, less fair in {counted['widened']}, no clear or "
+            f"no meaningful difference in {counted['no clear difference'] + counted['too small to matter']}."]
 
 
 def scorecard(report: dict, *, outcome_effect: str | None = None, measure: str | None = None) -> dict:
@@ -189,6 +214,7 @@ def scorecard(report: dict, *, outcome_effect: str | None = None, measure: str |
         rows.append({
             "name": model.name, "label": model_label(model.entry), "title": model_title(model.entry),
             "is_supervised": model.is_supervised, "is_baseline": baseline is not None and model.name == baseline.name,
+            "pretrained": model.entry.get("pretraining") is not None,
             "accuracy": _value(model.overall.get("accuracy"), model.overall_ci.get("accuracy"), pct=True),
             "roc_auc": _value(auc, model.overall_ci.get("roc_auc"), pct=False),
             "auc_vs_baseline": (auc - base_auc) if is_number(auc) and is_number(base_auc) else None,

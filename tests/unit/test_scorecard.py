@@ -75,6 +75,36 @@ def test_when_every_model_is_flagged_the_scorecard_says_none_can_be_judged():
     assert card["answers"][0].startswith("No model can be judged") and "treated clearly worse" not in card["answers"][0]
 
 
+def _pretraining_line(card: dict) -> str:
+    return next(line for line in card["answers"] if line.startswith("Pretraining against the ordinary model"))
+
+
+def test_pretraining_is_credited_only_for_pretrained_models_that_tell_people_apart():
+    """Seen in the walk (German, Quick run): "fairer in 2" came from a fine-tuned model that gave
+    one label to nearly everyone, and the pairs counted the classical baselines, which were not
+    pretrained. Neither may count; a flagged ordinary model leaves nothing to judge."""
+    report = make_report()
+    full = next(m for m in report["models"] if m["name"] == "scarf+full")
+    full["overall"]["selection_rate"] = 0.995  # one label for nearly everyone
+    full["compared_with_supervised"]["sex"]["equalized_odds_difference"].update(
+        model_a=0.04, model_b=0.10, difference=-0.06, ci=[-0.09, -0.03], p_value=1e-4)
+    classical = copy.deepcopy(next(m for m in report["models"] if m["name"] == "scarf+linear"))
+    classical.update(name="logistic-regression", pretraining=None, strategy="classical")
+    report["models"].append(classical)
+    report = apply_families(report)
+    assert _row(scorecard(report), "scarf+full")["verdicts"]["sex"]["verdict"] == "narrowed"  # the audit's own verdict
+    card = scorecard(report)
+    line = _pretraining_line(card)
+    assert "over 2 pretrained-model and attribute pairs" in line and "1 pretrained model left out" in line
+    assert "fairer in 0" in line
+    assert any(a.startswith("No better than chance, or one label") and "all layers retrained" in a
+               for a in card["answers"])
+
+    supervised = next(m for m in report["models"] if m["name"] == "supervised")
+    supervised["overall"].update(selection_rate=0.0, balanced_accuracy=0.5)
+    assert "not judged, because the ordinary model is no better than chance" in _pretraining_line(scorecard(report))
+
+
 # -- plain words and who is favoured ---------------------------------------------------------------
 def test_models_get_plain_labels_with_the_code_name_on_hover():
     assert model_label({"name": "scarf+bn-affine", "pretraining": "scarf", "strategy": "bn-affine"}) == \
