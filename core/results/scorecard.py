@@ -115,15 +115,17 @@ def _points(value: Any, base: Any) -> str:
 
 
 def _headline(rows: list[dict], attributes: list[str]) -> dict | None:
-    """The largest gap worth a headline: of a model not flagged by its quality, at or above the floor."""
+    """The largest gap worth a headline: at or above the floor, of a model that tells people apart (not
+    flagged no better than chance; a below-baseline model may lead, with its flag said, as in the
+    summary: core.results.quality)."""
     best = None
     for row in rows:
-        if row["flag"] is not None:
+        if row["flag"] in CHANCE_FLAGS:
             continue
         for attribute in attributes:
             cell = row["gaps"][attribute]
             if cell["value"] is not None and not cell["trivial"] and (best is None or cell["value"] > best["value"]):
-                best = {**cell, "model": row["name"], "label": row["label"]}
+                best = {**cell, "model": row["name"], "label": row["label"], "badge": row["badge"]}
     return best
 
 
@@ -144,7 +146,7 @@ def _answers(rows: list[dict], attributes: list[str], headline: dict | None, mea
     """The meeting's four questions in one line each: is a group treated worse, by which model, how sure,
     and is pretraining better than the ordinary model here."""
     name = GAP_NAMES[measure].lower()
-    if headline is None and rows and all(row["flag"] is not None for row in rows):
+    if headline is None and rows and all(row["flag"] in CHANCE_FLAGS for row in rows):
         # Every model is flagged: their gaps are small because they tell no one apart, which says
         # nothing about fair treatment (issue 17, item 1: never a headline from such models).
         lines = [f"No model can be judged on the {name}: every one is flagged below as predicting one label for "
@@ -156,7 +158,8 @@ def _answers(rows: list[dict], attributes: list[str], headline: dict | None, mea
         level = f"{round(100 * confidence)}%" if is_number(confidence) else "95%"
         lines = [f"Largest gap: {headline['label']}, {headline['attribute']}, {headline['text']} ({level} interval "
                  f"{headline['ci_text'] or 'n/a'}). {headline['sentence']} {_sure(headline['differ'])}"
-                 + (f" Note: {headline['small']}." if headline["small"] else "")]
+                 + (f" Note: {headline['small']}." if headline["small"] else "")
+                 + (f" Caution: {headline['label']} {headline['badge']}." if headline["badge"] else "")]
     lines += _pretraining_answer(rows, attributes, name)
     guessing = [row["label"] for row in rows if row["flag"] in CHANCE_FLAGS]
     if guessing:

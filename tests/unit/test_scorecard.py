@@ -105,6 +105,23 @@ def test_pretraining_is_credited_only_for_pretrained_models_that_tell_people_apa
     assert "not judged, because the ordinary model is no better than chance" in _pretraining_line(scorecard(report))
 
 
+def test_a_below_baseline_model_may_lead_with_its_flag_said_as_in_the_summary():
+    """The walk's German run: the scorecard led with another model than the summary's largest gap,
+    because it left out below-baseline models, which the summary keeps (core.results.quality).
+    Both now lead with the same gap; the scorecard says the model is the weaker one."""
+    report = make_report()
+    classical = copy.deepcopy(next(m for m in report["models"] if m["name"] == "scarf+linear"))
+    classical.update(name="logistic-regression", pretraining=None, strategy="classical")
+    classical["overall"]["roc_auc"] = 0.9  # every other model (0.8) is below it by more than 0.02
+    report["models"].append(classical)
+    card = scorecard(report)
+    assert _row(card, "scarf+full")["flag"] == "below-baseline"
+    assert card["headline"]["model"] == "scarf+full"
+    assert "Caution:" in card["answers"][0] and "below Logistic regression in AUC" in card["answers"][0]
+    largest = next(i for i in summarize(report) if i["topic"] == "largest_gap")
+    assert largest.get("model") == "scarf+full" or "scarf+full" in largest["text"]
+
+
 # -- plain words and who is favoured ---------------------------------------------------------------
 def test_models_get_plain_labels_with_the_code_name_on_hover():
     assert model_label({"name": "scarf+bn-affine", "pretraining": "scarf", "strategy": "bn-affine"}) == \
