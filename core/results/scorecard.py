@@ -83,9 +83,13 @@ def gap_cell(view: ReportView, model: ModelView, attribute: str, measure: str, e
     return cell
 
 
-def _verdict_cell(view: ReportView, model: ModelView, attribute: str, measure: str) -> dict:
+def _verdict_cell(view: ReportView, model: ModelView, attribute: str, measure: str, unjudged: str = "") -> dict:
+    """The audit's verdict against the supervised model, or `unjudged` (why not) when either model is no
+    better than chance: a small gap of a model that tells no one apart is no evidence of fairness."""
     if model.is_supervised:
         return {"verdict": "baseline", "text": "the baseline", "difference": None, "ci_text": "", "p_adjusted": None}
+    if unjudged:
+        return {"verdict": None, "text": unjudged, "difference": None, "ci_text": "", "p_adjusted": None}
     entry = model.compared(attribute, measure) or {}
     verdict = comparison_verdict(entry)
     if verdict is None:
@@ -210,10 +214,14 @@ def scorecard(report: dict, *, outcome_effect: str | None = None, measure: str |
     baseline = best_baseline(view)
     base_auc = baseline.overall.get("roc_auc") if baseline is not None else None
     base_accuracy = baseline.overall.get("accuracy") if baseline is not None else None
+    qualities = {model.name: quality_of(view, model) for model in view.models}
+    supervised_guesses = (qualities.get(SUPERVISED) or {}).get("flag") in CHANCE_FLAGS
     rows = []
     for model in view.models:
         auc = model.overall.get("roc_auc")
-        quality = quality_of(view, model)
+        quality = qualities[model.name]
+        unjudged = ("not judged: no better than chance" if quality["flag"] in CHANCE_FLAGS else
+                    "not judged: the ordinary model is no better than chance" if supervised_guesses else "")
         rows.append({
             "name": model.name, "label": model_label(model.entry), "title": model_title(model.entry),
             "is_supervised": model.is_supervised, "is_baseline": baseline is not None and model.name == baseline.name,
@@ -227,7 +235,7 @@ def scorecard(report: dict, *, outcome_effect: str | None = None, measure: str |
             if baseline is not None and model.name != baseline.name else "",
             "flag": quality["flag"], "badge": quality["badge"],
             "gaps": {a: gap_cell(view, model, a, measure, effect) for a in view.sensitive},
-            "verdicts": {a: _verdict_cell(view, model, a, measure) for a in view.sensitive},
+            "verdicts": {a: _verdict_cell(view, model, a, measure, unjudged) for a in view.sensitive},
             "worst": _worst_group(view, model)})
     headline = _headline(rows, list(view.sensitive))
     answers = _answers(rows, list(view.sensitive), headline, measure, view.confidence)
