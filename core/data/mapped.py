@@ -21,6 +21,7 @@ a training task streams its rows through the page cache instead of holding a pri
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,44 +51,49 @@ def open_mapped(path: str | Path) -> np.memmap:
     return np.load(path, mmap_mode="r")
 
 
-def write_array(path: str | Path, array: np.ndarray) -> Mapped:
-    """Save `array` as a .npy file (atomically: a reader never sees half of it); its handle."""
+def _write_npy(path: str | Path, dtype: Any, shape: tuple[int, ...], fill: Callable[[np.memmap], None]) -> Path:
+    """Create the .npy file `path` of `dtype` and `shape` and let `fill` write into it as a memory
+    map; atomically (written beside it, then renamed), so a reader never sees half a file."""
     path = Path(path)
     partial = path.with_name(f".{path.name}.tmp")
-    with partial.open("wb") as file:
-        np.save(file, np.ascontiguousarray(array))
+    out = np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=shape)
+    try:
+        fill(out)
+        out.flush()
+    except BaseException:
+        del out
+        partial.unlink(missing_ok=True)
+        raise
+    del out
     partial.replace(path)
-    return Mapped(str(path))
+    return path
+
+
+def write_array(path: str | Path, array: np.ndarray) -> Mapped:
+    """Save `array` as a .npy file (atomically: a reader never sees half of it); its handle."""
+    array = np.asarray(array)
+    return Mapped(str(_write_npy(path, array.dtype, array.shape, lambda out: out.__setitem__(..., array))))
 
 
 def write_encoded(encoder: Any, frame: pd.DataFrame, path: str | Path, chunk_rows: int = CHUNK_ROWS) -> np.memmap:
     """Encode `frame` with a fitted core.data.features.TabularEncoder into the .npy file `path`,
     `chunk_rows` rows at a time, and return it memory-mapped read-only. Row for row equal to
     encoder.transform(frame) (the encoding of a row depends on that row alone)."""
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.tmp")
-    out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32,
-                                    shape=(len(frame), int(encoder.n_features_out_)))
-    for start in range(0, len(frame), chunk_rows):
-        out[start:start + chunk_rows] = encoder.transform(frame.iloc[start:start + chunk_rows])
-    out.flush()
-    del out
-    partial.replace(path)
-    return open_mapped(path)
+    def fill(out: np.memmap) -> None:
+        for start in range(0, len(frame), chunk_rows):
+            out[start:start + chunk_rows] = encoder.transform(frame.iloc[start:start + chunk_rows])
+
+    return open_mapped(_write_npy(path, np.float32, (len(frame), int(encoder.n_features_out_)), fill))
 
 
 def write_rows(matrix: np.ndarray, rows: np.ndarray, path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Mapped:
     """`matrix[rows]` saved as its own .npy file, gathered `chunk_rows` rows at a time (so no copy
     of all of them is ever in memory); its handle, which reads as a memory map."""
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.tmp")
-    out = np.lib.format.open_memmap(partial, mode="w+", dtype=matrix.dtype, shape=(len(rows), *matrix.shape[1:]))
-    for start in range(0, len(rows), chunk_rows):
-        out[start:start + chunk_rows] = matrix[rows[start:start + chunk_rows]]
-    out.flush()
-    del out
-    partial.replace(path)
-    return Mapped(str(path))
+    def fill(out: np.memmap) -> None:
+        for start in range(0, len(rows), chunk_rows):
+            out[start:start + chunk_rows] = matrix[rows[start:start + chunk_rows]]
+
+    return Mapped(str(_write_npy(path, matrix.dtype, (len(rows), *matrix.shape[1:]), fill)))
 
 
 def resolve(value: Any) -> Any:

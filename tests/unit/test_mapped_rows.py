@@ -34,6 +34,27 @@ def test_the_chunked_matrix_equals_the_encoders_transform(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))  # written under a temporary name, then renamed
 
 
+def test_a_write_that_fails_half_way_leaves_no_file_behind(tmp_path):
+    """An audit killed or failing while encoding must not leave a half-written matrix that a
+    later read would take for the whole one, nor the temporary file."""
+    train = table(200, 0)
+    encoder = TabularEncoder(numeric=["income", "age"], categorical=["job"]).fit(train)
+
+    class FailsOnThirdChunk:
+        n_features_out_, calls = encoder.n_features_out_, 0
+
+        def transform(self, frame: pd.DataFrame) -> np.ndarray:
+            self.calls += 1
+            if self.calls == 3:
+                raise MemoryError("out of memory in the third chunk")
+            return encoder.transform(frame)
+
+    failing = FailsOnThirdChunk()
+    with pytest.raises(MemoryError):
+        write_encoded(failing, train, tmp_path / "encoded.npy", chunk_rows=64)
+    assert failing.calls == 3 and list(tmp_path.iterdir()) == []
+
+
 @dataclass
 class Inputs:
     name: str
