@@ -36,6 +36,7 @@ BENCHES: dict[str, str] = {
     "pages": "bench.bench_pages",
     "scale": "bench.bench_scale",
     "scale_audit": "bench.bench_scale --audit",
+    "study": "bench.bench_study",
     "audit": "bench.bench_audit",
     "replicates": "bench.bench_replicates",
     "lime": "bench.bench_lime",

@@ -78,25 +78,31 @@ class TabularEncoder:
                              "Give rows with the same columns as the training table")
         out = np.zeros((len(frame), self.n_features_out_), dtype=np.float32)
         for column in self.columns_:
-            block = self.column_slices_[column]
-            if self.kinds_[column] == "numeric":
-                values = _as_float(frame[column], column)
-                is_missing = np.isnan(values)
-                imputed = np.where(is_missing, self.medians_[column], values)
-                standardised = (imputed - self.means_[column]) / self.stds_[column]
-                out[:, block.start] = np.clip(standardised, -CLIP, CLIP)
-                if self.has_missing_[column]:
-                    out[:, block.start + 1] = is_missing
-            else:
-                categories = self.categories_[column]
-                # Position of each value among the categories, -1 if unseen (pd.Categorical with
-                # unseen values does the same but is deprecated in pandas 3).
-                codes = pd.Index(categories).get_indexer(_as_text(frame[column])).astype(np.int64)
-                if OTHER in categories:  # unseen values go to the "(other)" bucket
-                    codes[codes < 0] = categories.index(OTHER)
-                rows = np.flatnonzero(codes >= 0)
-                out[rows, block.start + codes[rows]] = 1.0
+            self.encode_column_into(out, column, frame[column])
         return out
+
+    def encode_column_into(self, out: np.ndarray, column: str, series: pd.Series) -> None:
+        """Write one column's block of the encoding into `out` (zeros, shape (len(series),
+        n_features_out_); a memory map will do): how `transform` encodes, and how a table read one
+        column at a time is encoded (core.data.mapped.write_encoded_columns)."""
+        block = self.column_slices_[column]
+        if self.kinds_[column] == "numeric":
+            values = _as_float(series, column)
+            is_missing = np.isnan(values)
+            imputed = np.where(is_missing, self.medians_[column], values)
+            standardised = (imputed - self.means_[column]) / self.stds_[column]
+            out[:, block.start] = np.clip(standardised, -CLIP, CLIP)
+            if self.has_missing_[column]:
+                out[:, block.start + 1] = is_missing
+        else:
+            categories = self.categories_[column]
+            # Position of each value among the categories, -1 if unseen (pd.Categorical with
+            # unseen values does the same but is deprecated in pandas 3).
+            codes = pd.Index(categories).get_indexer(_as_text(series)).astype(np.int64)
+            if OTHER in categories:  # unseen values go to the "(other)" bucket
+                codes[codes < 0] = categories.index(OTHER)
+            rows = np.flatnonzero(codes >= 0)
+            out[rows, block.start + codes[rows]] = 1.0
 
     def fit_transform(self, frame: pd.DataFrame) -> np.ndarray:
         return self.fit(frame).transform(frame)

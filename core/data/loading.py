@@ -87,7 +87,7 @@ def read_table(data: bytes | Path | str, name: str | None = None,
         name = name or path.name
         data = _read_file_bytes(path, max_bytes)
     name = name or "upload"
-    _check_size(len(data), data[:4] == b"PAR1", name, max_bytes)
+    check_size(len(data), data[:4] == b"PAR1", name, max_bytes)
     if len(data) == 0 or not data.strip():
         raise InputError(f"'{name}' is empty", "Choose a file that holds a table with a header row")
 
@@ -124,7 +124,7 @@ def _read_file_bytes(path: Path, max_bytes: int) -> bytes:
         raise InputError(f"'{path}' is a folder, not a file", "Give the path of a CSV, Parquet or Excel file")
     try:
         with path.open("rb") as file:  # the magic bytes say Parquet before a large file is read
-            _check_size(path.stat().st_size, file.read(4) == b"PAR1", path.name, max_bytes)
+            check_size(path.stat().st_size, file.read(4) == b"PAR1", path.name, max_bytes)
         return path.read_bytes()
     except OSError as error:
         raise InputError(f"Cannot read '{path}': {error.strerror}", "Check the file's permissions") from None
@@ -136,7 +136,7 @@ def size_limit(is_parquet: bool, max_bytes: int = LARGEST_UPLOAD_BYTES) -> int:
     return min(MAX_PARQUET_BYTES if is_parquet else MAX_UPLOAD_BYTES, max_bytes)
 
 
-def _check_size(size: int, is_parquet: bool, name: str, max_bytes: int) -> None:
+def check_size(size: int, is_parquet: bool, name: str, max_bytes: int) -> None:
     limit = size_limit(is_parquet, max_bytes)
     if size <= limit:
         return
@@ -353,34 +353,51 @@ def _clean(frame: pd.DataFrame, name: str, notes: list[str],
            report: Progress = _no_progress) -> pd.DataFrame:
     """Normalise column names and cell values so later steps see one consistent table."""
     if frame.shape[1] == 0:
-        raise InputError(f"'{name}' has no columns", "Load a file with a header row")
+        check_shape([], len(frame), name)
     # No copy: the frame is the reader's own, and pandas' copy-on-write keeps writes to it local
     # (a copy was a second whole table at the peak of a large upload).
-    frame.columns = _clean_column_names(list(frame.columns), notes)
-    if frame.shape[1] == 1 and len(frame) > 0:
-        header = str(frame.columns[0])
-        raise InputError(
-            f"'{name}' has a single column ('{header[:60]}'); an audit needs a target and features",
-            "Check the delimiter: Equiscope reads comma, semicolon, tab and pipe separated files")
-    if len(frame) == 0:
-        raise InputError(f"'{name}' has a header but no data rows", "Load a file with at least one data row")
+    frame.columns = clean_column_names(list(frame.columns), notes)
+    check_shape(list(frame.columns), len(frame), name)
 
     for position, column in enumerate(frame.columns):
         report(position / frame.shape[1], f"Cleaning column {position + 1} of {frame.shape[1]}: '{column}'")
-        series = frame[column]
-        if series.dtype == object or pd.api.types.is_string_dtype(series):
-            # Text first: a text column of numbers becomes numeric here and may hold "inf".
-            series = frame[column] = _clean_text_column(series)
-        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-            values = series.to_numpy(dtype="float64", na_value=np.nan)
-            n_inf = int(np.isinf(values).sum())
-            if n_inf:
-                frame[column] = series.where(~np.isinf(values))
-                notes.append(f"Column '{column}': {n_inf} infinite value(s) read as missing.")
+        original = frame[column]
+        cleaned = clean_column(original, column, notes)
+        if cleaned is not original:
+            frame[column] = cleaned
     return frame.reset_index(drop=True)
 
 
-def _clean_column_names(columns: list[object], notes: list[str]) -> list[str]:
+def check_shape(columns: list[str], n_rows: int, name: str) -> None:
+    """Refuse a table no audit can use: no columns, a single column (a wrong delimiter), no rows."""
+    if not columns:
+        raise InputError(f"'{name}' has no columns", "Load a file with a header row")
+    if len(columns) == 1 and n_rows > 0:
+        header = str(columns[0])
+        raise InputError(
+            f"'{name}' has a single column ('{header[:60]}'); an audit needs a target and features",
+            "Check the delimiter: Equiscope reads comma, semicolon, tab and pipe separated files")
+    if n_rows == 0:
+        raise InputError(f"'{name}' has a header but no data rows", "Load a file with at least one data row")
+
+
+def clean_column(series: pd.Series, column: str, notes: list[str]) -> pd.Series:
+    """One column as every later step sees it: text stripped, missing markers missing, a text column
+    of numbers numeric, infinite numbers missing (each with a note). Depends on this column alone,
+    so a table read one column at a time (core.data.columns) is cleaned exactly as one read whole."""
+    if series.dtype == object or pd.api.types.is_string_dtype(series):
+        # Text first: a text column of numbers becomes numeric here and may hold "inf".
+        series = _clean_text_column(series)
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        values = series.to_numpy(dtype="float64", na_value=np.nan)
+        n_inf = int(np.isinf(values).sum())
+        if n_inf:
+            series = series.where(~np.isinf(values))
+            notes.append(f"Column '{column}': {n_inf} infinite value(s) read as missing.")
+    return series
+
+
+def clean_column_names(columns: list[object], notes: list[str]) -> list[str]:
     cleaned: list[str] = []
     seen: set[str] = set()
     for position, column in enumerate(columns, start=1):

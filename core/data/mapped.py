@@ -86,6 +86,18 @@ def write_encoded(encoder: Any, frame: pd.DataFrame, path: str | Path, chunk_row
     return open_mapped(_write_npy(path, np.float32, (len(frame), int(encoder.n_features_out_)), fill))
 
 
+def write_encoded_columns(encoder: Any, table: Any, path: str | Path) -> np.memmap:
+    """Encode a table read one column at a time (core.data.columns.ColumnTable) into the .npy file
+    `path`, one column's block at a time, so that only one raw column is ever in memory; returned
+    memory-mapped read-only. Equal to write_encoded(encoder, the whole table, path): both encode
+    with encoder.encode_column_into."""
+    def fill(out: np.memmap) -> None:
+        for column in encoder.columns_:
+            encoder.encode_column_into(out, column, table[column])
+
+    return open_mapped(_write_npy(path, np.float32, (len(table), int(encoder.n_features_out_)), fill))
+
+
 def write_rows(matrix: np.ndarray, rows: np.ndarray, path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Mapped:
     """`matrix[rows]` saved as its own .npy file, gathered `chunk_rows` rows at a time (so no copy
     of all of them is ever in memory); its handle, which reads as a memory map."""

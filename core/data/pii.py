@@ -73,12 +73,13 @@ def normalise_name(column: str) -> str:
 
 def scan_pii(frame: pd.DataFrame) -> list[PiiFinding]:
     """Flag each column that holds personal data; a column appears at most once."""
-    findings = []
-    for column in frame.columns:
-        finding = _by_name(column) or _by_content(column, frame[column])
-        if finding is not None:
-            findings.append(finding)
-    return findings
+    findings = [pii_of(column, frame[column]) for column in frame.columns]
+    return [finding for finding in findings if finding is not None]
+
+
+def pii_of(column: str, series: pd.Series) -> PiiFinding | None:
+    """Whether one column holds personal data, by its name, else by its values (None if neither)."""
+    return _by_name(column) or _by_content(column, series)
 
 
 def _by_name(column: str) -> PiiFinding | None:

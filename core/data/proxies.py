@@ -16,6 +16,8 @@ weak; only moderate and strong associations are reported as proxies.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,23 +75,27 @@ def as_categories(series: pd.Series, n_bins: int = 10) -> np.ndarray:
     return _codes(series)
 
 
-def find_proxies(features: pd.DataFrame, groups: pd.DataFrame, *, n_bins: int = 10,
-                 threshold: float = MODERATE) -> list[ProxyFinding]:
-    """Every (attribute, feature) pair with Cramér's V >= `threshold`, strongest first.
+def find_proxies(features: pd.DataFrame, groups: pd.DataFrame, *, columns: Sequence[str] | None = None,
+                 n_bins: int = 10, threshold: float = MODERATE) -> list[ProxyFinding]:
+    """Every (attribute, feature) pair with Cramér's V >= `threshold`, strongest first (ties in
+    attribute, then feature order).
 
     `groups` holds the sensitive attributes as audited (one text column each); a feature
-    with the same name as an attribute is that attribute itself and is skipped.
+    with the same name as an attribute is that attribute itself and is skipped. `columns` (default
+    every column of `features`) are the features looked at, one at a time: `features` may be a
+    table read one column at a time (core.data.columns).
     """
-    findings = []
-    categories = {column: as_categories(features[column], n_bins) for column in features.columns}
-    for attribute in groups.columns:
-        attribute_codes = _codes(groups[attribute])
-        for feature, values in categories.items():
+    attribute_codes = {attribute: _codes(groups[attribute]) for attribute in groups.columns}
+    found = []
+    for feature_position, feature in enumerate(features.columns if columns is None else columns):
+        values = as_categories(features[feature], n_bins)
+        for attribute_position, (attribute, codes) in enumerate(attribute_codes.items()):
             if feature == attribute:
                 continue
-            v = _cramers_v_codes(attribute_codes, values)
+            v = _cramers_v_codes(codes, values)
             if v >= threshold:
-                nmi = float(normalized_mutual_info_score(attribute_codes, values))
+                nmi = float(normalized_mutual_info_score(codes, values))
                 strength = "strong" if v >= STRONG else "moderate"
-                findings.append(ProxyFinding(attribute, feature, round(v, 4), round(nmi, 4), strength))
-    return sorted(findings, key=lambda f: -f.cramers_v)
+                found.append(((-round(v, 4), attribute_position, feature_position),
+                              ProxyFinding(attribute, feature, round(v, 4), round(nmi, 4), strength)))
+    return [finding for _, finding in sorted(found, key=lambda pair: pair[0])]

@@ -31,13 +31,17 @@ import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from core.data.kinds import FEATURE_KINDS, infer_kinds
-from core.data.pii import PiiFinding, normalise_name, scan_pii
+from core.data.kinds import FEATURE_KINDS, infer_kind, infer_kinds
+from core.data.pii import PiiFinding, normalise_name, pii_of
 from core.errors import InputError
+
+if TYPE_CHECKING:
+    from core.data.columns import ColumnTable
 
 MISSING_GROUP = "(missing)"
 MAX_GROUPS_NUMERIC = 8
@@ -184,9 +188,14 @@ def suggest_target(frame: pd.DataFrame, kinds: dict[str, str] | None = None,
     return str((two_valued or few_valued or allowed)[-1])
 
 
-def prepare(frame: pd.DataFrame, spec: DatasetSpec) -> PreparedData:
-    """Validate `spec` against `frame` and build the audit's inputs (see the module docstring)."""
-    frame = frame.reset_index(drop=True)
+def prepare(frame: pd.DataFrame | ColumnTable, spec: DatasetSpec) -> PreparedData:
+    """Validate `spec` against `frame` and build the audit's inputs (see the module docstring).
+
+    `frame` may be a table read one column at a time (core.data.columns.ParquetColumns): every
+    step here looks at one column at a time, and the result's frame then holds the columns that
+    are not features (the features are encoded from the file: core.data.study.Study.create_mapped)."""
+    if isinstance(frame, pd.DataFrame):
+        frame = frame.reset_index(drop=True)
     columns = [str(c) for c in frame.columns]
     _require_column(spec.target, columns, "target")
     if not spec.sensitive:
@@ -202,7 +211,6 @@ def prepare(frame: pd.DataFrame, spec: DatasetSpec) -> PreparedData:
 
     notes: list[str] = []
     warnings: list[str] = []
-    kinds = infer_kinds(frame)
     y, positive_label = _binary_target(frame[spec.target], spec.positive_label, spec.target, notes)
     spec = replace(spec, positive_label=positive_label)
     groups = pd.DataFrame({attribute: _groups_of(frame[attribute], attribute, spec.bins.get(attribute), notes)
@@ -211,8 +219,16 @@ def prepare(frame: pd.DataFrame, spec: DatasetSpec) -> PreparedData:
         _check_groups(groups[attribute], attribute, spec.min_group_size, warnings)
     group_order = {attribute: _group_order(frame[attribute], groups[attribute]) for attribute in spec.sensitive}
 
-    pii = scan_pii(frame.drop(columns=[spec.target]))
+    kinds, pii = {}, []
+    for column in frame.columns:  # one pass, one column at a time
+        series = frame[column]
+        kinds[column] = infer_kind(series)
+        finding = pii_of(column, series) if column != spec.target else None
+        if finding is not None:
+            pii.append(finding)
     features = _choose_features(frame, spec, kinds, pii, notes)
+    if not isinstance(frame, pd.DataFrame):
+        frame = frame.read(exclude=features)
     return PreparedData(spec=spec, frame=frame, y=y, groups=groups, features=features, kinds=kinds,
                         pii=pii, notes=notes, warnings=warnings, group_order=group_order)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from core.data.mapped import Mapped, write_encoded, write_rows
+from core.data.mapped import Mapped, write_encoded, write_encoded_columns, write_rows
 from core.data.source import DataSource, open_source
 from core.data.spec import DatasetSpec, PreparedData, prepare
 from core.data.split import Split, make_split
@@ -24,6 +24,7 @@ from core.data.features import TabularEncoder
 from core.files import atomic_write
 
 if TYPE_CHECKING:
+    from core.data.columns import ParquetColumns
     from core.data.proxies import ProxyFinding
 
 STUDY_FILE = "study.json"
@@ -48,11 +49,35 @@ class Study:
         data = prepare(source.frame, spec)
         split = make_split(data.y, data.groups, test_size=test_size, validation_size=validation_size,
                            label_fraction=label_fraction, seed=seed)
-        numeric = [c for c in data.features if data.kinds[c] == "numeric"]
-        categorical = [c for c in data.features if data.kinds[c] != "numeric"]
-        encoder = TabularEncoder(numeric=numeric, categorical=categorical)
-        encoder.fit(data.frame.iloc[split.pretrain][data.features])
+        encoder = _encoder_for(data).fit(data.frame.iloc[split.pretrain][data.features])
         return cls(source=source, data=data, split=split, encoder=encoder)
+
+    @classmethod
+    def create_mapped(cls, table: ParquetColumns, spec: DatasetSpec, folder: Path,
+                      keep_columns: Iterable[str] = (), *, label_fraction: float = 1.0, seed: int = 0,
+                      test_size: float = 0.2, validation_size: float = 0.1) -> Study:
+        """`create` then `map_to_disk(folder, keep_columns)`, made from a Parquet file read one column
+        at a time (core.data.columns): the whole table is never in memory, only the columns that are
+        not features (and `keep_columns`), the encoded matrix on disk, and one column being read.
+        The same study, row for row and number for number, as from the table read whole."""
+        data = prepare(table, spec)  # its frame: the columns that are not features
+        split = make_split(data.y, data.groups, test_size=test_size, validation_size=validation_size,
+                           label_fraction=label_fraction, seed=seed)
+        encoder = _encoder_for(data).fit(table.rows(split.pretrain))
+        from core.data.proxies import find_proxies  # scikit-learn: here, not where a page imports Study
+
+        proxies = find_proxies(table, data.groups, columns=data.features)
+        kept = set(keep_columns)
+        frame = pd.DataFrame({column: data.frame[column] if column in data.frame.columns else table[column]
+                              for column in table.columns if column in data.frame.columns or column in kept})
+        data = replace(data, frame=frame)
+        source = DataSource(name=table.name, frame=frame, sha256=table.sha256, location=str(table.path),
+                            notes=table.notes)
+        path = Path(folder) / ENCODED_FILE
+        study = cls(source=source, data=data, split=split, encoder=encoder, matrix_path=path)
+        study.__dict__["X"] = write_encoded_columns(encoder, table, path)
+        study.__dict__["proxies"] = proxies
+        return study
 
     def to_dict(self) -> dict:
         """Everything needed to rebuild this study exactly (no pickle: plain JSON)."""
@@ -157,3 +182,9 @@ class Study:
     def row_ids(self, rows: np.ndarray) -> np.ndarray:
         """Stable row identifiers: the row's position in the loaded table."""
         return np.asarray(rows, dtype=np.int64)
+
+
+def _encoder_for(data: PreparedData) -> TabularEncoder:
+    """The (unfitted) encoder of a prepared table's features, numeric or categorical by their kinds."""
+    return TabularEncoder(numeric=[c for c in data.features if data.kinds[c] == "numeric"],
+                          categorical=[c for c in data.features if data.kinds[c] != "numeric"])

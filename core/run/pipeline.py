@@ -37,6 +37,7 @@ import torch
 
 from core.audit.per_model import ModelTask, audit_model
 from core.audit.representation import raw_feature_leakage, warm_up_umap
+from core.data.columns import open_columns
 from core.data.mapped import resolve, write_array
 from core.data.source import DataSource, open_source
 from core.data.study import Study
@@ -139,21 +140,32 @@ def run_audit(config: AuditConfig, out_dir: Path, *, on_event: Event | None = No
     started = time.perf_counter()
 
     progress.stage("study", 0.0, message="Preparing the data and the split")
-    # No local name for the source: once the study is mapped to disk, its feature columns can be freed.
-    study = Study.create(source or open_source(config.data), config.spec(), label_fraction=config.label_fraction,
-                         seed=config.seed)
-    del source
-    check_federated(config, study)  # a bad --federated-by column stops before any training
-    study.save(out_dir)
     scratch = out_dir / SCRATCH  # worker tasks read the rows from here (core.data.mapped)
     try:
         scratch.mkdir(exist_ok=True)
-        # What still reads raw columns after this: an outside model (every feature), federation (its site column).
-        study.map_to_disk(scratch, keep_columns=None if config.model else [c for c in [config.federated_by] if c])
+        study = _mapped_study(config, source, scratch)
+        del source  # once the study is mapped to disk, its feature columns can be freed
+        check_federated(config, study)  # a bad --federated-by column stops before any training
+        study.save(out_dir)
         return _train_and_audit(config, study, out_dir, scratch, progress, timings, started, on_event,
                                 should_stop)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _mapped_study(config: AuditConfig, source: DataSource | None, scratch: Path) -> Study:
+    """The audit's study, its encoded rows in `scratch`. A Parquet file named by the config is read
+    one column at a time (core.data.columns: a table larger than memory); any other table whole.
+    What still reads raw columns afterwards: an outside model (every feature, so the whole table is
+    read and kept) and federation (its site column)."""
+    keep = [c for c in [config.federated_by] if c]
+    split = {"label_fraction": config.label_fraction, "seed": config.seed}
+    table = open_columns(config.data) if source is None and not config.model else None
+    if table is not None:
+        return Study.create_mapped(table, config.spec(), scratch, keep_columns=keep, **split)
+    study = Study.create(source or open_source(config.data), config.spec(), **split)
+    study.map_to_disk(scratch, keep_columns=None if config.model else keep)
+    return study
 
 
 #: The run folder's scratch space: the encoded matrix and the models' test-row embeddings, which

@@ -338,3 +338,28 @@ def test_a_shared_baseline_fit_counts_as_finished_for_every_replicate(tmp_path):
               on_event=events.append)
     finished = [e["replicate"] for e in events if e.get("message") == "Fine-tuned logistic-regression"]
     assert sorted(finished) == [0, 1]
+
+
+def test_a_parquet_table_read_by_column_gives_the_report_of_the_table_read_whole(tmp_path, monkeypatch):
+    """issue 22: a Parquet file is audited from its columns one at a time (core.data.columns); the
+    report, predictions and embeddings are those of the same file read whole."""
+    from core.data.datasets import load_bundled
+    from core.data.study import Study
+    from core.run import pipeline
+
+    data = tmp_path / "german.parquet"
+    load_bundled("german").to_parquet(data, index=False)
+    config = AuditConfig(**{**TINY, "data": str(data)})
+    made = []
+    create_mapped = Study.create_mapped.__func__
+    monkeypatch.setattr(Study, "create_mapped",
+                        classmethod(lambda cls, *a, **k: made.append(1) or create_mapped(cls, *a, **k)))
+    run_audit(config, tmp_path / "by_column")
+    assert made == [1]
+    monkeypatch.setattr(pipeline, "open_columns", lambda path: None)  # the whole-table path
+    run_audit(config, tmp_path / "whole")
+    assert made == [1]
+    ours, theirs = (json.loads((tmp_path / run / "report.json").read_text()) for run in ("by_column", "whole"))
+    assert ours == theirs
+    for name in ("predictions.parquet", "embeddings.parquet"):
+        assert pd.read_parquet(tmp_path / "by_column" / name).equals(pd.read_parquet(tmp_path / "whole" / name))
