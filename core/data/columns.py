@@ -83,21 +83,15 @@ class ParquetColumns:
 
 
 class RowsOf:
-    """A ColumnTable restricted to `rows` (in that order), read one column at a time."""
+    """A table's columns on `rows` only (in that order), one column at a time: what
+    TabularEncoder.fit reads (it asks for each of its columns, nothing else)."""
 
     def __init__(self, table: ColumnTable, rows: np.ndarray) -> None:
         self.table, self.row_positions = table, np.asarray(rows, dtype=np.int64)
         self.columns = table.columns
 
-    def __len__(self) -> int:
-        return len(self.row_positions)
-
     def __getitem__(self, column: str) -> pd.Series:
         return self.table[column].iloc[self.row_positions].reset_index(drop=True)
-
-    def read(self, exclude: Sequence[str] = ()) -> pd.DataFrame:
-        left_out = set(exclude)
-        return pd.DataFrame({column: self[column] for column in self.columns if column not in left_out})
 
 
 def open_columns(path: str | Path, max_bytes: int = LARGEST_UPLOAD_BYTES) -> ParquetColumns | None:

@@ -56,16 +56,20 @@ def _write_npy(path: str | Path, dtype: Any, shape: tuple[int, ...], fill: Calla
     map; atomically (written beside it, then renamed), so a reader never sees half a file."""
     path = Path(path)
     partial = path.with_name(f".{path.name}.tmp")
-    out = np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=shape)
     try:
-        fill(out)
-        out.flush()
+        out = np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=shape)
+        try:
+            fill(out)
+            out.flush()
+        finally:
+            del out
+        partial.replace(path)
+    except OSError as error:  # a full disk: say which file (numpy's memory map raises it without a name)
+        partial.unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror or str(error), error.filename or str(partial)) from error
     except BaseException:
-        del out
         partial.unlink(missing_ok=True)
         raise
-    del out
-    partial.replace(path)
     return path
 
 
