@@ -20,7 +20,7 @@ run: setup
 	$(BIN)/equiscope serve --dataset adult
 
 test: setup
-	$(BIN)/python -m pytest tests -q --durations=30 -n 2 --dist loadgroup
+	$(BIN)/python -m pytest tests -q --durations=30
 
 test-unit: setup
 	$(BIN)/python -m pytest tests/unit -q

@@ -73,13 +73,3 @@ def make_synthetic_table(n: int = 1500, seed: int = 0) -> dict:
 @pytest.fixture(scope="session")
 def synthetic_table() -> dict:
     return make_synthetic_table()
-
-
-def pytest_collection_modifyitems(config, items):
-    """`make test` runs two pytest-xdist workers (`-n 2 --dist loadgroup`). Each test module runs
-    whole in one worker, so its module fixtures (tiny audits) are built once, and every browser
-    test runs in one worker, which starts the one app server they share (tests/e2e/conftest.py).
-    Without xdist the marks do nothing."""
-    for item in items:
-        path = item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group("browser" if path.startswith("tests/e2e/") else path))
