@@ -6,6 +6,13 @@ training rows only, learned state with a trailing underscore, `transform` for an
 Numeric column x (fit on training rows):
     z = clip((x_imputed - mean) / std, -CLIP, CLIP),  x_imputed = x, or the training median where missing
 plus a missing indicator `x (missing)` if x had missing values in training. std = 0 -> 1.
+A point-mass column (more than POINT_MASS_MIN_DISTINCT distinct values, the most common one
+held by at least `point_mass_share` of the training rows: amounts that are mostly 0) also gets
+one indicator `x = v` per frequent value v (seen at least `min_frequency` times; the
+`max_categories` commonest): x == v exactly, 0 where x is missing. Why: Adult's capital gain is
+0 for 92% of people and its other values act as codes (15,024 and 7,688 mean income > 50K
+nearly always, 2,174 does not); an MLP on the standardised value alone stayed 0.018 ROC AUC
+below gradient boosting, with the indicators 0.005 (docs/finetuning.md, issue 16 item 4).
 Categorical (and boolean) column: missing is its own category "(missing)"; categories seen
 fewer than `min_frequency` times in training are merged into "(other)"; at most
 `max_categories` categories are kept (the most frequent), the rest go to "(other)"; one
@@ -26,17 +33,24 @@ from core.errors import InputError
 MISSING = "(missing)"
 OTHER = "(other)"
 CLIP = 10.0
+#: A numeric column with more distinct values than this whose commonest value holds at least
+#: POINT_MASS_SHARE of the training rows gets value indicators (module docstring). Columns with
+#: this many values or fewer are small counts (0, 1, 2...), which the standardised value orders well.
+POINT_MASS_MIN_DISTINCT = 10
+POINT_MASS_SHARE = 0.5
 
 
 class TabularEncoder:
     """Encode numeric and categorical columns into one float32 matrix (see module docstring)."""
 
     def __init__(self, numeric: list[str] | None = None, categorical: list[str] | None = None,
-                 max_categories: int = 30, min_frequency: int = 5) -> None:
+                 max_categories: int = 30, min_frequency: int = 5,
+                 point_mass_share: float | None = POINT_MASS_SHARE) -> None:
         self.numeric = numeric
         self.categorical = categorical
         self.max_categories = max_categories
         self.min_frequency = min_frequency
+        self.point_mass_share = point_mass_share  # None: no value indicators
 
     def fit(self, frame: pd.DataFrame) -> TabularEncoder:
         """Learn imputation values, scales and categories from the training rows in `frame`."""
@@ -48,12 +62,16 @@ class TabularEncoder:
         self.kinds_ = {c: "numeric" for c in numeric} | {c: "categorical" for c in categorical}
         self.medians_, self.means_, self.stds_, self.has_missing_ = {}, {}, {}, {}
         self.categories_: dict[str, list[str]] = {}
+        self.values_: dict[str, list[float]] = {}
         for column in numeric:
             values = _as_float(frame[column], column)
             finite = values[np.isfinite(values)]
             self.medians_[column] = float(np.median(finite)) if finite.size else 0.0
             self.means_[column], self.stds_[column] = _mean_std(finite)
             self.has_missing_[column] = bool(np.isnan(values).any())
+            indicated = self._learn_point_masses(finite, len(values))
+            if indicated:
+                self.values_[column] = indicated
         for column in categorical:
             self.categories_[column] = self._learn_categories(_as_text(frame[column]))
         self._build_layout()
@@ -68,6 +86,18 @@ class TabularEncoder:
         if len(kept) < len(counts):
             kept.append(OTHER)
         return [str(category) for category in kept]
+
+    def _learn_point_masses(self, finite: np.ndarray, n_rows: int) -> list[float]:
+        """The values that get an indicator: none unless the column is a point mass (module
+        docstring); else the commonest values seen at least min_frequency times, at most
+        max_categories, commonest first (ties: the smaller value first)."""
+        if self.point_mass_share is None or not finite.size:
+            return []
+        values, counts = np.unique(finite, return_counts=True)
+        if len(values) <= POINT_MASS_MIN_DISTINCT or counts.max() < self.point_mass_share * n_rows:
+            return []
+        order = np.argsort(-counts, kind="stable")[: self.max_categories]
+        return [float(values[i]) for i in order if counts[i] >= self.min_frequency]
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """Encode rows into a float32 matrix of shape (len(frame), n_features_out_)."""
@@ -87,13 +117,7 @@ class TabularEncoder:
         column at a time is encoded (core.data.mapped.write_encoded_columns)."""
         block = self.column_slices_[column]
         if self.kinds_[column] == "numeric":
-            values = _as_float(series, column)
-            is_missing = np.isnan(values)
-            imputed = np.where(is_missing, self.medians_[column], values)
-            standardised = (imputed - self.means_[column]) / self.stds_[column]
-            out[:, block.start] = np.clip(standardised, -CLIP, CLIP)
-            if self.has_missing_[column]:
-                out[:, block.start + 1] = is_missing
+            self.encode_numeric_into(out, column, _as_float(series, column))
         else:
             categories = self.categories_[column]
             # Position of each value among the categories, -1 if unseen (pd.Categorical with
@@ -103,6 +127,19 @@ class TabularEncoder:
                 codes[codes < 0] = categories.index(OTHER)
             rows = np.flatnonzero(codes >= 0)
             out[rows, block.start + codes[rows]] = 1.0
+
+    def encode_numeric_into(self, out: np.ndarray, column: str, values: np.ndarray) -> None:
+        """Write a numeric column's block (value, missing indicator, value indicators) for float
+        `values` (NaN where missing) into `out`; explanations' samples are encoded with it too."""
+        start = self.column_slices_[column].start
+        is_missing = np.isnan(values)
+        imputed = np.where(is_missing, self.medians_[column], values)
+        out[:, start] = np.clip((imputed - self.means_[column]) / self.stds_[column], -CLIP, CLIP)
+        if self.has_missing_[column]:
+            start += 1
+            out[:, start] = is_missing
+        for offset, value in enumerate(self.values_.get(column, ()), start=start + 1):
+            out[:, offset] = values == value
 
     def fit_transform(self, frame: pd.DataFrame) -> np.ndarray:
         return self.fit(frame).transform(frame)
@@ -133,19 +170,22 @@ class TabularEncoder:
         """Learned state as plain JSON-able data (no pickle)."""
         self._check_fitted()
         return {"params": {"numeric": self.numeric, "categorical": self.categorical,
-                           "max_categories": self.max_categories, "min_frequency": self.min_frequency},
+                           "max_categories": self.max_categories, "min_frequency": self.min_frequency,
+                           "point_mass_share": self.point_mass_share},
                 "medians": self.medians_, "means": self.means_, "stds": self.stds_,
-                "has_missing": self.has_missing_, "categories": self.categories_}
+                "has_missing": self.has_missing_, "categories": self.categories_, "values": self.values_}
 
     @classmethod
     def from_dict(cls, data: dict) -> TabularEncoder:
-        """Rebuild a fitted encoder from `to_dict` output."""
-        encoder = cls(**data["params"])
+        """Rebuild a fitted encoder from `to_dict` output. One saved before value indicators
+        existed has none: it encodes as it did when saved."""
+        encoder = cls(**{"point_mass_share": None, **data["params"]})
         encoder.columns_ = list(encoder.numeric or []) + list(encoder.categorical or [])
         encoder.kinds_ = ({c: "numeric" for c in encoder.numeric or []}
                           | {c: "categorical" for c in encoder.categorical or []})
         encoder.medians_, encoder.means_, encoder.stds_ = data["medians"], data["means"], data["stds"]
         encoder.has_missing_, encoder.categories_ = data["has_missing"], data["categories"]
+        encoder.values_ = data.get("values", {})
         encoder._build_layout()
         return encoder
 
@@ -163,6 +203,9 @@ class TabularEncoder:
                 if self.has_missing_[column]:
                     names.append(f"{column} (missing)")
                     is_numeric.append(False)
+                indicated = self.values_.get(column, ())
+                names.extend(f"{column} = {_number_text(value)}" for value in indicated)
+                is_numeric.extend([False] * len(indicated))
             else:
                 names.extend(f"{column} = {category}" for category in self.categories_[column])
                 is_numeric.extend([False] * len(self.categories_[column]))
@@ -192,6 +235,11 @@ def _as_float(series: pd.Series, column: str) -> np.ndarray:
     values = np.array(pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan))
     values[~np.isfinite(values)] = np.nan
     return values
+
+
+def _number_text(value: float) -> str:
+    """15024.0 -> "15024", 0.5 -> "0.5": an indicator's name as the value reads in the table."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(value)
 
 
 def _as_text(series: pd.Series) -> pd.Series:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InputError
-from core.data.features import CLIP, MISSING, OTHER, TabularEncoder
+from core.data.features import MISSING, OTHER, TabularEncoder
 from core.data.profile import negative_label
 from core.data.study import STUDY_FILE, Study
 from core.learning.classical import ClassicalModel
@@ -105,7 +105,7 @@ class RawCodec:
         """LIME's matrix -> the model's input with the fitted encoder's state; equal to
         `encoder.transform(to_frame(Z))` (tested), without a round trip through text.
 
-        numeric block:  z = clip((x - mean) / std, -CLIP, CLIP) (+ missing indicator, NaN -> median)
+        numeric block:  the encoder's own `encode_numeric_into` (value, missing and value indicators)
         categorical:    one-hot at the label code; the "(unseen)" code gives an all-zero block.
         Withheld columns a model reads (none, normally) are copied from `base_row`, the
         explained row's own encoding."""
@@ -117,15 +117,10 @@ class RawCodec:
             for column in self.fixed:
                 out[:, enc.column_slices_[column]] = base_row[enc.column_slices_[column]]
         for j, column in enumerate(self.columns):
-            start = enc.column_slices_[column].start
             if self.is_numeric[j]:
-                values = Z[:, j]
-                is_missing = np.isnan(values)
-                imputed = np.where(is_missing, enc.medians_[column], values)
-                out[:, start] = np.clip((imputed - enc.means_[column]) / enc.stds_[column], -CLIP, CLIP)
-                if enc.has_missing_[column]:
-                    out[:, start + 1] = is_missing
+                enc.encode_numeric_into(out, column, Z[:, j].astype(np.float64))
             else:
+                start = enc.column_slices_[column].start
                 codes = Z[:, j].astype(np.int64)
                 rows = np.flatnonzero(codes < len(enc.categories_[column]))
                 out[rows, start + codes[rows]] = 1.0

@@ -251,3 +251,21 @@ def test_bad_input_is_an_input_error(ctx, tmp_path):
     (tmp_path / "study.json").write_text("{}")
     with pytest.raises(InputError, match="report.json .* cannot be read"):
         load_run(tmp_path)
+
+
+def test_codec_encodes_a_point_mass_column_with_its_value_indicators():
+    """LIME's samples of a capital-gain-like column reach the model with the same indicators the
+    encoder gives the raw value (core.data.features: point-mass columns)."""
+    from core.data.features import TabularEncoder
+    from core.explain.context import RawCodec
+
+    gain = [0.0] * 60 + [float(v) for v in (7688, 15024, 2174) for _ in range(6)] + [float(v) for v in range(1, 11)]
+    frame = pd.DataFrame({"gain": gain, "job": ["a", "b"] * (len(gain) // 2)})
+    encoder = TabularEncoder(numeric=["gain"], categorical=["job"]).fit(frame)
+    assert encoder.values_ == {"gain": [0.0, 2174.0, 7688.0, 15024.0]}
+    codec = RawCodec(encoder, withheld=[])
+    Z = codec.to_lime(frame)
+    Z[:3, 0] = [15024.0, 15024.25, np.nan]
+    np.testing.assert_array_equal(codec.encode(Z), encoder.transform(codec.to_frame(Z)))
+    assert codec.encode(Z)[0, encoder.column_slices_["gain"]].tolist() == [pytest.approx(
+        (15024.0 - encoder.means_["gain"]) / encoder.stds_["gain"]), 0, 0, 0, 1]

@@ -74,3 +74,52 @@ def test_extreme_values_do_not_overflow():
     train = pd.DataFrame({"v": [1e308, -1e308, 0.0, 5.0]})
     X = TabularEncoder(numeric=["v"]).fit_transform(train)
     assert np.isfinite(X).all()
+
+
+def point_mass_frame(n_zero: int = 70) -> pd.DataFrame:
+    """A capital-gain-like column: mostly 0, then 12 other values (7 of them frequent), one missing."""
+    others = [float(v) for v in (7688, 15024, 2174, 3103, 99999, 594, 1055) for _ in range(5)]
+    rare = [11.0, 12.0, 13.0, 14.0, 15.0]  # seen once each: no indicator (min_frequency 5)
+    return pd.DataFrame({"gain": [0.0] * n_zero + others + rare + [np.nan],
+                         "count": [float(i % 12) for i in range(n_zero + 41)]})
+
+
+def test_a_point_mass_column_gets_one_indicator_per_frequent_value():
+    frame = point_mass_frame()
+    encoder = TabularEncoder(numeric=["gain", "count"]).fit(frame)
+    # 0 first (the commonest), then the frequent values in order of count, ties by value.
+    assert encoder.values_ == {"gain": [0.0, 594.0, 1055.0, 2174.0, 3103.0, 7688.0, 15024.0, 99999.0]}
+    block = encoder.column_slices_["gain"]
+    assert encoder.feature_names_[block] == ["gain", "gain (missing)", "gain = 0", "gain = 594", "gain = 1055",
+                                             "gain = 2174", "gain = 3103", "gain = 7688", "gain = 15024",
+                                             "gain = 99999"]
+    assert encoder.numeric_features_[block].tolist() == [True] + [False] * 9
+    assert set(encoder.feature_to_column_[block].tolist()) == {0}  # SSL views swap the block whole
+    X = encoder.transform(pd.DataFrame({"gain": [15024.0, 15024.5, np.nan, 0.0, 12.0], "count": [1.0] * 5}))
+    indicators = X[:, block.start + 2:block.stop]
+    assert indicators.sum(axis=1).tolist() == [1, 0, 0, 1, 0]  # near a value, missing, rare: no indicator
+    assert indicators[0, encoder.values_["gain"].index(15024.0)] == 1 and indicators[3, 0] == 1
+    assert X[2, block.start + 1] == 1  # the missing indicator still says missing
+    again = TabularEncoder.from_dict(json.loads(json.dumps(encoder.to_dict())))
+    np.testing.assert_array_equal(again.transform(frame), encoder.transform(frame))
+
+
+def test_no_indicators_for_spread_columns_small_counts_or_when_switched_off():
+    frame = point_mass_frame()
+    assert "count" not in TabularEncoder(numeric=["gain", "count"]).fit(frame).values_  # no value holds half
+    few = pd.DataFrame({"juv": [0.0] * 90 + [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0] * 2})  # 10 values
+    assert TabularEncoder(numeric=["juv"]).fit(few).values_ == {}
+    eleven = pd.concat([few, pd.DataFrame({"juv": [10.0]})])  # one more distinct value: a point mass
+    assert TabularEncoder(numeric=["juv"]).fit(eleven).values_ == {"juv": [0.0]}
+    # Under half the rows at 0: not a point mass.
+    assert TabularEncoder(numeric=["gain"]).fit(point_mass_frame(n_zero=40)).values_ == {}
+    off = TabularEncoder(numeric=["gain"], point_mass_share=None).fit(frame)
+    assert off.values_ == {} and off.n_features_out_ == 2
+
+
+def test_an_encoder_saved_before_value_indicators_encodes_as_it_did():
+    frame = point_mass_frame()
+    state = TabularEncoder(numeric=["gain"], point_mass_share=None).fit(frame).to_dict()
+    del state["values"], state["params"]["point_mass_share"]  # what an earlier version saved
+    old = TabularEncoder.from_dict(state)
+    assert old.n_features_out_ == 2 and old.transform(frame).shape == (len(frame), 2)
