@@ -7,6 +7,9 @@ Each study split (`--splits`: the audit's --seed) is encoded as an audit encodes
 supervised MLP is trained with the audit's defaults for that table's size, once per fine-tuning
 seed, and both baselines are fitted once (they draw nothing random once the validation rows are
 given). Prints one line per split and the mean gap over the splits; no timing (see bench/).
+Training is in fp32 on the CPU; an audit uses bfloat16 where the CPU computes it natively
+(core.learning.precision): Adult's supervised MLP, split 0, seed 0, 0.9275 here and 0.9277 in a
+bf16 audit.
 """
 
 from __future__ import annotations
