@@ -352,8 +352,6 @@ def _fields_per_line(lines: list[str], delimiter: str) -> int:
 def _clean(frame: pd.DataFrame, name: str, notes: list[str],
            report: Progress = _no_progress) -> pd.DataFrame:
     """Normalise column names and cell values so later steps see one consistent table."""
-    if frame.shape[1] == 0:
-        check_shape([], len(frame), name)
     # No copy: the frame is the reader's own, and pandas' copy-on-write keeps writes to it local
     # (a copy was a second whole table at the peak of a large upload).
     frame.columns = clean_column_names(list(frame.columns), notes)
