@@ -123,3 +123,22 @@ def test_an_encoder_saved_before_value_indicators_encodes_as_it_did():
     del state["values"], state["params"]["point_mass_share"]  # what an earlier version saved
     old = TabularEncoder.from_dict(state)
     assert old.n_features_out_ == 2 and old.transform(frame).shape == (len(frame), 2)
+
+
+def test_the_bundled_tables_get_indicators_where_docs_say_adult_capital_columns_only():
+    """docs/finetuning.md, round 3: Adult's capital gain and loss get 30 value indicators each
+    (15,024 and 7,688 among them), and COMPAS and German none, so they encode as before."""
+    from core.data import DatasetSpec
+    from core.data.source import open_source
+    from core.data.study import Study
+
+    specs = {"adult": DatasetSpec(target="income", sensitive=("sex", "race")),
+             "compas": DatasetSpec(target="two_year_recid", sensitive=("race", "sex")),
+             "german": DatasetSpec(target="credit", positive_label="good", sensitive=("sex", "age"))}
+    encoders = {name: Study.create(open_source(name), spec, seed=0).encoder for name, spec in specs.items()}
+    adult = encoders["adult"].values_
+    assert sorted(adult) == ["capital_gain", "capital_loss"]
+    assert [len(values) for values in adult.values()] == [30, 30]
+    assert {15024.0, 7688.0} <= set(adult["capital_gain"]) and adult["capital_gain"][0] == 0.0
+    assert encoders["compas"].values_ == {} and encoders["german"].values_ == {}
+    assert [encoders[name].n_features_out_ for name in specs] == [154, 54, 64]
