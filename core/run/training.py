@@ -10,8 +10,10 @@
 Replicates are independent, so no core waits for another: each pretraining is a task, and a
 replicate's fine-tunings become tasks the moment its encoder is pretrained, while the other
 replicates still pretrain (core.run.parallel.Workers.run keeps one task per worker in flight).
-Priorities: pretraining first (every fine-tuning of its replicate waits for it), then the
-strategies, then the supervised baselines, which need no encoder and fill the cores at the end.
+Priorities: pretraining first (every fine-tuning of its replicate waits for it), and the classical
+baselines right after it (gradient boosting is the longest single task: started early, it overlaps
+the fine-tunings), then the strategies, then the supervised baselines, which need no encoder and
+fill the cores at the end.
 On one worker the same tasks run in this process in that order.
 
 Each replicate is seeded as before (core.run.config.replicate_seeds), so the models, and
@@ -54,6 +56,10 @@ from core.vocabulary import CLASSICAL, SUPERVISED
 
 # Task priorities (lower runs first).
 PRETRAIN, STRATEGY, BASELINE = 0, 1, 2
+# The classical fits rank with the pretrainings (after them, being added later): gradient boosting is the
+# longest single task (about 30 s of one core on Adult). Ranked last, as the other baselines are, it ran
+# alone at the end of a 5-replicate audit while the other core sat idle for 30 s (docs/performance.md).
+CLASSICAL_PRIORITY = PRETRAIN
 
 
 @dataclass
@@ -112,9 +118,10 @@ def train_replicates(workers: Workers, config: AuditConfig, study: Study, out_di
                        checkpoints if replicate == 0 else checkpoints / f"r{replicate}", config.threads))
                  for replicate, seed in enumerate(seeds)]
         tasks += [finetune_task(SUPERVISED, replicate, None) for replicate in range(len(seeds))]
-    # The classical baselines need no encoder either: on the same labelled rows, beside the supervised ones.
+    # The classical baselines need no encoder either: on the same labelled rows. They start right after the
+    # pretrainings (CLASSICAL_PRIORITY), so that the longest single task overlaps the fine-tunings.
     fitted_with = [shared_fit(labelled, replicate) for replicate in range(len(seeds))]
-    tasks += [Task(BASELINE, (kind, replicate), fit_classical,
+    tasks += [Task(CLASSICAL_PRIORITY, (kind, replicate), fit_classical,
                    (kind, study.rows(labelled[replicate]), study.labels(labelled[replicate]), study.rows(split.validation),
                     study.labels(split.validation), seeds[replicate], config.threads))
               for replicate in sorted(set(fitted_with)) for kind in config.baselines]

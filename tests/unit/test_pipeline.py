@@ -332,12 +332,19 @@ def test_batched_replicates_train_the_same_models_as_one_after_another(replicate
 
 def test_a_shared_baseline_fit_counts_as_finished_for_every_replicate(tmp_path):
     """At label fraction 1 the replicates share one classical fit (same rows, deterministic); the
-    progress still counts it once per replicate, so fine-tuning's share reaches 100% with the models."""
+    progress still counts it once per replicate, so fine-tuning's share reaches 100% with the models.
+    The classical fit runs right after the pretrainings, before any fine-tuning (one worker runs the
+    tasks in priority order): gradient boosting, the longest single task, then overlaps the
+    fine-tunings instead of running alone at the end (core.run.training.CLASSICAL_PRIORITY)."""
     events = []
     run_audit(AuditConfig(**{**TINY, "replicates": 2, "baselines": ["logistic-regression"]}), tmp_path,
               on_event=events.append)
     finished = [e["replicate"] for e in events if e.get("message") == "Fine-tuned logistic-regression"]
     assert sorted(finished) == [0, 1]
+    order = [e["message"] for e in events if str(e.get("message")).startswith(("Pretrained replicate", "Fine-tuned"))]
+    assert order[:4] == ["Pretrained replicate 1 of 2", "Pretrained replicate 2 of 2",
+                         "Fine-tuned logistic-regression", "Fine-tuned logistic-regression"]
+    assert len(order) == 4 + 2 * 3  # then linear, bn-stats and supervised of each replicate
 
 
 def test_a_parquet_table_read_by_column_gives_the_report_of_the_table_read_whole(tmp_path, monkeypatch):
