@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -33,7 +34,7 @@ from core.vocabulary import BASELINES, SUPERVISED
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
-def split_figures(name: str, split_seed: int, seeds: list[int]) -> dict[str, float]:
+def split_figures(name: str, split_seed: int, seeds: list[int]) -> dict[str, Any]:
     """Test ROC AUC of the supervised MLP (mean over `seeds`) and of each baseline on one split."""
     card = json.loads((ASSETS / f"{name}.json").read_text())
     config = AuditConfig(data=name, target=card["target"], sensitive=list(card["sensitive"]), seed=split_seed)
