@@ -15,13 +15,12 @@ bf16 audit.
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from core.data.datasets import load_card
 from core.data.source import open_source
 from core.data.study import Study
 from core.learning.classical import fit_classical
@@ -31,13 +30,10 @@ from core.run.config import AuditConfig
 from core.run.training import finetune_config_for
 from core.vocabulary import BASELINES, SUPERVISED
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-
-
 def split_figures(name: str, split_seed: int, seeds: list[int]) -> dict[str, Any]:
     """Test ROC AUC of the supervised MLP (mean over `seeds`) and of each baseline on one split."""
-    card = json.loads((ASSETS / f"{name}.json").read_text())
-    config = AuditConfig(data=name, target=card["target"], sensitive=list(card["sensitive"]), seed=split_seed)
+    card = load_card(name)  # the target and sensitive attributes the Data page proposes
+    config = AuditConfig(data=name, target=card.target, sensitive=list(card.sensitive), seed=split_seed)
     study = Study.create(open_source(name), config.spec(), seed=split_seed)
     split = study.split
     X_train, y_train = study.rows(split.labelled_train), study.labels(split.labelled_train)
